@@ -1,0 +1,1 @@
+"""Exporters: SavedModel for TF-Serving and TFLite / LiteRT for phones."""

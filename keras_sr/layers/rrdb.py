@@ -1,0 +1,62 @@
+import keras
+
+from keras_sr.layers.residual_dense_block import ResidualDenseBlock
+
+
+@keras.saving.register_keras_serializable(package="keras_sr")
+class RRDB(keras.layers.Layer):
+    """Residual-in-residual dense block: three residual dense blocks inside one more skip.
+
+    ESRGAN §3.1, Fig. 4 (arXiv 1809.00219) and BasicSR's `RRDB`. The output of the three blocks is
+    scaled by `residual_scale` before the outer skip sum (ESRGAN §3.1: residual scaling 0.2 keeps
+    very deep networks stable).
+
+    Args:
+        num_features: int, channels in and out. Defaults to 64.
+        growth_channels: int, growth of each dense block. Defaults to 32.
+        residual_scale: float, inner and outer residual scaling. Defaults to 0.2.
+
+    Example:
+    >>> RRDB(num_features=8, growth_channels=4)(np.zeros((1, 6, 6, 8))).shape
+    TensorShape([1, 6, 6, 8])
+    """
+
+    def __init__(self, num_features=64, growth_channels=32, residual_scale=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.num_features = num_features
+        self.growth_channels = growth_channels
+        self.residual_scale = residual_scale
+        self.blocks = [
+            ResidualDenseBlock(
+                num_features,
+                growth_channels,
+                residual_scale,
+                dtype=self.dtype_policy,
+                name=f"rdb{index + 1}",
+            )
+            for index in range(3)
+        ]
+
+    def build(self, input_shape):
+        for block in self.blocks:
+            block.build(input_shape)
+
+    def call(self, inputs):
+        outputs = inputs
+        for block in self.blocks:
+            outputs = block(outputs)
+        return outputs * self.residual_scale + inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_features": self.num_features,
+                "growth_channels": self.growth_channels,
+                "residual_scale": self.residual_scale,
+            }
+        )
+        return config

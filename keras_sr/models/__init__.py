@@ -1,0 +1,8 @@
+"""keras-sr networks: generators and discriminators of SRGAN and ESRGAN."""
+
+from keras_sr.models.rrdbnet import RRDBNet
+from keras_sr.models.srgan_discriminator import SRGANDiscriminator
+from keras_sr.models.srresnet import SRResNet
+from keras_sr.models.vgg_style_discriminator import VGGStyleDiscriminator
+
+__all__ = ["RRDBNet", "SRGANDiscriminator", "SRResNet", "VGGStyleDiscriminator"]

@@ -1,0 +1,36 @@
+"""The stack decisions in the brief, checked over the source tree."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted(
+    path
+    for folder in ("keras_sr", "training", "export", "benchmarks")
+    for path in (ROOT / folder).rglob("*.py")
+)
+
+FORBIDDEN = {
+    r"\btf\.keras\b": "use `import keras` (Keras 3), never tf.keras",
+    r"tensorflow\.python": "tensorflow.python.* is private API",
+    r"tensorflow_addons|tfa\.": "tensorflow-addons is end-of-life and breaks with Keras 3",
+    r"layers\.Lambda\(": "Lambda layers do not reload from .keras files",
+    r"layers\.UpSampling2D\(": "UpSampling2D makes the next conv a Flex op in TFLite",
+}
+
+
+def test_there_are_sources_to_check():
+    assert len(SOURCES) > 10
+
+
+@pytest.mark.parametrize("pattern,reason", FORBIDDEN.items())
+def test_no_forbidden_api(pattern, reason):
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in SOURCES
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(pattern, line) and not line.lstrip().startswith("#")
+    ]
+    assert not offenders, f"{reason}: {offenders}"

@@ -1,0 +1,1 @@
+"""Training, evaluation and network interpolation entry points (`python -m training.fit`)."""
