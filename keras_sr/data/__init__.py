@@ -1,0 +1,1 @@
+"""Data: image reading, MATLAB-compatible degradations, tf.data pipelines."""

@@ -1,0 +1,105 @@
+"""Reading and writing image files with Pillow, with errors that name the file.
+
+Every reader in keras-sr goes through `read_image`: PNG (8- and 16-bit), JPEG, BMP, WebP and TIFF;
+EXIF orientation applied. Colour handling, documented once here:
+- palette images are expanded to their colours;
+- RGBA / LA keep their colour channels and drop alpha (as OpenCV's IMREAD_COLOR and BasicSR do);
+- grayscale stays (H, W) when `keep_gray=True` (evaluation measures it on its one channel),
+  otherwise it is repeated to RGB;
+- 16-bit images are scaled to 8 bits (round(v / 257)).
+"""
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class UnreadableImageError(ValueError):
+    """An image file that cannot be decoded; `path` and `reason` say which and why."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"cannot read image {str(path)!r}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def list_images(sources):
+    """Sorted image files from folders (not recursive), files and glob patterns.
+
+    Raises:
+        FileNotFoundError: naming a source that is neither a folder, a file nor a matching glob,
+            or when no image is found at all.
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    found = []
+    for source in sources:
+        source = str(source)
+        if os.path.isdir(source):
+            matches = [os.path.join(source, name) for name in os.listdir(source)]
+            found.extend(p for p in matches if p.lower().endswith(IMAGE_EXTENSIONS)
+                         and os.path.isfile(p))
+        elif os.path.isfile(source):
+            found.append(source)
+        else:
+            matches = [p for p in glob.glob(source) if os.path.isfile(p)]
+            if not matches:
+                raise FileNotFoundError(f"no such image folder, file or pattern: {source!r}")
+            found.extend(p for p in matches if p.lower().endswith(IMAGE_EXTENSIONS))
+    if not found:
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {sources}")
+    return sorted(set(found))
+
+
+def _to_uint8(array):
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer) and array.max(initial=0) <= 65535:
+        return np.clip(np.round(array.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+    raise ValueError(f"unsupported pixel type {array.dtype}")
+
+
+def read_image(path, keep_gray=False):
+    """Decodes an image file to uint8, `(H, W, 3)`, or `(H, W)` for grayscale with keep_gray.
+
+    Raises:
+        UnreadableImageError: the file is missing, not an image, truncated or corrupt.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now, so truncated files fail here and not later
+            image = ImageOps.exif_transpose(image)
+            mode = image.mode
+            if mode == "P":
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                mode = image.mode
+            if mode in ("RGBA", "RGBa", "RGBX"):
+                array = np.asarray(image.convert("RGBA"))[..., :3]
+            elif mode in ("L", "LA", "La", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+                array = _to_uint8(np.asarray(image.convert("L") if mode in ("LA", "La", "1")
+                                             else image))
+                if array.ndim == 3:
+                    array = array[..., 0]
+            else:
+                array = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise UnreadableImageError(path, "no such file") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
+    if array.ndim == 2 and not keep_gray:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return np.ascontiguousarray(array)
+
+
+def write_image(path, array):
+    """Writes a uint8 `(H, W, 3)` or `(H, W)` array; the format follows the file extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)

@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_sr.data.degradations import imresize, quantize
+from keras_sr.metrics import psnr, ssim
+from keras_sr.models import RRDBNet
+from training import evaluate
+
+
+def natural_like(rng, height, width):
+    """Smooth gradients plus texture: enough structure for PSNR/SSIM to mean something."""
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    base = np.stack([np.sin(6 * x + c) * np.cos(4 * y - c) for c in (0.0, 1.0, 2.0)], -1)
+    image = 127.5 + 90 * base + rng.normal(0, 12, (height, width, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def datasets(tmp_path, rng):
+    clean, mixed = tmp_path / "Clean", tmp_path / "Mixed"
+    clean.mkdir()
+    mixed.mkdir()
+    Image.fromarray(natural_like(rng, 50, 38)).save(clean / "a.png")
+    Image.fromarray(natural_like(rng, 33, 47)).save(clean / "b.png")
+    Image.fromarray(natural_like(rng, 40, 40)[..., 0]).save(mixed / "gray.png")
+    (mixed / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    return clean, mixed
+
+
+def test_bicubic_tables_json_and_a_skipped_file(datasets, tmp_path, capsys):
+    clean, mixed = datasets
+    out = tmp_path / "results.json"
+    status = evaluate.main(["--model", "bicubic", "--data", str(clean), "--data", str(mixed),
+                            "--scale", "2", "--json", str(out), "--no-progress"])
+    assert status == 1  # corrupt.png was skipped
+    captured = capsys.readouterr()
+    assert "corrupt.png" in captured.err and "1 image(s) skipped" in captured.err
+    assert "Clean" in captured.out and "mean" in captured.out
+
+    report = json.loads(out.read_text())
+    assert set(report) == {"Clean", "Mixed"}
+    assert set(report["Mixed"]["images"]) == {"gray.png"}
+    hr = np.asarray(Image.open(clean / "b.png"))[:32, :46]  # modcropped to a multiple of 2
+    bicubic = quantize(imresize(quantize(imresize(hr, 0.5)), 2))
+    b = report["Clean"]["images"]["b.png"]
+    assert b["psnr_y"] == pytest.approx(psnr(bicubic, hr, 2, "y"))
+    assert b["ssim_rgb"] == pytest.approx(ssim(bicubic, hr, 2, "rgb"))
+    means = [report["Clean"]["images"][n]["psnr_y"] for n in ("a.png", "b.png")]
+    assert report["Clean"]["psnr_y"] == pytest.approx(np.mean(means))
+    gray = report["Mixed"]["images"]["gray.png"]
+    # A grayscale image is measured on its single channel: Y and RGB figures coincide.
+    assert gray["psnr_y"] == gray["psnr_rgb"] and gray["ssim_y"] == gray["ssim_rgb"]
+
+
+def test_keras_model_with_saved_images_and_comparison_sheets(datasets, tmp_path):
+    clean, mixed = datasets
+    model_path = tmp_path / "tiny_x2.keras"
+    RRDBNet(scale=2, num_blocks=1, num_features=8, growth_channels=4).save(model_path)
+    (mixed / "corrupt.png").unlink()
+    saved = tmp_path / "sr"
+    status = evaluate.main(["--model", str(model_path), "--data", str(clean), "--data",
+                            str(mixed), "--scale", "2", "--save-images", str(saved),
+                            "--json", str(tmp_path / "r.json"), "--no-progress"])
+    assert status == 0
+    assert Image.open(saved / "Clean" / "a.png").size == (38, 50)
+    assert Image.open(saved / "Mixed" / "gray.png").mode == "L"
+    sheet = Image.open(saved / "Clean" / "a_comparison.png")
+    assert sheet.width >= 4 * 38  # four panels side by side
+    assert json.loads((tmp_path / "r.json").read_text())["Clean"]["seconds"] > 0
+
+
+def test_scale_mismatch_and_missing_model_are_named(datasets, tmp_path, capsys):
+    clean, _ = datasets
+    model_path = tmp_path / "x4.keras"
+    RRDBNet(scale=4, num_blocks=1, num_features=8, growth_channels=4).save(model_path)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--model", str(model_path), "--data", str(clean), "--scale", "2"])
+    assert exit_info.value.code == 2
+    assert "x4 model but --scale is 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", str(tmp_path / "gone.keras"), "--data", str(clean),
+                       "--scale", "2"])
+    assert "gone.keras" in capsys.readouterr().err
+
+
+def test_existing_results_are_not_overwritten(datasets, tmp_path, capsys):
+    clean, _ = datasets
+    out = tmp_path / "keep.json"
+    out.write_text("precious")
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", "bicubic", "--data", str(clean), "--scale", "2",
+                       "--json", str(out)])
+    assert out.read_text() == "precious"
+    assert "--overwrite" in capsys.readouterr().err
+    assert evaluate.main(["--model", "bicubic", "--data", str(clean), "--scale", "2",
+                          "--json", str(out), "--overwrite", "--no-progress"]) == 0
+    assert "Clean" in json.loads(out.read_text())
