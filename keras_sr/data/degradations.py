@@ -106,6 +106,11 @@ def quantize(image):
     return np.clip(round_half_up(image), 0, 255).astype(np.uint8)
 
 
+def quantize_tf(image):
+    """`quantize` in TensorFlow: a float [0, 255] image to uint8, halves rounded up."""
+    return tf.cast(tf.clip_by_value(tf.floor(image + 0.5), 0.0, 255.0), tf.uint8)
+
+
 def _contributions_tf(in_length, out_length, scale, antialias):
     """TensorFlow version of `contributions` for a dynamic input length; taps stay static."""
     if scale < 1 and antialias:
