@@ -1,7 +1,7 @@
 """Training-pipeline throughput: (LR, HR) patches per second from a folder of HR images.
 
     python -m benchmarks.data_pipeline [--data ../shared/data/BSD200] [--scale 4]
-        [--patch 128] [--batch 16] [--repeats 3]
+        [--patch 128] [--batch 16] [--repeats 3] [--shuffle-buffer 64]
 
 Measures, as medians over `--repeats` fresh pipelines:
 - time to the first batch (listing, header scan, graph building, the first decodes);
@@ -35,7 +35,8 @@ def one_run(args):
     """(time to first batch, cold rate over the first epoch, cached rate afterwards, source)."""
     start = time.perf_counter()
     source = folder_source(args.data, args.scale, min_hr_size=args.patch, shuffle_seed=0)
-    dataset = training_dataset(source, args.patch, args.scale, args.batch, seed=0, cache=True)
+    dataset = training_dataset(source, args.patch, args.scale, args.batch, seed=0, cache=True,
+                               shuffle_buffer=args.shuffle_buffer)
     iterator = iter(dataset)
     next(iterator)
     first_batch = time.perf_counter() - start
@@ -56,13 +57,16 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batches", type=int, default=60, help="batches timed per run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shuffle-buffer", type=int, default=64,
+                        help="decoded images shuffled together (the pipeline's default: 64)")
     args = parser.parse_args(argv)
 
     runs = [one_run(args) for _ in range(args.repeats)]
     first_batch, cold, cached = (statistics.median(run[i] for run in runs) for i in range(3))
     source = runs[0][3]
     print(f"{args.data}: {source.num_images} images ({source.skip_log.summary()}), "
-          f"x{args.scale}, HR patch {args.patch}, batch {args.batch}; median of {args.repeats}; "
+          f"x{args.scale}, HR patch {args.patch}, batch {args.batch}, shuffle buffer "
+          f"{args.shuffle_buffer}; median of {args.repeats}; "
           f"TensorFlow {tf.__version__}, {platform.machine()}, {os.cpu_count()} cores")
     print("| time to first batch | cold: first epoch, patches/s | cached, patches/s |")
     print("|---|---|---|")

@@ -22,7 +22,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-sr",
         description="SRGAN and ESRGAN super-resolution for TensorFlow 2 / Keras 3. "
-        "Training: python -m training.fit.",
+        "Training: python -m training.fit; evaluation: python -m training.evaluate.",
     )
     parser.add_argument("--version", action="version", version=versions())
     parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")

@@ -66,6 +66,29 @@ def _to_uint8(array):
     raise ValueError(f"unsupported pixel type {array.dtype}")
 
 
+def _is_16_bit_color_png(image):
+    """Pillow decodes 48/64-bit PNGs to 8 bits by dropping the low byte; its raw mode tells."""
+    if image.format != "PNG":
+        return False
+    for tile in image.tile:
+        raw_mode = tile[3] if isinstance(tile[3], str) else tile[3][0]
+        if raw_mode.startswith(("RGB;16", "RGBA;16")):
+            return True
+    return False
+
+
+def _read_16_bit_color_png(path):
+    import tensorflow as tf
+
+    with open(path, "rb") as handle:
+        contents = handle.read()
+    try:
+        array = tf.io.decode_png(contents, channels=3, dtype=tf.uint16).numpy()
+    except tf.errors.OpError as error:
+        raise UnreadableImageError(path, f"16-bit PNG: {error.message}") from None
+    return _to_uint8(array)
+
+
 def read_image(path, keep_gray=False):
     """Decodes an image file to uint8, `(H, W, 3)`, or `(H, W)` for grayscale with keep_gray.
 
@@ -74,6 +97,8 @@ def read_image(path, keep_gray=False):
     """
     try:
         with Image.open(path) as image:
+            if _is_16_bit_color_png(image):
+                return _read_16_bit_color_png(path)
             image.load()  # decode now, so truncated files fail here and not later
             image = ImageOps.exif_transpose(image)
             mode = image.mode

@@ -45,6 +45,21 @@ def test_grayscale_and_16_bit(tmp_path, rng):
                                   np.round(deep / 257).astype(np.uint8))
 
 
+def test_16_bit_color_png_is_rounded_like_16_bit_gray(tmp_path, rng):
+    import tensorflow as tf
+
+    deep = rng.integers(0, 65536, (9, 7, 4)).astype(np.uint16)
+    for name, pixels in (("rgb16.png", deep[..., :3]), ("rgba16.png", deep)):
+        (tmp_path / name).write_bytes(tf.io.encode_png(pixels).numpy())
+        # Not Pillow's high byte (v >> 8): the documented round(v / 257), alpha dropped.
+        np.testing.assert_array_equal(read_image(tmp_path / name),
+                                      np.round(deep[..., :3] / 257).astype(np.uint8))
+    good = (tmp_path / "rgb16.png").read_bytes()
+    (tmp_path / "cut16.png").write_bytes(good[: len(good) - 40])
+    with pytest.raises(UnreadableImageError, match="cut16.png"):
+        read_image(tmp_path / "cut16.png")
+
+
 def test_exif_orientation_is_applied(tmp_path, rgb):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
