@@ -148,8 +148,31 @@ def _batched_prepare(hr_images, sr_images, border, channel):
     return _uint8_grid_tensor(hr_images), _uint8_grid_tensor(sr_images)
 
 
+class UInt8GridMetric(keras.metrics.Mean):
+    """Mean of a per-image score computed on the papers' uint8 grid (base of PSNR and SSIM)."""
+
+    def __init__(self, border=0, channel="y", name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if channel not in ("y", "rgb"):
+            raise ValueError(f"channel must be 'y' or 'rgb', got {channel!r}")
+        self.border = border
+        self.channel = channel
+
+    def per_image(self, hr, sr):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        hr, sr = _batched_prepare(y_true, y_pred, self.border, self.channel)
+        return super().update_state(self.per_image(hr, sr), sample_weight=sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"border": self.border, "channel": self.channel})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_sr")
-class PSNR(keras.metrics.Mean):
+class PSNR(UInt8GridMetric):
     """Mean per-image PSNR for validation during training, on the papers' uint8 grid.
 
     The same protocol as `psnr` (uint8 rounding, border crop, rounded MATLAB Y), computed in
@@ -166,26 +189,15 @@ class PSNR(keras.metrics.Mean):
     """
 
     def __init__(self, border=0, channel="y", name="psnr", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if channel not in ("y", "rgb"):
-            raise ValueError(f"channel must be 'y' or 'rgb', got {channel!r}")
-        self.border = border
-        self.channel = channel
+        super().__init__(border=border, channel=channel, name=name, **kwargs)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        hr, sr = _batched_prepare(y_true, y_pred, self.border, self.channel)
+    def per_image(self, hr, sr):
         mse = ops.mean(ops.square(hr - sr), axis=(1, 2, 3))
-        values = 10.0 * ops.log(255.0**2 / ops.maximum(mse, 1e-10)) / np.log(10.0)
-        return super().update_state(values, sample_weight=sample_weight)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"border": self.border, "channel": self.channel})
-        return config
+        return 10.0 * ops.log(255.0**2 / ops.maximum(mse, 1e-10)) / np.log(10.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
-class SSIM(keras.metrics.Mean):
+class SSIM(UInt8GridMetric):
     """Mean per-image SSIM for validation during training (11x11 Gaussian, sigma 1.5, 'valid').
 
     The same protocol as `ssim`, in float32 in the graph.
@@ -196,14 +208,9 @@ class SSIM(keras.metrics.Mean):
     """
 
     def __init__(self, border=0, channel="y", name="ssim", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if channel not in ("y", "rgb"):
-            raise ValueError(f"channel must be 'y' or 'rgb', got {channel!r}")
-        self.border = border
-        self.channel = channel
+        super().__init__(border=border, channel=channel, name=name, **kwargs)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        hr, sr = _batched_prepare(y_true, y_pred, self.border, self.channel)
+    def per_image(self, hr, sr):
         channels = hr.shape[-1]
         window = gaussian_window().astype(np.float32)
         # Depthwise separable 'valid' Gaussian: (11, 1) then (1, 11), one filter per channel.
@@ -221,10 +228,4 @@ class SSIM(keras.metrics.Mean):
         sigma_xy = blur(sr * hr) - mu_x * mu_y
         ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / (
             (mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
-        return super().update_state(ops.mean(ssim_map, axis=(1, 2, 3)),
-                                    sample_weight=sample_weight)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"border": self.border, "channel": self.channel})
-        return config
+        return ops.mean(ssim_map, axis=(1, 2, 3))

@@ -25,6 +25,7 @@ def check_keras_reload(model, inputs, tmp_path):
     """A `.keras` file reloads as the same class with the same outputs, name and dtype policy."""
     path = tmp_path / f"{model.name}.keras"
     expected = keras.ops.convert_to_numpy(model(inputs))
+    assert expected.dtype == model.get_layer(index=-1).dtype_policy.compute_dtype
     model.save(path)
     restored = keras.saving.load_model(path)
     assert type(restored) is type(model)

@@ -4,6 +4,12 @@ from keras_sr.layers.residual_block import pytorch_batch_norm
 from keras_sr.models.dtypes import output_dtype
 
 
+def conv_leaky_relu(features, filters, dtype, name):
+    """The discriminators' stem: conv3x3 with bias (no BN on raw pixels), LeakyReLU(0.2)."""
+    features = keras.layers.Conv2D(filters, 3, padding="same", dtype=dtype, name=name)(features)
+    return keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"{name}_lrelu")(features)
+
+
 def conv_bn_leaky_relu(features, filters, kernel_size, strides, dtype, name):
     """Conv (no bias: BN follows), BatchNorm, LeakyReLU(0.2): the discriminators' repeated unit."""
     features = keras.layers.Conv2D(

@@ -1,6 +1,11 @@
 import keras
 
-from keras_sr.models.blocks import check_input_size, conv_bn_leaky_relu, logits_head
+from keras_sr.models.blocks import (
+    check_input_size,
+    conv_bn_leaky_relu,
+    conv_leaky_relu,
+    logits_head,
+)
 from keras_sr.models.dtypes import keep_dtype_policy
 
 # SRGAN Fig. 4: (filters, stride) of the seven conv + BN + LeakyReLU units after the first conv.
@@ -33,13 +38,8 @@ class SRGANDiscriminator(keras.Model):
         check_input_size("SRGANDiscriminator", input_size, 16)
 
         # === Functional Model ===
-        # Layers are made where they are used: each stage is a plain conv-BN-LeakyReLU unit.
         hr_images = keras.Input(shape=(input_size, input_size, 3), name="hr_images")
-        features = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype,
-                                       name="conv0")(hr_images)
-        features = keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name="conv0_lrelu")(
-            features
-        )
+        features = conv_leaky_relu(hr_images, num_features, dtype, "conv0")
         for index, (filters, strides) in enumerate(STAGES, start=1):
             features = conv_bn_leaky_relu(features, filters * num_features // 64, 3, strides,
                                           dtype, f"stage{index}")

@@ -1,6 +1,11 @@
 import keras
 
-from keras_sr.models.blocks import check_input_size, conv_bn_leaky_relu, logits_head
+from keras_sr.models.blocks import (
+    check_input_size,
+    conv_bn_leaky_relu,
+    conv_leaky_relu,
+    logits_head,
+)
 from keras_sr.models.dtypes import keep_dtype_policy
 
 # Channel multipliers of the four (conv3x3 s1, conv4x4 s2) stages after the first downsampling.
@@ -32,11 +37,7 @@ class VGGStyleDiscriminator(keras.Model):
 
         # === Functional Model ===
         hr_images = keras.Input(shape=(input_size, input_size, 3), name="hr_images")
-        features = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype,
-                                       name="conv0_0")(hr_images)
-        features = keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name="conv0_0_lrelu")(
-            features
-        )
+        features = conv_leaky_relu(hr_images, num_features, dtype, "conv0_0")
         features = conv_bn_leaky_relu(features, num_features, 4, 2, dtype, "conv0_1")
         for stage, multiplier in enumerate(STAGE_MULTIPLIERS, start=1):
             filters = num_features * multiplier
