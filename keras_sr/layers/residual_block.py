@@ -4,9 +4,12 @@ import keras
 def pytorch_batch_norm(dtype, name):
     """BatchNormalization with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5).
 
-    Matching them keeps imported PyTorch statistics and training dynamics the same.
+    Matching them keeps imported PyTorch statistics and training dynamics the same. The batch
+    statistics are synchronized across replicas under a distribution strategy, so N replicas
+    train exactly as one device with the global batch would (on one device it is plain BN).
     """
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True,
+                                           dtype=dtype, name=name)
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")

@@ -252,6 +252,7 @@ def test_evaluation_dataset_gives_whole_images(hr_folder):
     assert all(lr.dtype == tf.float32 for _, lr, _ in items)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_splits_the_global_batch_between_replicas():
     # Logical devices must be set before TensorFlow starts, hence a fresh process.
     script = textwrap.dedent("""

@@ -1,0 +1,1 @@
+"""Losses: VGG perceptual loss and standard / relativistic adversarial losses."""

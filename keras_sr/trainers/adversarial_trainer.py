@@ -1,0 +1,70 @@
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_sr.trainers.generator_trainer import GeneratorTrainer
+
+TRACKED = ("g_loss", "d_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_real",
+           "d_fake")
+
+
+class AdversarialTrainer(GeneratorTrainer):
+    """The GAN step SRGAN and ESRGAN share; subclasses choose the losses and their weights.
+
+    Each step (in BasicSR's order) runs the generator once, updates it on
+    `perceptual_weight * perceptual + pixel_weight * pixel + adversarial_weight * adversarial`
+    with the discriminator fixed, then updates the discriminator on the same, detached SR batch.
+    Logged: g_loss, d_loss, pixel_loss, perceptual_loss, adversarial_loss, and d_real / d_fake,
+    the mean sigmoid of the discriminator's logits on HR and SR images.
+    """
+
+    generator_adversarial_loss = None
+    discriminator_adversarial_loss = None
+
+    def __init__(self, generator, discriminator, perceptual_loss, pixel_loss, scale,
+                 perceptual_weight, pixel_weight, adversarial_weight, **kwargs):
+        super().__init__(generator, scale, TRACKED, **kwargs)
+        if perceptual_loss is None and perceptual_weight:
+            raise ValueError("a perceptual_weight needs a perceptual_loss")
+        self.discriminator = discriminator
+        self.perceptual_loss = perceptual_loss
+        self.pixel_loss = pixel_loss
+        self.perceptual_weight = perceptual_weight
+        self.pixel_weight = pixel_weight
+        self.adversarial_weight = adversarial_weight
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+
+    def content_losses(self, hr_images, sr_images):
+        zero = ops.zeros((), "float32")
+        pixel = self.pixel_loss(hr_images, sr_images) if self.pixel_weight else zero
+        perceptual = (self.perceptual_loss(hr_images, sr_images) if self.perceptual_weight
+                      else zero)
+        return pixel, perceptual
+
+    def train_step(self, data):
+        lr_images, hr_images, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            sr_images = self.generator(lr_images, training=True)
+            pixel_loss, perceptual_loss = self.content_losses(hr_images, sr_images)
+            real_logits = ops.stop_gradient(self.discriminator(hr_images, training=True))
+            fake_logits = self.discriminator(sr_images, training=True)
+            adversarial_loss = self.generator_adversarial_loss(real_logits, fake_logits)
+            g_loss = (self.perceptual_weight * perceptual_loss + self.pixel_weight * pixel_loss
+                      + self.adversarial_weight * adversarial_loss)
+        self.minimize(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+
+        sr_images = ops.stop_gradient(sr_images)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(hr_images, training=True)
+            fake_logits = self.discriminator(sr_images, training=True)
+            d_loss = self.discriminator_adversarial_loss(real_logits, fake_logits)
+        self.minimize(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+
+        return self.record(
+            g_loss=g_loss, d_loss=d_loss, pixel_loss=pixel_loss, perceptual_loss=perceptual_loss,
+            adversarial_loss=adversarial_loss, d_real=ops.mean(ops.sigmoid(real_logits)),
+            d_fake=ops.mean(ops.sigmoid(fake_logits)))

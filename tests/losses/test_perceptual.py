@@ -1,0 +1,126 @@
+import urllib.error
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sr.losses import perceptual
+from keras_sr.losses.perceptual import (
+    CaffePreprocess,
+    PerceptualLoss,
+    VGGWeightsUnavailable,
+    resolve_vgg19_weights,
+    vgg19_features,
+)
+from tests.helpers import random_images
+
+
+@pytest.fixture(scope="module")
+def vgg_weights_file(tmp_path_factory):
+    """A random-weight VGG19 saved like the real file, so loading paths are exercised."""
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.weights.h5"
+    keras.applications.VGG19(include_top=False, weights=None,
+                             input_shape=(None, None, 3)).save_weights(path)
+    return str(path)
+
+
+def test_caffe_preprocessing_matches_keras_vgg19():
+    images = random_images((2, 5, 4, 3))
+    expected = keras.applications.vgg19.preprocess_input(images * 255.0)
+    np.testing.assert_allclose(CaffePreprocess()(images), expected, atol=1e-4)
+
+
+def test_before_activation_is_the_conv_output_before_its_relu(vgg_weights_file):
+    before = vgg19_features("block2_conv2", before_activation=True, weights=vgg_weights_file)
+    after = vgg19_features("block2_conv2", before_activation=False, weights=vgg_weights_file)
+    images = random_images((1, 16, 16, 3))
+    linear = keras.ops.convert_to_numpy(before(images))
+    assert (linear < 0).any()  # a real pre-activation, not ReLU output
+    np.testing.assert_allclose(np.maximum(linear, 0), after(images), rtol=1e-4, atol=1e-3)
+    assert not before.trainable and not before.trainable_weights
+
+
+def test_loaded_weights_are_the_files(vgg_weights_file):
+    reference = keras.applications.VGG19(include_top=False, weights=None,
+                                         input_shape=(None, None, 3))
+    reference.load_weights(vgg_weights_file)
+    extractor = vgg19_features("block1_conv2", before_activation=False,
+                               weights=vgg_weights_file)
+    np.testing.assert_array_equal(extractor.get_layer("block1_conv1").get_weights()[0],
+                                  reference.get_layer("block1_conv1").get_weights()[0])
+
+
+def test_missing_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv(perceptual.WEIGHTS_ENVIRONMENT_VARIABLE, raising=False)
+    calls = []
+
+    def offline(url, timeout):
+        calls.append(timeout)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(perceptual.urllib.request, "urlopen", offline)
+    with pytest.raises(VGGWeightsUnavailable) as error:
+        vgg19_features()
+    message = str(error.value)
+    assert "no network" in message and perceptual.VGG19_NOTOP_URL in message
+    assert "loss.vgg_weights" in message and perceptual.WEIGHTS_ENVIRONMENT_VARIABLE in message
+    assert calls == [perceptual.DOWNLOAD_TIMEOUT_SECONDS]
+    assert not list(tmp_path.rglob("*.partial"))  # nothing half-written left behind
+
+
+def test_explicit_and_environment_paths(tmp_path, monkeypatch, vgg_weights_file):
+    with pytest.raises(VGGWeightsUnavailable, match="nothere.h5"):
+        resolve_vgg19_weights(str(tmp_path / "nothere.h5"))
+    assert resolve_vgg19_weights(vgg_weights_file) == vgg_weights_file
+    monkeypatch.setenv(perceptual.WEIGHTS_ENVIRONMENT_VARIABLE, vgg_weights_file)
+    assert resolve_vgg19_weights("imagenet") == vgg_weights_file
+    monkeypatch.setenv(perceptual.WEIGHTS_ENVIRONMENT_VARIABLE, str(tmp_path / "gone.h5"))
+    with pytest.raises(VGGWeightsUnavailable, match="gone.h5"):
+        resolve_vgg19_weights("imagenet")
+
+
+def test_a_corrupt_cached_file_is_not_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv(perceptual.WEIGHTS_ENVIRONMENT_VARIABLE, raising=False)
+    cached = tmp_path / "models" / perceptual.VGG19_NOTOP_FILE
+    cached.parent.mkdir()
+    cached.write_bytes(b"half a download")
+    with pytest.raises(VGGWeightsUnavailable, match="no copy at"):
+        resolve_vgg19_weights("imagenet", download=False)
+
+
+def tiny_extractor():
+    images = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(images)
+    model = keras.Model(images, keras.layers.Conv2D(5, 3, padding="same")(features))
+    model.trainable = False
+    return model
+
+
+@pytest.mark.parametrize("criterion", ["l1", "mse"])
+def test_perceptual_loss_is_the_feature_distance(criterion):
+    extractor = tiny_extractor()
+    hr, sr = random_images((3, 8, 8, 3), seed=1), random_images((3, 8, 8, 3), seed=2)
+    loss = PerceptualLoss(extractor, criterion, feature_scale=1 / 12.75)
+    difference = (keras.ops.convert_to_numpy(extractor(sr))
+                  - keras.ops.convert_to_numpy(extractor(hr))) / 12.75
+    expected = np.mean(np.abs(difference) if criterion == "l1" else difference**2)
+    assert float(loss(hr, sr)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_perceptual_loss_gradient_reaches_only_the_sr_images():
+    loss = PerceptualLoss(tiny_extractor())
+    hr = tf.constant(random_images((1, 8, 8, 3), seed=1))
+    sr = tf.constant(random_images((1, 8, 8, 3), seed=2))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([hr, sr])
+        value = loss(hr, sr)
+    assert tape.gradient(value, hr) is None
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(value, sr)))) > 0
+
+
+def test_bad_criterion_is_named():
+    with pytest.raises(ValueError, match="criterion must be 'l1' or 'mse', got 'l2'"):
+        PerceptualLoss(tiny_extractor(), "l2")

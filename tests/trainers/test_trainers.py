@@ -1,0 +1,157 @@
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sr.losses.perceptual import PerceptualLoss
+from keras_sr.models import RRDBNet, SRGANDiscriminator, SRResNet, VGGStyleDiscriminator
+from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer
+from tests.helpers import random_images
+from tests.losses.test_perceptual import tiny_extractor
+
+GAN_LOGS = {"g_loss", "d_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_real",
+            "d_fake"}
+
+
+def batch(scale=4, size=32, count=4):
+    hr = random_images((count, size, size, 3), seed=5)
+    return random_images((count, size // scale, size // scale, 3), seed=6), hr
+
+
+def esrgan(g_learning_rate=1e-3, d_learning_rate=1e-3):
+    trainer = ESRGAN(RRDBNet(num_blocks=1, num_features=8, growth_channels=4),
+                     VGGStyleDiscriminator(input_size=32, num_features=8),
+                     PerceptualLoss(tiny_extractor(), "l1"))
+    trainer.compile(g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_2=0.99),
+                    d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_2=0.99))
+    return trainer
+
+
+def test_psnr_trainer_lowers_the_pixel_loss():
+    trainer = PSNRTrainer(RRDBNet(num_blocks=1, num_features=8, growth_channels=4), scale=4)
+    trainer.compile(g_optimizer=keras.optimizers.Adam(2e-3))
+    lr, hr = batch()
+    history = trainer.fit(tf.data.Dataset.from_tensors((lr, hr)).repeat(30), verbose=0)
+    losses = history.history["pixel_loss"]
+    assert set(history.history) == {"g_loss", "pixel_loss"}
+    first = float(keras.losses.MeanAbsoluteError()(hr, RRDBNet(
+        num_blocks=1, num_features=8, growth_channels=4)(lr)))
+    assert losses[-1] < first
+
+
+@pytest.fixture(scope="module")
+def traced_esrgan():
+    """One ESRGAN trainer for the module: tracing its step takes ~20 s on 2 cores, a step 0.05 s.
+
+    Learning rates are variables, so tests switch a network off by assigning 0, no retrace.
+    """
+    keras.utils.set_random_seed(0)
+    trainer = esrgan()
+    trainer.train_on_batch(*batch())
+    return trainer
+
+
+def test_esrgan_logs_and_generator_loss_is_the_weighted_sum_of_its_terms(traced_esrgan):
+    traced_esrgan.reset_metrics()
+    logs = traced_esrgan.train_on_batch(*batch(), return_dict=True)
+    assert set(logs) == GAN_LOGS
+    expected = (logs["perceptual_loss"] + 1e-2 * logs["pixel_loss"]
+                + 5e-3 * logs["adversarial_loss"])
+    assert logs["g_loss"] == pytest.approx(expected, rel=1e-5)
+    assert (traced_esrgan.pixel_weight, traced_esrgan.adversarial_weight) == (1e-2, 5e-3)
+
+
+@pytest.mark.parametrize("frozen", ["generator", "discriminator"])
+def test_each_optimizer_moves_only_its_own_network(traced_esrgan, frozen):
+    trainer = traced_esrgan
+    optimizers = {"generator": trainer.g_optimizer, "discriminator": trainer.d_optimizer}
+    optimizers[frozen].learning_rate.assign(0.0)
+    try:
+        before = {name: [v.numpy() for v in getattr(trainer, name).trainable_variables]
+                  for name in optimizers}
+        trainer.train_on_batch(*batch())
+        for name in optimizers:
+            moved = any(not np.array_equal(value, variable.numpy()) for value, variable in
+                        zip(before[name], getattr(trainer, name).trainable_variables))
+            assert moved == (name != frozen), name
+    finally:
+        optimizers[frozen].learning_rate.assign(1e-3)
+
+
+def test_srgan_uses_the_papers_weights_and_no_pixel_term():
+    trainer = SRGAN(SRResNet(num_blocks=1, num_features=8),
+                    SRGANDiscriminator(input_size=32, num_features=8),
+                    PerceptualLoss(tiny_extractor(), "mse", feature_scale=1 / 12.75))
+    trainer.compile(g_optimizer=keras.optimizers.Adam(1e-4),
+                    d_optimizer=keras.optimizers.Adam(1e-4))
+    logs = trainer.train_on_batch(*batch(), return_dict=True)
+    assert logs["pixel_loss"] == 0.0
+    assert logs["g_loss"] == pytest.approx(
+        logs["perceptual_loss"] + 1e-3 * logs["adversarial_loss"], rel=1e-5)
+    assert 0.0 < logs["d_real"] < 1.0 and 0.0 < logs["d_fake"] < 1.0
+
+
+def test_validation_reports_papers_psnr_and_ssim():
+    trainer = PSNRTrainer(RRDBNet(num_blocks=1, num_features=8, growth_channels=4), scale=4)
+    trainer.compile(g_optimizer=keras.optimizers.Adam(1e-4))
+    lr, hr = batch(size=48, count=2)
+    results = trainer.evaluate(lr, hr, batch_size=2, return_dict=True, verbose=0)
+    from keras_sr.metrics import psnr
+    sr = keras.ops.convert_to_numpy(trainer(lr))
+    assert results["psnr"] == pytest.approx(np.mean([psnr(s, h, 4) for s, h in zip(sr, hr)]),
+                                            abs=1e-3)
+
+
+@pytest.mark.slow
+def test_mirrored_esrgan_step_equals_one_device():
+    # ESRGAN §3.2's batch means and the discriminator's BN statistics span the global batch, so
+    # two replicas with 2 images each must reach the weights one device reaches with 4 (without
+    # synchronized BN they differ by about 0.09). The learning rate is ESRGAN's 1e-4: Adam's
+    # first step moves every weight by about lr * sign(g), so rounding-level differences in
+    # near-zero gradients (summed in another order) show up scaled by lr, 2e-6 here.
+    script = textwrap.dedent("""
+        import keras, numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from keras_sr.losses.perceptual import PerceptualLoss
+        from keras_sr.models import RRDBNet, VGGStyleDiscriminator
+        from keras_sr.trainers import ESRGAN
+        from tests.losses.test_perceptual import tiny_extractor
+        from tests.trainers.test_trainers import batch
+
+        keras.utils.set_random_seed(0)
+        g0 = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
+        d0 = VGGStyleDiscriminator(input_size=32, num_features=8)
+        f0 = tiny_extractor()
+        lr, hr = batch()
+
+        def one_step(strategy):
+            with strategy.scope():
+                g = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
+                d = VGGStyleDiscriminator(input_size=32, num_features=8)
+                f = tiny_extractor()
+                for model, source in ((g, g0), (d, d0), (f, f0)):
+                    model.set_weights(source.get_weights())
+                trainer = ESRGAN(g, d, PerceptualLoss(f, "l1"))
+                g_opt = keras.optimizers.Adam(1e-4, beta_2=0.99)
+                d_opt = keras.optimizers.Adam(1e-4, beta_2=0.99)
+                g_opt.build(g.trainable_variables)
+                d_opt.build(d.trainable_variables)
+                trainer.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=False)
+            data = tf.data.Dataset.from_tensors((lr, hr))
+            trainer.fit(data, epochs=1, verbose=0)
+            return g.get_weights() + d.get_weights()
+
+        single = one_step(tf.distribute.OneDeviceStrategy("/cpu:0"))
+        mirrored = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+        print(max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) < 1e-5
