@@ -34,3 +34,15 @@ def test_no_forbidden_api(pattern, reason):
         if re.search(pattern, line) and not line.lstrip().startswith("#")
     ]
     assert not offenders, f"{reason}: {offenders}"
+
+
+def test_networks_never_import_training_code():
+    # STYLE.md: what a model is (layers, models) never depends on how it learns.
+    network_sources = [p for p in SOURCES if p.parent.name in ("layers", "models")]
+    assert network_sources
+    offenders = [
+        str(path.relative_to(ROOT)) for path in network_sources
+        if re.search(r"^\s*(from|import) (keras_sr\.(trainers|losses)|training)\b",
+                     path.read_text(), re.MULTILINE)
+    ]
+    assert not offenders

@@ -1,35 +1,345 @@
 """`python -m training.fit`: trains a keras-sr model.
 
-Training itself is not implemented yet (tracked in the training issue): today this command builds
-the default generator and says so plainly, exiting with status 1 so no script mistakes it for a
-finished run.
+    python -m training.fit [EXPERIMENT] [--config run.yaml] [--set section.key=value ...]
+        [--output DIR] [--init-from RUN_OR_MODEL] [--list]
+
+EXPERIMENT defaults to `quick`: a small RRDBNet on the bundled sample photos, about ten minutes
+on a 2-core CPU. Precedence: experiment, then the YAML file, then `--set`; the resolved config
+is saved as `config.json` in the run directory (default `runs/<experiment>-<timestamp>`).
+Re-running with the same `--output` resumes from its last checkpoint. SIGINT / SIGTERM save a
+checkpoint and exit; a non-finite loss stops the run, naming the step, and keeps the last good
+checkpoint. This is the only module that maps configuration strings to classes.
 """
 
 import argparse
+import dataclasses
+import json
+import os
 import sys
+import time
 
-NOT_YET = (
-    "training is not implemented yet: `python -m training.fit` builds the model but does not "
-    "train it. The recipes (srresnet_x4, srgan_x4, rrdb_psnr_x4, esrgan_x4, quick) arrive with "
-    "the training issue."
-)
+from training import config as config_lib
+from training.experiments import EXPERIMENTS
+
+EXIT_NON_FINITE = 3
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m training.fit",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", nargs="?", default="quick",
+                        help=f"one of {', '.join(EXPERIMENTS)} (default: quick)")
+    parser.add_argument("--config", help="a YAML file of overrides")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one value (repeatable)")
+    parser.add_argument("--output", help="run directory (default runs/<experiment>-<time>)")
+    parser.add_argument("--init-from", help="generator to start from: a .keras file or a run "
+                                            "directory (the second stage of a recipe)")
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    return parser, parser.parse_args(argv)
+
+
+def resolve_config(experiment, config_path=None, overrides=(), init_from=None):
+    if experiment not in EXPERIMENTS:
+        raise config_lib.ConfigError(
+            f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
+    config = EXPERIMENTS[experiment]()
+    if config_path:
+        config = config_lib.merge(config, config_lib.load_yaml(config_path))
+    for override in overrides:
+        config = config_lib.merge(config, config_lib.parse_override(override))
+    if init_from:
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, init_from=init_from))
+    return config_lib.validate(config)
+
+
+def prepare_run_dir(run_dir, config):
+    """Saves the config in a new run directory, or checks it against the one being resumed.
+
+    Only `train.steps` may change on resume (to train longer); anything else needs a new
+    directory, so a run never mixes two configurations.
+    """
+    path = os.path.join(run_dir, "config.json")
+    if os.path.exists(path):
+        with open(path) as handle:
+            saved = config_lib.from_dict(json.load(handle))
+        saved_for_compare = dataclasses.replace(saved, train=dataclasses.replace(
+            saved.train, steps=config.train.steps))
+        if saved_for_compare != config:
+            old, new = config_lib.to_dict(saved_for_compare), config_lib.to_dict(config)
+            changed = [f"{section}.{key}" for section in new if isinstance(new[section], dict)
+                       for key in new[section] if new[section][key] != old[section][key]]
+            raise config_lib.ConfigError(
+                f"{run_dir} holds a run with another configuration ({', '.join(changed)} "
+                "differ); use a new --output, or the same settings to resume")
+        return config
+    os.makedirs(run_dir, exist_ok=True)
+    from training.callbacks import write_json
+
+    write_json(path, config_lib.to_dict(config))
+    return config
+
+
+def make_strategy():
+    """MultiWorkerMirroredStrategy when TF_CONFIG is set, else mirrored over the local GPUs."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def make_source(config, shuffle_seed):
+    from keras_sr.data import sources
+
+    data, scale = config.data, config.model.scale
+    if data.tfds:
+        return sources.tfds_source(data.tfds, scale, min_hr_size=data.hr_patch_size)
+    if data.tfrecords:
+        return sources.tfrecord_source(data.tfrecords, scale, min_hr_size=data.hr_patch_size)
+    if data.train_lr:
+        return sources.paired_source(data.train[0], data.train_lr, scale,
+                                     min_hr_size=data.hr_patch_size, shuffle_seed=shuffle_seed)
+    return sources.folder_source(list(data.train), scale, min_hr_size=data.hr_patch_size,
+                                 shuffle_seed=shuffle_seed)
+
+
+def build_generator(model_config):
+    from keras_sr.models import RRDBNet, SRResNet
+
+    if model_config.generator == "rrdbnet":
+        return RRDBNet(scale=model_config.scale, num_blocks=model_config.num_blocks,
+                       num_features=model_config.num_features,
+                       growth_channels=model_config.growth_channels, name="generator")
+    return SRResNet(scale=model_config.scale, num_blocks=model_config.num_blocks,
+                    num_features=model_config.num_features, name="generator")
+
+
+def build_discriminator(config):
+    from keras_sr.models import SRGANDiscriminator, VGGStyleDiscriminator
+
+    classes = {"srgan": SRGANDiscriminator, "vgg_style": VGGStyleDiscriminator}
+    return classes[config.model.discriminator](
+        input_size=config.data.hr_patch_size,
+        num_features=config.model.discriminator_features, name="discriminator")
+
+
+def pixel_loss(name):
+    import keras
+
+    return {"l1": keras.losses.MeanAbsoluteError, "mse": keras.losses.MeanSquaredError}[name]()
+
+
+def build_perceptual_loss(loss_config, feature_extractor=None):
+    """The VGG19 perceptual loss; `feature_extractor` replaces VGG (tests inject a tiny one)."""
+    from keras_sr.losses.perceptual import PerceptualLoss, vgg19_features
+
+    if feature_extractor is None:
+        feature_extractor = vgg19_features(
+            "block5_conv4", before_activation=loss_config.perceptual == "vgg19_54_before_relu",
+            weights=loss_config.vgg_weights)
+    return PerceptualLoss(feature_extractor, loss_config.perceptual_criterion,
+                          loss_config.perceptual_feature_scale)
+
+
+def build_optimizer(optimizer_config, variables, precision):
+    import keras
+
+    rate = optimizer_config.learning_rate
+    if optimizer_config.milestones:
+        rates = [rate * optimizer_config.decay**index
+                 for index in range(len(optimizer_config.milestones) + 1)]
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            list(optimizer_config.milestones), rates)
+    optimizer = keras.optimizers.Adam(rate, beta_1=optimizer_config.beta_1,
+                                      beta_2=optimizer_config.beta_2)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    # Built here, inside the strategy scope, on the variables it will update.
+    optimizer.build(variables)
+    return optimizer
+
+
+def build_trainer(config, generator, discriminator, feature_extractor=None):
+    from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer
+
+    loss = config.loss
+    if loss.adversarial == "none":
+        return PSNRTrainer(generator, config.model.scale, pixel_loss(loss.pixel))
+    perceptual = build_perceptual_loss(loss, feature_extractor) \
+        if loss.perceptual != "none" else None
+    trainer_class = SRGAN if loss.adversarial == "standard" else ESRGAN
+    trainer = trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
+                            perceptual_weight=loss.perceptual_weight,
+                            adversarial_weight=loss.adversarial_weight,
+                            pixel_weight=loss.pixel_weight)
+    trainer.pixel_loss = pixel_loss(loss.pixel)
+    return trainer
+
+
+def load_initial_generator(init_from, generator):
+    """Copies weights from a `.keras` generator or a run directory into `generator`."""
+    import keras
+
+    path = init_from
+    if os.path.isdir(init_from):
+        path = os.path.join(init_from, "generator_last.keras")
+    if not os.path.isfile(path):
+        raise config_lib.ConfigError(f"train.init_from: no generator at {path!r}")
+    source = keras.saving.load_model(path, compile=False)
+    shapes = [tuple(w.shape) for w in source.weights]
+    if shapes != [tuple(w.shape) for w in generator.weights]:
+        raise config_lib.ConfigError(
+            f"train.init_from: {path} is a {type(source).__name__} of another architecture "
+            f"than this run's {type(generator).__name__}")
+    generator.set_weights(source.get_weights())
+
+
+def train(config, run_dir, feature_extractor=None, log=print):
+    """Runs (or resumes) the configured training in `run_dir`; returns the exit status."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_sr.data.pipeline import training_dataset
+    from training.callbacks import Interruption, RunCheckpoints, Stopwatch, Validation, write_json
+
+    stopwatch = Stopwatch()
+    keras.config.set_dtype_policy(config.train.precision)
+    strategy = make_strategy()
+    gan = config.loss.adversarial != "none"
+    with strategy.scope():
+        # The perceptual loss comes first: missing VGG weights stop the run before any work.
+        generator = build_generator(config.model)
+        discriminator = build_discriminator(config) if gan else None
+        trainer = build_trainer(config, generator, discriminator, feature_extractor)
+        optimizers = {"g_optimizer": build_optimizer(
+            config.g_optimizer, generator.trainable_variables, config.train.precision)}
+        if gan:
+            optimizers["d_optimizer"] = build_optimizer(
+                config.d_optimizer, discriminator.trainable_variables, config.train.precision)
+        trainer.compile(**optimizers)
+        networks = {"generator": generator}
+        if gan:
+            networks["discriminator"] = discriminator
+        checkpoints = RunCheckpoints(run_dir, config.train.keep_checkpoints, **networks,
+                                     **optimizers)
+        start_step = checkpoints.restore()
+        if start_step:
+            log(f"resuming {run_dir} from step {start_step} ({checkpoints.latest})")
+        elif config.train.init_from:
+            load_initial_generator(config.train.init_from, generator)
+            log(f"generator initialised from {config.train.init_from}")
+
+    # A resumed run continues with a fresh, deterministic data stream keyed by its step.
+    seed = config.data.seed + start_step
+    source = make_source(config, shuffle_seed=seed)
+    cache = {"auto": "auto", "yes": True, "no": False}[config.data.cache]
+    dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
+                               config.data.batch_size, seed=seed, cache=cache)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    validation = Validation(config.data.validation, config.model.scale) \
+        if config.data.validation else None
+
+    @tf.function
+    def train_step(iterator):
+        strategy.run(trainer.train_step, args=(next(iterator),))
+        return {name: tracker.result() for name, tracker in trainer.trackers.items()}
+
+    upscale = tf.function(lambda lr: generator(lr, training=False), reduce_retracing=True)
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+    summary_path = os.path.join(run_dir, "summary.json")
+
+    def learning_rate():
+        optimizer = optimizers["g_optimizer"]
+        rate = optimizer.learning_rate
+        return float(rate(optimizer.iterations) if callable(rate) else rate)
+
+    def validate(step):
+        psnr_y, ssim_y, sheet = validation.run(lambda lr: upscale(lr).numpy())
+        with writer.as_default(step=step):
+            tf.summary.scalar("validation/psnr_y", psnr_y)
+            tf.summary.scalar("validation/ssim_y", ssim_y)
+            tf.summary.image("validation/bicubic_sr_hr", sheet[None])
+        if psnr_y > validation.best_psnr:
+            validation.best_psnr = psnr_y
+            generator.save(os.path.join(run_dir, "generator_best.keras"))
+        log(f"step {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
+        return psnr_y
+
+    total = config.train.steps
+    progress = keras.utils.Progbar(total, stateful_metrics=list(trainer.trackers),
+                                   unit_name="step")
+    status, step, last_logs = 0, start_step, {}
+    with Interruption() as interruption:
+        while step < total:
+            logs = train_step(iterator)
+            step += 1
+            values = {name: float(value) for name, value in logs.items()}
+            if not all(np.isfinite(v) for v in values.values()):
+                log(f"\nnon-finite loss at step {step} ({values}); stopping. The last good "
+                    f"checkpoint is {checkpoints.latest or 'none (no checkpoint yet)'}.")
+                return EXIT_NON_FINITE
+            last_logs = values
+            if step % config.train.log_every == 0 or step == total:
+                progress.update(step, values=list(values.items()))
+                with writer.as_default(step=step):
+                    for name, value in values.items():
+                        tf.summary.scalar(f"train/{name}", value)
+                    tf.summary.scalar("train/learning_rate", learning_rate())
+                for tracker in trainer.trackers.values():
+                    tracker.reset_state()
+            if step % config.train.checkpoint_every == 0 or step == total:
+                checkpoints.save(step)
+            if validation and (step % config.train.validate_every == 0 or step == total):
+                validate(step)
+            if interruption.signal is not None:
+                checkpoints.save(step)
+                log(f"\nstopped by signal {interruption.signal} at step {step}; checkpoint "
+                    f"{checkpoints.latest} saved, rerun with --output {run_dir} to resume")
+                status = 128 + interruption.signal
+                break
+
+    generator.save(os.path.join(run_dir, "generator_last.keras"))
+    summary = {"experiment": config.name, "steps": step, "seconds": stopwatch.seconds,
+               "last_losses": last_logs}
+    if validation:
+        summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
+        summary["heldout_psnr_y_model"] = validation.run(lambda lr: upscale(lr).numpy())[0]
+    write_json(summary_path, summary)
+    if validation:
+        log(f"\nheld-out PSNR-Y: bicubic {summary['heldout_psnr_y_bicubic']:.3f} dB, model "
+            f"{summary['heldout_psnr_y_model']:.3f} dB "
+            f"({summary['heldout_psnr_y_model'] - summary['heldout_psnr_y_bicubic']:+.3f} dB)")
+    log(f"{step} steps in {summary['seconds']:.0f} s; generator saved to "
+        f"{os.path.join(run_dir, 'generator_last.keras')}")
+    return status
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m training.fit", description=__doc__.splitlines()[0]
-    )
-    parser.parse_args(argv)
+    parser, args = parse_args(argv)
+    if args.list:
+        for name, factory in EXPERIMENTS.items():
+            print(f"{name:<14}{factory.__doc__.splitlines()[0]}")
+        return 0
+    try:
+        config = resolve_config(args.experiment, args.config, args.set, args.init_from)
+        run_dir = args.output or os.path.join(
+            "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        config = prepare_run_dir(run_dir, config)
+    except config_lib.ConfigError as error:
+        parser.error(str(error))
+    from keras_sr.losses.perceptual import VGGWeightsUnavailable
 
-    from keras_sr.models import RRDBNet
-
-    generator = RRDBNet()
-    print(
-        f"Built {type(generator).__name__} x{generator.scale}: {generator.num_blocks} blocks, "
-        f"{generator.num_features} features, {generator.count_params():,} parameters."
-    )
-    print(f"keras-sr: {NOT_YET}", file=sys.stderr)
-    return 1
+    try:
+        return train(config, run_dir)
+    except (VGGWeightsUnavailable, config_lib.ConfigError) as error:
+        print(f"training.fit: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,18 +1,234 @@
+import dataclasses
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.losses.test_perceptual import tiny_extractor
+from tests.training.test_evaluate import natural_like
+from training import config as config_lib
+from training import fit
+from training.experiments import EXPERIMENTS
+
+TINY_MODEL = ["model.num_blocks=1", "model.num_features=8", "model.growth_channels=4"]
 
 
-def test_fit_builds_the_default_generator_and_says_training_is_missing():
-    result = subprocess.run([sys.executable, "-m", "training.fit"], capture_output=True,
-                            text=True, timeout=300)
-    # It must not pretend: no success status and a plain statement on stderr.
-    assert result.returncode == 1
-    assert "Built RRDBNet x4: 23 blocks, 64 features, 16,697,987 parameters." in result.stdout
-    assert "training is not implemented yet" in result.stderr
+@pytest.fixture
+def image_folder(tmp_path, rng):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(natural_like(rng, 40, 44)).save(folder / f"train{index}.png")
+    Image.fromarray(natural_like(rng, 36, 36)).save(tmp_path / "heldout.png")
+    return folder
 
 
-def test_fit_rejects_unknown_arguments():
-    result = subprocess.run([sys.executable, "-m", "training.fit", "--bogus"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    assert "--bogus" in result.stderr
+def tiny_config(image_folder, *overrides, experiment="rrdb_psnr_x4"):
+    return fit.resolve_config(experiment, overrides=[
+        f"data.train={image_folder}", f"data.validation={image_folder.parent / 'heldout.png'}",
+        "data.hr_patch_size=32", "data.batch_size=2", "train.steps=6", "train.log_every=2",
+        "train.checkpoint_every=3", "train.validate_every=3", *TINY_MODEL, *overrides])
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_named_experiment_builds_and_validates(name):
+    overrides = [] if name == "quick" else ["data.train=DIV2K_train_HR"]
+    config = fit.resolve_config(name, overrides=overrides)
+    assert config.name == name
+    generator = fit.build_generator(dataclasses.replace(
+        config.model, num_blocks=1, num_features=8, growth_channels=4))
+    assert generator.scale == config.model.scale
+    if config.model.discriminator != "none":
+        assert fit.build_discriminator(config).input_shape[1] == config.data.hr_patch_size
+
+
+def test_paper_values_of_the_recipes():
+    esrgan = EXPERIMENTS["esrgan_x4"]()
+    assert (esrgan.loss.perceptual, esrgan.loss.adversarial) == ("vgg19_54_before_relu",
+                                                                 "relativistic")
+    assert (esrgan.loss.adversarial_weight, esrgan.loss.pixel_weight) == (5e-3, 1e-2)
+    assert esrgan.g_optimizer.milestones == (50_000, 100_000, 200_000, 300_000)
+    srgan = EXPERIMENTS["srgan_x4"]()
+    assert srgan.loss.perceptual_feature_scale == pytest.approx(1 / 12.75)
+    assert srgan.loss.adversarial_weight == 1e-3
+    assert EXPERIMENTS["rrdb_psnr_x4"]().g_optimizer.beta_2 == 0.99
+
+
+def test_precedence_experiment_then_yaml_then_set(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("data:\n  batch_size: 8\n  train: [a, b]\ntrain:\n  steps: 50\n")
+    config = fit.resolve_config("rrdb_psnr_x4", str(yaml_file), ["train.steps=70"])
+    assert (config.data.batch_size, config.data.train, config.train.steps) == (8, ("a", "b"), 70)
+    assert config.data.hr_patch_size == 128  # from the experiment
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.stepz=5", "unknown configuration key 'train.stepz'"),
+    ("trian.steps=5", "unknown configuration key 'trian'"),
+    ("train.steps=many", "train.steps must be int"),
+    ("train.steps=0", "train.steps: must be at least 1"),
+    ("data.hr_patch_size=90", "data.hr_patch_size: 90 is not a multiple of model.scale 4"),
+    ("loss.adversarial=sometimes", "loss.adversarial"),
+    ("train.steps", "--set needs section.key=value"),
+])
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        fit.resolve_config("quick", overrides=[override])
+
+
+def test_numbers_in_any_spelling():
+    config = fit.resolve_config("quick", overrides=[
+        "g_optimizer.learning_rate=1e-4", "train.steps=2e3", "g_optimizer.milestones=[1e3,1500]"])
+    assert config.g_optimizer.learning_rate == 1e-4
+    assert config.train.steps == 2000 and config.g_optimizer.milestones == (1000, 1500)
+    with pytest.raises(config_lib.ConfigError, match="train.steps must be int, got 2.5"):
+        fit.resolve_config("quick", overrides=["train.steps=2.5"])
+
+
+def test_unknown_experiment_and_missing_data_are_named():
+    with pytest.raises(config_lib.ConfigError, match="unknown experiment 'esrgan'"):
+        fit.resolve_config("esrgan")
+    with pytest.raises(config_lib.ConfigError, match="data.train: give exactly one"):
+        fit.resolve_config("esrgan_x4")
+
+
+def test_a_tiny_run_writes_everything_and_resumes(image_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    config = fit.prepare_run_dir(str(run_dir), tiny_config(image_folder))
+    messages = []
+    assert fit.train(config, str(run_dir), log=messages.append) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["train"]["steps"] == 6 and saved["model"]["num_features"] == 8
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["seconds"] > 0
+    assert {"heldout_psnr_y_bicubic", "heldout_psnr_y_model"} <= set(summary)
+    assert set(summary["last_losses"]) == {"g_loss", "pixel_loss"}
+    for name in ("generator_last.keras", "generator_best.keras"):
+        assert (run_dir / name).is_file()
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.index")) == [
+        "ckpt-3.index", "ckpt-6.index"]
+    assert list((run_dir / "tensorboard").iterdir())
+    assert any("validation PSNR-Y" in m for m in messages)
+
+    # Same directory, more steps: it resumes at 6 instead of starting again.
+    longer = fit.prepare_run_dir(str(run_dir), tiny_config(image_folder, "train.steps=9"))
+    messages.clear()
+    assert fit.train(longer, str(run_dir), log=messages.append) == 0
+    assert any("resuming" in m and "step 6" in m for m in messages)
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 9
+    # ...but another configuration in the same directory is refused.
+    with pytest.raises(config_lib.ConfigError, match="data.batch_size"):
+        fit.prepare_run_dir(str(run_dir), tiny_config(image_folder, "data.batch_size=4"))
+
+
+def test_an_esrgan_run_with_an_injected_feature_extractor(image_folder, tmp_path):
+    config = tiny_config(image_folder, "data.train=" + str(image_folder), "train.steps=2",
+                         "model.discriminator_features=8", experiment="esrgan_x4")
+    run_dir = tmp_path / "gan"
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), feature_extractor=tiny_extractor(),
+                     log=lambda m: None) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["last_losses"]) >= {"d_loss", "adversarial_loss", "perceptual_loss"}
+
+
+def test_missing_vgg_weights_stop_before_training(image_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_SR_VGG19_WEIGHTS", str(tmp_path / "nowhere.h5"))
+    run_dir = tmp_path / "gan"
+    status = fit.main(["esrgan_x4", "--output", str(run_dir), "--set",
+                       f"data.train={image_folder}", "--set", "data.hr_patch_size=32",
+                       *[item for o in TINY_MODEL for item in ("--set", o)]])
+    assert status == 2
+    assert "nowhere.h5" in capsys.readouterr().err
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_init_from_refuses_another_architecture(image_folder, tmp_path):
+    from keras_sr.models import SRResNet
+
+    other = tmp_path / "srresnet.keras"
+    SRResNet(num_blocks=1, num_features=8).save(other)
+    config = tiny_config(image_folder, f"train.init_from={other}")
+    fit.prepare_run_dir(str(tmp_path / "run"), config)
+    with pytest.raises(config_lib.ConfigError, match="another architecture"):
+        fit.train(config, str(tmp_path / "run"), log=lambda m: None)
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(image_folder,
+                                                                              tmp_path):
+    config = tiny_config(image_folder, "g_optimizer.learning_rate=1e30",
+                         "train.checkpoint_every=1", "train.steps=20")
+    run_dir = tmp_path / "run"
+    fit.prepare_run_dir(str(run_dir), config)
+    messages = []
+    assert fit.train(config, str(run_dir), log=messages.append) == fit.EXIT_NON_FINITE
+    stop = next(m for m in messages if "non-finite loss" in m)
+    step = int(stop.split("at step ")[1].split()[0])
+    assert 1 < step < 20
+    assert f"ckpt-{step - 1}" in stop  # the last good checkpoint is named and still there
+    assert (run_dir / "checkpoints" / f"ckpt-{step - 1}.index").is_file()
+    assert not (run_dir / "checkpoints" / f"ckpt-{step}.index").exists()
+
+
+def latest_checkpoint_step(run_dir):
+    index = run_dir / "checkpoints" / "checkpoint"
+    if not index.exists():
+        return 0
+    first = index.read_text().splitlines()[0]
+    return int(first.rsplit("ckpt-", 1)[1].rstrip('"'))
+
+
+def start_run(image_folder, run_dir, steps):
+    overrides = [f"data.train={image_folder}", "data.hr_patch_size=32", "data.batch_size=2",
+                 f"train.steps={steps}", "train.checkpoint_every=2", "train.log_every=1000",
+                 *TINY_MODEL]
+    command = [sys.executable, "-m", "training.fit", "rrdb_psnr_x4", "--output", str(run_dir)]
+    for override in overrides:
+        command += ["--set", override]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(run_dir, at_least, process, timeout=240):
+    deadline = time.time() + timeout
+    while latest_checkpoint_step(run_dir) < at_least:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.time() < deadline, "no checkpoint in time"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_sigkill_resumes_losing_only_the_steps_since_the_last_checkpoint(image_folder,
+                                                                         tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_run(image_folder, run_dir, steps=100000)
+    wait_for_checkpoint(run_dir, 4, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    saved = latest_checkpoint_step(run_dir)
+    assert saved >= 4
+    resumed = start_run(image_folder, run_dir, steps=saved + 2)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert f"resuming {run_dir} from step {saved}" in out
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == saved + 2
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(image_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_run(image_folder, run_dir, steps=100000)
+    wait_for_checkpoint(run_dir, 2, process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Traceback" not in err
+    stopped_at = int(out.split("stopped by signal")[1].split("at step ")[1].split(";")[0])
+    assert latest_checkpoint_step(run_dir) == stopped_at
+    assert os.path.isfile(run_dir / "generator_last.keras")
+    assert np.isfinite(json.loads((run_dir / "summary.json").read_text())["seconds"])

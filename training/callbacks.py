@@ -1,0 +1,117 @@
+"""What a long run needs around the training step: checkpoints, validation, interruption.
+
+Small pieces the loop in `training/fit.py` calls, rather than one class doing everything.
+"""
+
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_sr.comparison import comparison_sheet
+from keras_sr.data.degradations import imresize, quantize
+from keras_sr.data.images import read_image
+from keras_sr.metrics import psnr, ssim, to_uint8
+
+
+class RunCheckpoints:
+    """Generator, discriminator, both optimizers and the step, kept under `run_dir/checkpoints`.
+
+    `tf.train.CheckpointManager` writes the data files first and replaces the small index file
+    last, so a crash mid-write leaves the previous checkpoint as the latest; the last `keep` are
+    kept. Restoring brings back the weights, the optimizer slots and the step.
+    """
+
+    def __init__(self, run_dir, keep, **objects):
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **objects)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=keep)
+
+    def restore(self):
+        """Restores the latest checkpoint if there is one; returns the step reached."""
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def save(self, step):
+        self.step.assign(step)
+        return self.manager.save(checkpoint_number=step)
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+
+class Interruption:
+    """SIGINT / SIGTERM set a flag the loop checks after each step (save, then exit)."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class Validation:
+    """PSNR / SSIM on held-out HR images, the papers' protocol, plus a comparison image.
+
+    The LR images are made once with MATLAB-compatible bicubic and rounded to uint8, exactly as
+    `python -m training.evaluate` makes them.
+    """
+
+    def __init__(self, paths, scale):
+        self.scale = scale
+        self.images = []
+        for path in paths:
+            hr = read_image(path)
+            hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+            self.images.append((os.path.basename(path), quantize(imresize(hr, 1 / scale)), hr))
+        self.best_psnr = -np.inf
+
+    def bicubic_psnr_y(self):
+        return float(np.mean([psnr(quantize(imresize(lr, self.scale)), hr, self.scale)
+                              for _, lr, hr in self.images]))
+
+    def run(self, upscale):
+        """Mean PSNR-Y / SSIM-Y of `upscale` (float LR batch -> float SR batch) and a sheet."""
+        psnrs, ssims, sheet = [], [], None
+        for index, (_, lr, hr) in enumerate(self.images):
+            sr = to_uint8(upscale(lr[None].astype(np.float32) / 255.0)[0])
+            psnrs.append(psnr(sr, hr, self.scale))
+            ssims.append(ssim(sr, hr, self.scale))
+            if index == 0:
+                bicubic = quantize(imresize(lr, self.scale))
+                sheet = comparison_sheet([("bicubic", bicubic), (f"SR {psnrs[0]:.2f} dB", sr),
+                                          ("HR", hr)])
+        return float(np.mean(psnrs)), float(np.mean(ssims)), sheet
+
+
+def write_json(path, content):
+    """Writes JSON atomically: a reader never sees half a file."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as handle:
+        json.dump(content, handle, indent=2)
+    os.replace(partial, path)
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return time.perf_counter() - self.start

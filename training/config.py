@@ -1,0 +1,234 @@
+"""Training configuration: frozen dataclasses, strict overrides, validation.
+
+Precedence (as in the TF Model Garden): a named experiment (`training/experiments.py`), then a
+YAML file (`--config run.yaml`), then `--set section.key=value` overrides; the result is validated
+and saved in the run directory. Unknown keys are errors that name the key, never ignored.
+"""
+
+import dataclasses
+import json
+import typing
+
+import yaml
+
+GENERATORS = ("rrdbnet", "srresnet")
+DISCRIMINATORS = ("none", "srgan", "vgg_style")
+PIXEL_LOSSES = ("l1", "mse")
+PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
+ADVERSARIAL_LOSSES = ("none", "standard", "relativistic")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    generator: str = "rrdbnet"
+    scale: int = 4
+    num_blocks: int = 23
+    num_features: int = 64
+    growth_channels: int = 32
+    discriminator: str = "none"
+    discriminator_features: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    train: tuple[str, ...] = ()  # HR folders / files / globs; LR made with MATLAB bicubic
+    train_lr: str = ""  # LR folder paired with a single `train` folder (DIV2K layout)
+    tfds: str = ""  # a tensorflow-datasets name, e.g. div2k/bicubic_x4
+    tfrecords: str = ""  # a glob of make_tfrecords shards
+    validation: tuple[str, ...] = ()  # HR images for validation PSNR / SSIM
+    hr_patch_size: int = 128
+    batch_size: int = 16
+    cache: str = "auto"
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    pixel: str = "l1"
+    pixel_weight: float = 1.0
+    perceptual: str = "none"
+    perceptual_criterion: str = "l1"
+    perceptual_feature_scale: float = 1.0
+    perceptual_weight: float = 0.0
+    adversarial: str = "none"
+    adversarial_weight: float = 0.0
+    vgg_weights: str = "imagenet"  # or the path of a VGG19 no-top .h5 file
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    learning_rate: float = 1e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    milestones: tuple[int, ...] = ()  # steps at which the rate is multiplied by `decay`
+    decay: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    log_every: int = 100
+    validate_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    precision: str = "float32"
+    ema_decay: float = 0.0  # 0 disables the generator EMA
+    init_from: str = ""  # a .keras generator or a run directory (second stages)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "custom"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    loss: LossConfig = LossConfig()
+    g_optimizer: OptimizerConfig = OptimizerConfig()
+    d_optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message names it."""
+
+
+def _coerce(value, field_type, key):
+    """Converts a YAML / command-line value to the dataclass field's type, or says why not."""
+    origin = typing.get_origin(field_type)
+    if origin is tuple:
+        item_type = typing.get_args(field_type)[0]
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part] if value else []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return tuple(_coerce(item, item_type, key) for item in value)
+    if field_type is bool or (field_type is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be {field_type.__name__}, got {value!r}")
+    if field_type in (int, float) and isinstance(value, str):
+        # YAML 1.1 reads `1e-4` (no dot) as a string; numbers are numbers however spelled.
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be {field_type.__name__}, got {value!r}") from None
+    if field_type is float and isinstance(value, int):
+        return float(value)
+    if field_type is int and isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"{key} must be int, got {value!r}")
+        return int(value)
+    if not isinstance(value, field_type):
+        raise ConfigError(f"{key} must be {field_type.__name__}, got {value!r}")
+    return value
+
+
+def merge(config, updates, prefix=""):
+    """A copy of the dataclass `config` with the nested dict `updates` applied, strictly."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{prefix or 'the configuration'} must be a mapping, got {updates!r}")
+    fields = {field.name: field for field in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for key, value in updates.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown configuration key {dotted!r} (known: "
+                              f"{', '.join(prefix + name for name in fields)})")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = merge(current, value, f"{dotted}.")
+        else:
+            changes[key] = _coerce(value, hints[key], dotted)
+    return dataclasses.replace(config, **changes)
+
+
+def parse_override(text):
+    """`section.key=value` -> nested dict; the value is parsed as YAML (numbers, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"--set needs section.key=value, got {text!r}")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set needs section.key=value, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {dotted}: cannot parse {raw!r}: {error}") from None
+    if value is None:
+        value = ""
+    nested = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return nested
+
+
+def load_yaml(path):
+    try:
+        with open(path) as handle:
+            content = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"no such config file: {path!r}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    return content or {}
+
+
+def validate(config):
+    """Raises ConfigError naming the first key whose value cannot work; returns config."""
+    def require(condition, key, message):
+        if not condition:
+            raise ConfigError(f"{key}: {message}")
+
+    model, data, loss, train = config.model, config.data, config.loss, config.train
+    require(model.generator in GENERATORS, "model.generator", f"one of {GENERATORS}")
+    scales = (1, 2, 4) if model.generator == "rrdbnet" else (2, 3, 4)
+    require(model.scale in scales, "model.scale", f"{model.generator} supports {scales}")
+    require(model.discriminator in DISCRIMINATORS, "model.discriminator",
+            f"one of {DISCRIMINATORS}")
+    for key in ("num_blocks", "num_features", "growth_channels", "discriminator_features"):
+        require(getattr(model, key) >= 1, f"model.{key}", "must be at least 1")
+    require(sum(bool(x) for x in (data.train, data.tfds, data.tfrecords)) == 1, "data.train",
+            "give exactly one of data.train (HR folders), data.tfds or data.tfrecords")
+    require(not data.train_lr or len(data.train) == 1, "data.train_lr",
+            "pairs with exactly one data.train folder")
+    require(data.hr_patch_size % model.scale == 0, "data.hr_patch_size",
+            f"{data.hr_patch_size} is not a multiple of model.scale {model.scale}")
+    require(data.batch_size >= 1, "data.batch_size", "must be at least 1")
+    require(data.cache in ("auto", "yes", "no"), "data.cache", "auto, yes or no")
+    require(loss.pixel in PIXEL_LOSSES, "loss.pixel", f"one of {PIXEL_LOSSES}")
+    require(loss.perceptual in PERCEPTUAL_LAYERS, "loss.perceptual", f"one of {PERCEPTUAL_LAYERS}")
+    require(loss.perceptual_criterion in PIXEL_LOSSES, "loss.perceptual_criterion",
+            f"one of {PIXEL_LOSSES}")
+    require(loss.adversarial in ADVERSARIAL_LOSSES, "loss.adversarial",
+            f"one of {ADVERSARIAL_LOSSES}")
+    gan = loss.adversarial != "none"
+    require(gan == (model.discriminator != "none"), "model.discriminator",
+            "a discriminator goes with an adversarial loss, and only with one")
+    if model.discriminator != "none":
+        multiple = 16 if model.discriminator == "srgan" else 32
+        require(data.hr_patch_size % multiple == 0, "data.hr_patch_size",
+                f"the {model.discriminator} discriminator needs a multiple of {multiple}")
+    require(not gan or loss.perceptual != "none" or loss.perceptual_weight == 0,
+            "loss.perceptual_weight", "is set but loss.perceptual is none")
+    for name in ("g_optimizer", "d_optimizer"):
+        optimizer = getattr(config, name)
+        require(optimizer.learning_rate > 0, f"{name}.learning_rate", "must be positive")
+        require(list(optimizer.milestones) == sorted(optimizer.milestones),
+                f"{name}.milestones", "must be increasing")
+    require(train.steps >= 1, "train.steps", "must be at least 1")
+    for key in ("log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
+        require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
+    require(train.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}")
+    require(0.0 <= train.ema_decay < 1.0, "train.ema_decay", "in [0, 1)")
+    return config
+
+
+def to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def to_json(config):
+    return json.dumps(to_dict(config), indent=2)
+
+
+def from_dict(content):
+    return validate(merge(ExperimentConfig(), content))

@@ -1,0 +1,110 @@
+"""Named experiments: the papers' recipes as plain factory functions.
+
+The two-stage recipes: `srresnet_x4` then `srgan_x4 --init-from <srresnet run>`, and
+`rrdb_psnr_x4` then `esrgan_x4 --init-from <rrdb_psnr run>`. The paper experiments need training
+data (`--set data.train=DIV2K_train_HR` or `data.tfds=div2k/bicubic_x4`); `quick` brings its own.
+"""
+
+import os
+from importlib import resources
+
+from training.config import (
+    DataConfig,
+    ExperimentConfig,
+    LossConfig,
+    ModelConfig,
+    OptimizerConfig,
+    TrainConfig,
+)
+
+SAMPLES = str(resources.files("keras_sr.data") / "samples")
+
+
+def srresnet_x4():
+    """SRGAN §3.2: SRResNet with MSE, Adam 1e-4 (beta1 0.9), batch 16 of 96x96 HR, 1e6 steps."""
+    return ExperimentConfig(
+        name="srresnet_x4",
+        model=ModelConfig(generator="srresnet", scale=4, num_blocks=16, num_features=64),
+        data=DataConfig(hr_patch_size=96, batch_size=16),
+        loss=LossConfig(pixel="mse", pixel_weight=1.0),
+        g_optimizer=OptimizerConfig(learning_rate=1e-4, beta_1=0.9, beta_2=0.999),
+        train=TrainConfig(steps=1_000_000, log_every=100, validate_every=5000,
+                          checkpoint_every=5000),
+    )
+
+
+def srgan_x4():
+    """SRGAN §3.2: from an srresnet_x4 run; VGG54 content loss (/12.75, MSE) + 1e-3 GAN;
+    1e5 steps at 1e-4 then 1e5 at 1e-5."""
+    return ExperimentConfig(
+        name="srgan_x4",
+        model=ModelConfig(generator="srresnet", scale=4, num_blocks=16, num_features=64,
+                          discriminator="srgan"),
+        data=DataConfig(hr_patch_size=96, batch_size=16),
+        loss=LossConfig(pixel="mse", pixel_weight=0.0, perceptual="vgg19_54_after_relu",
+                        perceptual_criterion="mse", perceptual_feature_scale=1 / 12.75,
+                        perceptual_weight=1.0, adversarial="standard", adversarial_weight=1e-3),
+        g_optimizer=OptimizerConfig(learning_rate=1e-4, milestones=(100_000,), decay=0.1),
+        d_optimizer=OptimizerConfig(learning_rate=1e-4, milestones=(100_000,), decay=0.1),
+        train=TrainConfig(steps=200_000, validate_every=5000, checkpoint_every=5000),
+    )
+
+
+def rrdb_psnr_x4():
+    """ESRGAN §4.1: RRDBNet with L1, Adam 2e-4 (0.9, 0.99) halved every 2e5 steps, batch 16
+    of 128x128 HR, 1e6 steps."""
+    return ExperimentConfig(
+        name="rrdb_psnr_x4",
+        model=ModelConfig(generator="rrdbnet", scale=4),
+        data=DataConfig(hr_patch_size=128, batch_size=16),
+        loss=LossConfig(pixel="l1", pixel_weight=1.0),
+        g_optimizer=OptimizerConfig(learning_rate=2e-4, beta_1=0.9, beta_2=0.99,
+                                    milestones=(200_000, 400_000, 600_000, 800_000), decay=0.5),
+        train=TrainConfig(steps=1_000_000, validate_every=5000, checkpoint_every=5000),
+    )
+
+
+def esrgan_x4():
+    """ESRGAN §4.1: from an rrdb_psnr_x4 run; L = L_percep + 5e-3 L_G^Ra + 1e-2 L1, VGG54 before
+    ReLU; Adam 1e-4 (0.9, 0.99) for G and D, halved at 50k/100k/200k/300k; 400k steps."""
+    schedule = OptimizerConfig(learning_rate=1e-4, beta_1=0.9, beta_2=0.99,
+                               milestones=(50_000, 100_000, 200_000, 300_000), decay=0.5)
+    return ExperimentConfig(
+        name="esrgan_x4",
+        model=ModelConfig(generator="rrdbnet", scale=4, discriminator="vgg_style"),
+        data=DataConfig(hr_patch_size=128, batch_size=16),
+        loss=LossConfig(pixel="l1", pixel_weight=1e-2, perceptual="vgg19_54_before_relu",
+                        perceptual_criterion="l1", perceptual_weight=1.0,
+                        adversarial="relativistic", adversarial_weight=5e-3),
+        g_optimizer=schedule,
+        d_optimizer=schedule,
+        train=TrainConfig(steps=400_000, validate_every=5000, checkpoint_every=5000),
+    )
+
+
+def quick():
+    """The default run: a small PSNR-oriented RRDBNet x4 on the bundled sample photos, about
+    ten minutes on a 2-core CPU; `chelsea.png` is held out for validation."""
+    return ExperimentConfig(
+        name="quick",
+        model=ModelConfig(generator="rrdbnet", scale=4, num_blocks=2, num_features=32,
+                          growth_channels=16),
+        data=DataConfig(
+            train=tuple(os.path.join(SAMPLES, name)
+                        for name in ("astronaut.png", "coffee.png", "rocket.jpg")),
+            validation=(os.path.join(SAMPLES, "chelsea.png"),),
+            hr_patch_size=64, batch_size=16),
+        loss=LossConfig(pixel="l1", pixel_weight=1.0),
+        g_optimizer=OptimizerConfig(learning_rate=5e-4, beta_1=0.9, beta_2=0.99,
+                                    milestones=(800, 1100), decay=0.5),
+        train=TrainConfig(steps=1200, log_every=50, validate_every=400, checkpoint_every=200),
+    )
+
+
+EXPERIMENTS = {
+    "quick": quick,
+    "srresnet_x4": srresnet_x4,
+    "srgan_x4": srgan_x4,
+    "rrdb_psnr_x4": rrdb_psnr_x4,
+    "esrgan_x4": esrgan_x4,
+}
