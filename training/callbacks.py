@@ -25,16 +25,18 @@ class RunCheckpoints:
     kept. Restoring brings back the weights, the optimizer slots and the step.
     """
 
-    def __init__(self, run_dir, keep, **objects):
+    def __init__(self, run_dir, keep, restore_dir=None, **objects):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, **objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=keep)
+        self.restore_dir = os.path.join(restore_dir or run_dir, "checkpoints")
 
     def restore(self):
         """Restores the latest checkpoint if there is one; returns the step reached."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        latest = tf.train.latest_checkpoint(self.restore_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
 
     def save(self, step):

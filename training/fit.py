@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -81,6 +82,21 @@ def prepare_run_dir(run_dir, config):
     return config
 
 
+def cluster_role():
+    """(is_chief, task_index) from TF_CONFIG: the chief, or worker 0 when there is no chief."""
+    if not os.environ.get("TF_CONFIG"):
+        return True, 0
+    try:
+        tf_config = json.loads(os.environ["TF_CONFIG"])
+        task = tf_config["task"]
+        task_type, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise config_lib.ConfigError(f"TF_CONFIG is not a valid cluster description: {error}")
+    has_chief = bool(tf_config.get("cluster", {}).get("chief"))
+    chief = task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief)
+    return chief, index if task_type == "worker" else -1
+
+
 def make_strategy():
     """MultiWorkerMirroredStrategy when TF_CONFIG is set, else mirrored over the local GPUs."""
     import tensorflow as tf
@@ -134,11 +150,14 @@ def pixel_loss(name):
     return {"l1": keras.losses.MeanAbsoluteError, "mse": keras.losses.MeanSquaredError}[name]()
 
 
-def build_perceptual_loss(loss_config, feature_extractor=None):
-    """The VGG19 perceptual loss; `feature_extractor` replaces VGG (tests inject a tiny one)."""
+def build_perceptual_loss(loss_config, feature_extractor_factory=None):
+    """The VGG19 perceptual loss; a `feature_extractor_factory` replaces VGG (tests inject a
+    tiny network through it; it is called inside the strategy scope)."""
     from keras_sr.losses.perceptual import PerceptualLoss, vgg19_features
 
-    if feature_extractor is None:
+    if feature_extractor_factory is not None:
+        feature_extractor = feature_extractor_factory()
+    else:
         feature_extractor = vgg19_features(
             "block5_conv4", before_activation=loss_config.perceptual == "vgg19_54_before_relu",
             weights=loss_config.vgg_weights)
@@ -164,13 +183,13 @@ def build_optimizer(optimizer_config, variables, precision):
     return optimizer
 
 
-def build_trainer(config, generator, discriminator, feature_extractor=None):
+def build_trainer(config, generator, discriminator, feature_extractor_factory=None):
     from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer
 
     loss = config.loss
     if loss.adversarial == "none":
         return PSNRTrainer(generator, config.model.scale, pixel_loss(loss.pixel))
-    perceptual = build_perceptual_loss(loss, feature_extractor) \
+    perceptual = build_perceptual_loss(loss, feature_extractor_factory) \
         if loss.perceptual != "none" else None
     trainer_class = SRGAN if loss.adversarial == "standard" else ESRGAN
     trainer = trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
@@ -199,7 +218,7 @@ def load_initial_generator(init_from, generator):
     generator.set_weights(source.get_weights())
 
 
-def train(config, run_dir, feature_extractor=None, log=print):
+def train(config, run_dir, feature_extractor_factory=None, log=print):
     """Runs (or resumes) the configured training in `run_dir`; returns the exit status."""
     import keras
     import numpy as np
@@ -209,6 +228,7 @@ def train(config, run_dir, feature_extractor=None, log=print):
     from training.callbacks import Interruption, RunCheckpoints, Stopwatch, Validation, write_json
 
     stopwatch = Stopwatch()
+    is_chief, task_index = cluster_role()
     keras.config.set_dtype_policy(config.train.precision)
     strategy = make_strategy()
     gan = config.loss.adversarial != "none"
@@ -216,7 +236,7 @@ def train(config, run_dir, feature_extractor=None, log=print):
         # The perceptual loss comes first: missing VGG weights stop the run before any work.
         generator = build_generator(config.model)
         discriminator = build_discriminator(config) if gan else None
-        trainer = build_trainer(config, generator, discriminator, feature_extractor)
+        trainer = build_trainer(config, generator, discriminator, feature_extractor_factory)
         optimizers = {"g_optimizer": build_optimizer(
             config.g_optimizer, generator.trainable_variables, config.train.precision)}
         if gan:
@@ -226,8 +246,12 @@ def train(config, run_dir, feature_extractor=None, log=print):
         networks = {"generator": generator}
         if gan:
             networks["discriminator"] = discriminator
-        checkpoints = RunCheckpoints(run_dir, config.train.keep_checkpoints, **networks,
-                                     **optimizers)
+        # Every worker takes part in saving; only the chief writes into the run directory,
+        # the others into scratch directories, and all resume from the chief's checkpoints.
+        write_dir = run_dir if is_chief else os.path.join(run_dir,
+                                                          f".worker-{task_index}-scratch")
+        checkpoints = RunCheckpoints(write_dir, config.train.keep_checkpoints,
+                                     restore_dir=run_dir, **networks, **optimizers)
         start_step = checkpoints.restore()
         if start_step:
             log(f"resuming {run_dir} from step {start_step} ({checkpoints.latest})")
@@ -243,7 +267,7 @@ def train(config, run_dir, feature_extractor=None, log=print):
                                config.data.batch_size, seed=seed, cache=cache)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     validation = Validation(config.data.validation, config.model.scale) \
-        if config.data.validation else None
+        if config.data.validation and is_chief else None
 
     @tf.function
     def train_step(iterator):
@@ -251,7 +275,8 @@ def train(config, run_dir, feature_extractor=None, log=print):
         return {name: tracker.result() for name, tracker in trainer.trackers.items()}
 
     upscale = tf.function(lambda lr: generator(lr, training=False), reduce_retracing=True)
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if is_chief \
+        else tf.summary.create_noop_writer()
     summary_path = os.path.join(run_dir, "summary.json")
 
     def learning_rate():
@@ -304,6 +329,9 @@ def train(config, run_dir, feature_extractor=None, log=print):
                 status = 128 + interruption.signal
                 break
 
+    if not is_chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return status
     generator.save(os.path.join(run_dir, "generator_last.keras"))
     summary = {"experiment": config.name, "steps": step, "seconds": stopwatch.seconds,
                "last_losses": last_logs}
@@ -330,7 +358,8 @@ def main(argv=None):
         config = resolve_config(args.experiment, args.config, args.set, args.init_from)
         run_dir = args.output or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        config = prepare_run_dir(run_dir, config)
+        if cluster_role()[0]:
+            config = prepare_run_dir(run_dir, config)
     except config_lib.ConfigError as error:
         parser.error(str(error))
     from keras_sr.losses.perceptual import VGGWeightsUnavailable

@@ -132,7 +132,7 @@ def test_an_esrgan_run_with_an_injected_feature_extractor(image_folder, tmp_path
                          "model.discriminator_features=8", experiment="esrgan_x4")
     run_dir = tmp_path / "gan"
     fit.prepare_run_dir(str(run_dir), config)
-    assert fit.train(config, str(run_dir), feature_extractor=tiny_extractor(),
+    assert fit.train(config, str(run_dir), feature_extractor_factory=tiny_extractor,
                      log=lambda m: None) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["last_losses"]) >= {"d_loss", "adversarial_loss", "perceptual_loss"}

@@ -1,0 +1,76 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.training.test_evaluate import natural_like
+
+WORKER = textwrap.dedent("""
+    import sys
+    import keras, numpy as np
+    from training import fit
+    from tests.losses.test_perceptual import tiny_extractor
+
+    run_dir, folder, out = sys.argv[1:4]
+    keras.utils.set_random_seed(0)
+    config = fit.resolve_config("esrgan_x4", overrides=[
+        f"data.train={folder}", "data.hr_patch_size=32", "data.batch_size=4",
+        "train.steps=3", "train.checkpoint_every=2", "train.log_every=1",
+        "model.num_blocks=1", "model.num_features=8", "model.growth_channels=4",
+        "model.discriminator_features=8"])
+    chief, index = fit.cluster_role()
+    if chief:
+        fit.prepare_run_dir(run_dir, config)
+    built = {}
+    build_generator = fit.build_generator
+    fit.build_generator = lambda model: built.setdefault("generator", build_generator(model))
+    status = fit.train(config, run_dir, feature_extractor_factory=tiny_extractor, log=print)
+    np.savez(out, *built["generator"].get_weights())
+    print("status", status, "chief", chief)
+""")
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_esrgan_to_identical_weights(tmp_path, rng):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(natural_like(rng, 40, 40)).save(folder / f"{index}.png")
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    run_dir = tmp_path / "run"
+    processes = []
+    for index in range(2):
+        environment = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(run_dir), str(folder),
+             str(tmp_path / f"worker{index}.npz")],
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [process.communicate(timeout=540) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+        assert "status 0" in out
+    first, second = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    assert len(first.files) == len(second.files) > 0
+    for name in first.files:
+        np.testing.assert_allclose(first[name], second[name], atol=1e-6)
+    # Only the chief wrote the run directory; the other worker's scratch space is gone.
+    assert (run_dir / "generator_last.keras").is_file()
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
+    assert not list(run_dir.glob(".worker-*"))
