@@ -87,17 +87,18 @@ def quick():
     ten minutes on a 2-core CPU; `chelsea.png` is held out for validation."""
     return ExperimentConfig(
         name="quick",
-        model=ModelConfig(generator="rrdbnet", scale=4, num_blocks=2, num_features=32,
+        model=ModelConfig(generator="rrdbnet", scale=4, num_blocks=1, num_features=32,
                           growth_channels=16),
         data=DataConfig(
             train=tuple(os.path.join(SAMPLES, name)
                         for name in ("astronaut.png", "coffee.png", "rocket.jpg")),
             validation=(os.path.join(SAMPLES, "chelsea.png"),),
-            hr_patch_size=64, batch_size=16),
+            hr_patch_size=64, batch_size=8),
         loss=LossConfig(pixel="l1", pixel_weight=1.0),
-        g_optimizer=OptimizerConfig(learning_rate=5e-4, beta_1=0.9, beta_2=0.99,
-                                    milestones=(800, 1100), decay=0.5),
-        train=TrainConfig(steps=1200, log_every=50, validate_every=400, checkpoint_every=200),
+        # 5e-4 diverged on this small net (-1.4 dB at 600 steps); 3e-4 halved twice is stable.
+        g_optimizer=OptimizerConfig(learning_rate=3e-4, beta_1=0.9, beta_2=0.99,
+                                    milestones=(1000, 1500), decay=0.5),
+        train=TrainConfig(steps=2000, log_every=50, validate_every=500, checkpoint_every=500),
     )
 
 

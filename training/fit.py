@@ -246,6 +246,13 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
         networks = {"generator": generator}
         if gan:
             networks["discriminator"] = discriminator
+        ema_generator = None
+        if config.train.ema_decay:
+            # An exponential moving average of the generator's weights, for validation and the
+            # saved generators (as BasicSR's net_g_ema).
+            ema_generator = build_generator(config.model)
+            ema_generator.set_weights(generator.get_weights())
+            networks["ema_generator"] = ema_generator
         # Every worker takes part in saving; only the chief writes into the run directory,
         # the others into scratch directories, and all resume from the chief's checkpoints.
         write_dir = run_dir if is_chief else os.path.join(run_dir,
@@ -257,6 +264,8 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
             log(f"resuming {run_dir} from step {start_step} ({checkpoints.latest})")
         elif config.train.init_from:
             load_initial_generator(config.train.init_from, generator)
+            if ema_generator is not None:
+                ema_generator.set_weights(generator.get_weights())
             log(f"generator initialised from {config.train.init_from}")
 
     # A resumed run continues with a fresh, deterministic data stream keyed by its step.
@@ -269,12 +278,19 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
     validation = Validation(config.data.validation, config.model.scale) \
         if config.data.validation and is_chief else None
 
+    decay = config.train.ema_decay
+
     @tf.function
     def train_step(iterator):
         strategy.run(trainer.train_step, args=(next(iterator),))
+        if ema_generator is not None:
+            for average, weight in zip(ema_generator.weights, generator.weights):
+                average.assign(decay * average + (1.0 - decay) * weight)
         return {name: tracker.result() for name, tracker in trainer.trackers.items()}
 
-    upscale = tf.function(lambda lr: generator(lr, training=False), reduce_retracing=True)
+    # What is validated and saved: the EMA generator when there is one.
+    served = ema_generator if ema_generator is not None else generator
+    upscale = tf.function(lambda lr: served(lr, training=False), reduce_retracing=True)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if is_chief \
         else tf.summary.create_noop_writer()
     summary_path = os.path.join(run_dir, "summary.json")
@@ -292,8 +308,8 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
             tf.summary.image("validation/bicubic_sr_hr", sheet[None])
         if psnr_y > validation.best_psnr:
             validation.best_psnr = psnr_y
-            generator.save(os.path.join(run_dir, "generator_best.keras"))
-        log(f"step {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
+            served.save(os.path.join(run_dir, "generator_best.keras"))
+        log(f"\nstep {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
         return psnr_y
 
     total = config.train.steps
@@ -332,9 +348,9 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
     if not is_chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return status
-    generator.save(os.path.join(run_dir, "generator_last.keras"))
+    served.save(os.path.join(run_dir, "generator_last.keras"))
     summary = {"experiment": config.name, "steps": step, "seconds": stopwatch.seconds,
-               "last_losses": last_logs}
+               "last_losses": last_logs, "ema": bool(ema_generator is not None)}
     if validation:
         summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
         summary["heldout_psnr_y_model"] = validation.run(lambda lr: upscale(lr).numpy())[0]

@@ -37,17 +37,21 @@ class ResidualDenseBlock(keras.layers.Layer):
         self.growth_channels = growth_channels
         self.residual_scale = residual_scale
         initializer = scaled_he_normal(0.1)
-        self.convs = [
-            keras.layers.Conv2D(
+        # Named attributes, not a list: TensorFlow checkpoints (tf.train.Checkpoint) do not
+        # descend into the list wrappers Keras 3 puts around list attributes.
+        for index in range(5):
+            setattr(self, f"conv{index + 1}", keras.layers.Conv2D(
                 growth_channels if index < 4 else num_features,
                 3,
                 padding="same",
                 kernel_initializer=initializer,
                 dtype=self.dtype_policy,
                 name=f"conv{index + 1}",
-            )
-            for index in range(5)
-        ]
+            ))
+
+    @property
+    def convs(self):
+        return [self.conv1, self.conv2, self.conv3, self.conv4, self.conv5]
 
     def build(self, input_shape):
         if input_shape[-1] != self.num_features:

@@ -26,16 +26,20 @@ class RRDB(keras.layers.Layer):
         self.num_features = num_features
         self.growth_channels = growth_channels
         self.residual_scale = residual_scale
-        self.blocks = [
-            ResidualDenseBlock(
+        # Named attributes, not a list: TensorFlow checkpoints do not descend into the list
+        # wrappers Keras 3 puts around list attributes.
+        for index in range(3):
+            setattr(self, f"rdb{index + 1}", ResidualDenseBlock(
                 num_features,
                 growth_channels,
                 residual_scale,
                 dtype=self.dtype_policy,
                 name=f"rdb{index + 1}",
-            )
-            for index in range(3)
-        ]
+            ))
+
+    @property
+    def blocks(self):
+        return [self.rdb1, self.rdb2, self.rdb3]
 
     def build(self, input_shape):
         for block in self.blocks:

@@ -55,14 +55,16 @@ class AdversarialTrainer(GeneratorTrainer):
             adversarial_loss = self.generator_adversarial_loss(real_logits, fake_logits)
             g_loss = (self.perceptual_weight * perceptual_loss + self.pixel_weight * pixel_loss
                       + self.adversarial_weight * adversarial_loss)
-        self.minimize(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
+        self.minimize(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
 
         sr_images = ops.stop_gradient(sr_images)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(hr_images, training=True)
             fake_logits = self.discriminator(sr_images, training=True)
             d_loss = self.discriminator_adversarial_loss(real_logits, fake_logits)
-        self.minimize(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+            d_scaled = self.d_optimizer.scale_loss(d_loss)
+        self.minimize(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
 
         return self.record(
             g_loss=g_loss, d_loss=d_loss, pixel_loss=pixel_loss, perceptual_loss=perceptual_loss,

@@ -37,9 +37,10 @@ class GeneratorTrainer(keras.Model):
         return {name: self.trackers[name].result() for name in self.trackers}
 
     @staticmethod
-    def minimize(optimizer, tape, loss, variables):
-        """One optimizer step; `scale_loss` is the identity unless loss scaling (float16) is on."""
-        gradients = tape.gradient(optimizer.scale_loss(loss), variables)
+    def minimize(optimizer, tape, scaled_loss, variables):
+        """One optimizer step on `optimizer.scale_loss(loss)`, which must be computed inside the
+        tape: with float16 loss scaling, scaling outside it would leave no gradient path."""
+        gradients = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(gradients, variables))
 
     def test_step(self, data):

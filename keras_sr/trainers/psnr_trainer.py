@@ -34,5 +34,6 @@ class PSNRTrainer(GeneratorTrainer):
         with tf.GradientTape() as tape:
             sr_images = self.generator(lr_images, training=True)
             pixel_loss = self.pixel_loss(hr_images, sr_images)
-        self.minimize(self.g_optimizer, tape, pixel_loss, self.generator.trainable_variables)
+            scaled_loss = self.g_optimizer.scale_loss(pixel_loss)
+        self.minimize(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
         return self.record(g_loss=pixel_loss, pixel_loss=pixel_loss)

@@ -127,6 +127,50 @@ def test_a_tiny_run_writes_everything_and_resumes(image_folder, tmp_path):
         fit.prepare_run_dir(str(run_dir), tiny_config(image_folder, "data.batch_size=4"))
 
 
+def test_ema_generator_is_the_average_that_gets_saved(image_folder, tmp_path):
+    import keras
+
+    from keras_sr.models import RRDBNet
+
+    config = tiny_config(image_folder, "train.ema_decay=0.5", "train.steps=3",
+                         "train.checkpoint_every=1")
+    run_dir = tmp_path / "run"
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), log=lambda m: None) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["ema"] is True
+
+    # Rebuild the step-2 and step-3 raw generators from the checkpoints: the saved generator is
+    # 0.5 * (EMA at step 2) + 0.5 * (raw weights at step 3).
+    import tensorflow as tf
+
+    def restored(step):
+        raw = RRDBNet(scale=4, num_blocks=1, num_features=8, growth_channels=4)
+        ema = RRDBNet(scale=4, num_blocks=1, num_features=8, growth_channels=4)
+        tf.train.Checkpoint(generator=raw, ema_generator=ema).restore(
+            str(run_dir / "checkpoints" / f"ckpt-{step}")).expect_partial()
+        return raw, ema
+
+    _, ema_2 = restored(2)
+    raw_3, ema_3 = restored(3)
+    saved = keras.saving.load_model(run_dir / "generator_last.keras")
+    for expected, average, weight, kept in zip(ema_3.get_weights(), ema_2.get_weights(),
+                                               raw_3.get_weights(), saved.get_weights()):
+        np.testing.assert_allclose(expected, 0.5 * average + 0.5 * weight, rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_array_equal(kept, expected)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_runs(image_folder, tmp_path, precision):
+    config = tiny_config(image_folder, f"train.precision={precision}", "train.steps=2")
+    run_dir = tmp_path / precision
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), log=lambda m: None) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert np.isfinite(summary["last_losses"]["pixel_loss"])
+    assert np.isfinite(summary["heldout_psnr_y_model"])
+
+
 def test_an_esrgan_run_with_an_injected_feature_extractor(image_folder, tmp_path):
     config = tiny_config(image_folder, "data.train=" + str(image_folder), "train.steps=2",
                          "model.discriminator_features=8", experiment="esrgan_x4")

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from keras_sr.models import RRDBNet, SRResNet
+from training import interpolate
+
+TINY = {"num_blocks": 1, "num_features": 8, "growth_channels": 4}
+
+
+@pytest.fixture
+def pair(tmp_path):
+    psnr_path, gan_path = tmp_path / "psnr.keras", tmp_path / "gan.keras"
+    psnr_model, gan_model = RRDBNet(**TINY), RRDBNet(**TINY)
+    psnr_model.save(psnr_path)
+    gan_model.save(gan_path)
+    return psnr_model, gan_model, psnr_path, gan_path
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.8, 1.0])
+def test_weights_are_the_esrgan_interpolation(pair, tmp_path, alpha):
+    psnr_model, gan_model, psnr_path, gan_path = pair
+    out = tmp_path / f"interp{alpha}.keras"
+    assert interpolate.main(["--psnr", str(psnr_path), "--gan", str(gan_path),
+                             "--alpha", str(alpha), "--out", str(out)]) == 0
+    import keras
+
+    merged = keras.saving.load_model(out)
+    assert isinstance(merged, RRDBNet)
+    for m, a, b in zip(merged.get_weights(), psnr_model.get_weights(), gan_model.get_weights()):
+        np.testing.assert_allclose(m, (1 - alpha) * a + alpha * b, rtol=1e-6, atol=1e-7)
+
+
+def test_different_architectures_are_refused(pair, tmp_path, capsys):
+    _, _, psnr_path, _ = pair
+    other = tmp_path / "srresnet.keras"
+    SRResNet(num_blocks=1, num_features=8).save(other)
+    deeper = tmp_path / "deeper.keras"
+    RRDBNet(num_blocks=2, num_features=8, growth_channels=4).save(deeper)
+    for gan, message in ((other, "RRDBNet vs SRResNet"), (deeper, "num_blocks")):
+        with pytest.raises(SystemExit):
+            interpolate.main(["--psnr", str(psnr_path), "--gan", str(gan), "--alpha", "0.5",
+                              "--out", str(tmp_path / "x.keras")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.keras").exists()
+
+
+def test_bad_alpha_missing_files_and_existing_output(pair, tmp_path, capsys):
+    _, _, psnr_path, gan_path = pair
+    out = tmp_path / "keep.keras"
+    out.write_bytes(b"precious")
+    cases = [(["--alpha", "1.5"], "alpha must be in [0, 1]"),
+             (["--alpha", "0.5", "--gan", str(tmp_path / "gone.keras")], "gone.keras"),
+             (["--alpha", "0.5", "--out", str(out)], "--overwrite")]
+    for extra, message in cases:
+        arguments = {"--psnr": str(psnr_path), "--gan": str(gan_path),
+                     "--out": str(tmp_path / "new.keras")}
+        for flag, value in zip(extra[::2], extra[1::2]):
+            arguments[flag] = value
+        with pytest.raises(SystemExit):
+            interpolate.main([item for pair_ in arguments.items() for item in pair_])
+        assert message in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
