@@ -233,7 +233,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
     strategy = make_strategy()
     gan = config.loss.adversarial != "none"
     with strategy.scope():
-        # The perceptual loss comes first: missing VGG weights stop the run before any work.
+        # Missing VGG weights stop the run in build_trainer, before any data is read or step run.
         generator = build_generator(config.model)
         discriminator = build_discriminator(config) if gan else None
         trainer = build_trainer(config, generator, discriminator, feature_extractor_factory)
