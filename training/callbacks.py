@@ -15,6 +15,7 @@ from keras_sr.comparison import comparison_sheet
 from keras_sr.data.degradations import imresize, quantize
 from keras_sr.data.images import read_image
 from keras_sr.metrics import psnr, ssim, to_uint8
+from training.evaluate import bicubic_upscaler, modcrop
 
 
 class RunCheckpoints:
@@ -71,32 +72,32 @@ class Interruption:
 class Validation:
     """PSNR / SSIM on held-out HR images, the papers' protocol, plus a comparison image.
 
-    The LR images are made once with MATLAB-compatible bicubic and rounded to uint8, exactly as
-    `python -m training.evaluate` makes them.
+    The LR (and bicubic) images are made once, exactly as `python -m training.evaluate` makes
+    them: modcrop, MATLAB-compatible bicubic, rounded to uint8.
     """
 
     def __init__(self, paths, scale):
         self.scale = scale
+        bicubic = bicubic_upscaler(scale)
         self.images = []
         for path in paths:
-            hr = read_image(path)
-            hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
-            self.images.append((os.path.basename(path), quantize(imresize(hr, 1 / scale)), hr))
+            hr = modcrop(read_image(path), scale)
+            lr = quantize(imresize(hr, 1 / scale))
+            self.images.append((os.path.basename(path), lr, bicubic(lr), hr))
         self.best_psnr = -np.inf
 
     def bicubic_psnr_y(self):
-        return float(np.mean([psnr(quantize(imresize(lr, self.scale)), hr, self.scale)
-                              for _, lr, hr in self.images]))
+        return float(np.mean([psnr(bicubic, hr, self.scale)
+                              for _, _, bicubic, hr in self.images]))
 
     def run(self, upscale):
         """Mean PSNR-Y / SSIM-Y of `upscale` (float LR batch -> float SR batch) and a sheet."""
         psnrs, ssims, sheet = [], [], None
-        for index, (_, lr, hr) in enumerate(self.images):
+        for index, (_, lr, bicubic, hr) in enumerate(self.images):
             sr = to_uint8(upscale(lr[None].astype(np.float32) / 255.0)[0])
             psnrs.append(psnr(sr, hr, self.scale))
             ssims.append(ssim(sr, hr, self.scale))
             if index == 0:
-                bicubic = quantize(imresize(lr, self.scale))
                 sheet = comparison_sheet([("bicubic", bicubic), (f"SR {psnrs[0]:.2f} dB", sr),
                                           ("HR", hr)])
         return float(np.mean(psnrs)), float(np.mean(ssims)), sheet

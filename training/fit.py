@@ -192,12 +192,10 @@ def build_trainer(config, generator, discriminator, feature_extractor_factory=No
     perceptual = build_perceptual_loss(loss, feature_extractor_factory) \
         if loss.perceptual != "none" else None
     trainer_class = SRGAN if loss.adversarial == "standard" else ESRGAN
-    trainer = trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
-                            perceptual_weight=loss.perceptual_weight,
-                            adversarial_weight=loss.adversarial_weight,
-                            pixel_weight=loss.pixel_weight)
-    trainer.pixel_loss = pixel_loss(loss.pixel)
-    return trainer
+    return trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
+                         perceptual_weight=loss.perceptual_weight,
+                         adversarial_weight=loss.adversarial_weight,
+                         pixel_weight=loss.pixel_weight, pixel_loss=pixel_loss(loss.pixel))
 
 
 def load_initial_generator(init_from, generator):
@@ -300,8 +298,11 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
         rate = optimizer.learning_rate
         return float(rate(optimizer.iterations) if callable(rate) else rate)
 
+    validated = {}  # step -> PSNR-Y, so the summary does not validate the same weights again
+
     def validate(step):
         psnr_y, ssim_y, sheet = validation.run(lambda lr: upscale(lr).numpy())
+        validated[step] = psnr_y
         with writer.as_default(step=step):
             tf.summary.scalar("validation/psnr_y", psnr_y)
             tf.summary.scalar("validation/ssim_y", ssim_y)
@@ -353,7 +354,8 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
                "last_losses": last_logs, "ema": bool(ema_generator is not None)}
     if validation:
         summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
-        summary["heldout_psnr_y_model"] = validation.run(lambda lr: upscale(lr).numpy())[0]
+        summary["heldout_psnr_y_model"] = validated[step] if step in validated else \
+            validation.run(lambda lr: upscale(lr).numpy())[0]
     write_json(summary_path, summary)
     if validation:
         log(f"\nheld-out PSNR-Y: bicubic {summary['heldout_psnr_y_bicubic']:.3f} dB, model "

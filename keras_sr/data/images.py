@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# What Pillow raises for a file that is not an image, truncated, corrupt or absurdly large.
+PILLOW_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 class UnreadableImageError(ValueError):
@@ -116,7 +118,7 @@ def read_image(path, keep_gray=False):
                 array = np.asarray(image.convert("RGB"))
     except FileNotFoundError:
         raise UnreadableImageError(path, "no such file") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except PILLOW_ERRORS as error:
         raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
     if array.ndim == 2 and not keep_gray:
         array = np.repeat(array[..., None], 3, axis=-1)

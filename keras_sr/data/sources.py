@@ -21,7 +21,13 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_sr.data.degradations import imresize_tf, quantize_tf
-from keras_sr.data.images import IMAGE_EXTENSIONS, UnreadableImageError, list_images, read_image
+from keras_sr.data.images import (
+    IMAGE_EXTENSIONS,
+    PILLOW_ERRORS,
+    UnreadableImageError,
+    list_images,
+    read_image,
+)
 
 logger = logging.getLogger("keras_sr.data")
 
@@ -82,7 +88,7 @@ def _image_size(path):
             width, height = image.size
     except FileNotFoundError:
         raise UnreadableImageError(path, "no such file") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except PILLOW_ERRORS as error:
         raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
     return height, width
 

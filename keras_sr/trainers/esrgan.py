@@ -21,6 +21,7 @@ class ESRGAN(AdversarialTrainer):
         perceptual_weight: Defaults to 1.0.
         adversarial_weight: lambda, defaults to 5e-3 (ESRGAN §4.1).
         pixel_weight: eta, defaults to 1e-2 (ESRGAN §4.1).
+        pixel_loss: the Keras loss of the pixel term. Defaults to L1.
 
     Example:
     >>> trainer = ESRGAN(RRDBNet(), VGGStyleDiscriminator(), PerceptualLoss(extractor, "l1"))
@@ -32,7 +33,8 @@ class ESRGAN(AdversarialTrainer):
     discriminator_adversarial_loss = staticmethod(adversarial.relativistic_discriminator_loss)
 
     def __init__(self, generator, discriminator, perceptual_loss, scale=4,
-                 perceptual_weight=1.0, adversarial_weight=5e-3, pixel_weight=1e-2, **kwargs):
+                 perceptual_weight=1.0, adversarial_weight=5e-3, pixel_weight=1e-2,
+                 pixel_loss=None, **kwargs):
         super().__init__(generator, discriminator, perceptual_loss,
-                         keras.losses.MeanAbsoluteError(), scale, perceptual_weight,
+                         pixel_loss or keras.losses.MeanAbsoluteError(), scale, perceptual_weight,
                          pixel_weight, adversarial_weight, **kwargs)

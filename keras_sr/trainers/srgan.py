@@ -21,6 +21,7 @@ class SRGAN(AdversarialTrainer):
         perceptual_weight: Defaults to 1.0.
         adversarial_weight: Defaults to 1e-3 (SRGAN eq. 3).
         pixel_weight: an optional MSE pixel term; 0.0 in the paper's SRGAN-VGG54.
+        pixel_loss: the Keras loss of the pixel term. Defaults to MSE.
 
     Example:
     >>> trainer = SRGAN(SRResNet(), SRGANDiscriminator(), PerceptualLoss(extractor, "mse", 1/12.75))
@@ -32,7 +33,8 @@ class SRGAN(AdversarialTrainer):
     discriminator_adversarial_loss = staticmethod(adversarial.standard_discriminator_loss)
 
     def __init__(self, generator, discriminator, perceptual_loss, scale=4,
-                 perceptual_weight=1.0, adversarial_weight=1e-3, pixel_weight=0.0, **kwargs):
+                 perceptual_weight=1.0, adversarial_weight=1e-3, pixel_weight=0.0,
+                 pixel_loss=None, **kwargs):
         super().__init__(generator, discriminator, perceptual_loss,
-                         keras.losses.MeanSquaredError(), scale, perceptual_weight,
+                         pixel_loss or keras.losses.MeanSquaredError(), scale, perceptual_weight,
                          pixel_weight, adversarial_weight, **kwargs)
