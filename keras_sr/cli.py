@@ -25,8 +25,52 @@ def build_parser():
         "Training: python -m training.fit; evaluation: python -m training.evaluate.",
     )
     parser.add_argument("--version", action="version", version=versions())
-    parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    convert = commands.add_parser(
+        "convert", help="import pretrained weights to .keras, or export to BasicSR's layout",
+        description="Import an RRDBNet / SRVGGNetCompact from PyTorch (.pth: original ESRGAN, "
+        "xinntao/ESRGAN, BasicSR / Real-ESRGAN layouts), .safetensors or ncnn (.param + .bin) "
+        "into a .keras file; or write a .keras model (or a preset) back in BasicSR's layout as "
+        ".pth or .safetensors. The architecture is read off the weight shapes.")
+    convert.add_argument("sources", nargs="+", metavar="SOURCE",
+                         help="weights file(s), or a .keras model / preset name with --to basicsr")
+    convert.add_argument("-o", "--output", required=True, metavar="OUT",
+                         help="OUT.keras to import; OUT.pth or OUT.safetensors to export")
+    convert.add_argument("--to", choices=("keras", "basicsr"),
+                         help="direction (default: from the output's extension)")
+    convert.add_argument("--name", help="name of the imported Keras model")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     return parser
+
+
+def run_convert(args):
+    import os
+
+    from keras_sr import convert, presets
+
+    target = "keras" if args.output.endswith(".keras") else "basicsr"
+    if args.to and args.to != target:
+        raise convert.ConversionError(
+            f"--to {args.to} does not go with the output {args.output} (.keras is the Keras "
+            "format; .pth / .safetensors are BasicSR's)")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    if target == "basicsr":
+        if len(args.sources) != 1:
+            raise convert.ConversionError("export takes one .keras model or preset")
+        model = presets.load_model(args.sources[0])
+        convert.export(model, args.output, overwrite=args.overwrite)
+    else:
+        model = convert.convert(*args.sources, name=args.name)
+        if os.path.exists(args.output):
+            os.remove(args.output)
+        model.save(args.output)
+    described = ", ".join(f"{key}={getattr(model, key)}" for key in
+                          ("scale", "num_blocks", "num_features", "growth_channels", "num_convs")
+                          if hasattr(model, key))
+    print(f"{args.output}: {type(model).__name__}({described}), "
+          f"{model.count_params():,} parameters")
+    return 0
 
 
 def main(argv=None):
@@ -34,10 +78,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        print("\nkeras-sr: no command given (upscale, convert and friends are not there yet)",
-              file=sys.stderr)
+        print("\nkeras-sr: no command given", file=sys.stderr)
         return 2
-    return 0
+    try:
+        return {"convert": run_convert}[args.command](args)
+    except (ValueError, OSError, KeyError, RuntimeError) as error:
+        # ConversionError is a ValueError; missing files, existing outputs and absent preset
+        # packages are OSError / RuntimeError: one line naming the file, no traceback.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"keras-sr {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

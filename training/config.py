@@ -16,6 +16,7 @@ DISCRIMINATORS = ("none", "srgan", "vgg_style")
 PIXEL_LOSSES = ("l1", "mse")
 PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
 ADVERSARIAL_LOSSES = ("none", "standard", "relativistic")
+SCHEDULES = ("step", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -63,6 +64,8 @@ class OptimizerConfig:
     beta_2: float = 0.999
     milestones: tuple[int, ...] = ()  # steps at which the rate is multiplied by `decay`
     decay: float = 0.5
+    schedule: str = "step"  # "step" (milestones) or "cosine" (to 0 at train.steps)
+    warmup_steps: int = 0  # linear warm-up from 0 over these steps, before either schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +217,11 @@ def validate(config):
         require(optimizer.learning_rate > 0, f"{name}.learning_rate", "must be positive")
         require(list(optimizer.milestones) == sorted(optimizer.milestones),
                 f"{name}.milestones", "must be increasing")
+        require(optimizer.schedule in SCHEDULES, f"{name}.schedule", f"one of {SCHEDULES}")
+        require(not (optimizer.schedule == "cosine" and optimizer.milestones),
+                f"{name}.milestones", "are for the step schedule, not cosine")
+        require(0 <= optimizer.warmup_steps < train.steps, f"{name}.warmup_steps",
+                "in [0, train.steps)")
     require(train.steps >= 1, "train.steps", "must be at least 1")
     for key in ("log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
         require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")

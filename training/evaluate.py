@@ -39,21 +39,14 @@ def bicubic_upscaler(scale):
 
 
 def load_upscaler(model_spec, scale):
-    """A function uint8 LR image -> uint8 SR image, for `bicubic` or a `.keras` file."""
+    """A function uint8 LR image -> uint8 SR image, for `bicubic`, a `.keras` file or a preset."""
     if model_spec == "bicubic":
         return bicubic_upscaler(scale)
-    if not model_spec.endswith(".keras"):
-        raise ValueError(f"--model must be 'bicubic' or a .keras file, got {model_spec!r}")
-    if not os.path.isfile(model_spec):
-        raise FileNotFoundError(f"no such model file: {model_spec!r}")
-
-    import keras
     import tensorflow as tf
 
-    import keras_sr.layers  # noqa: F401  (registers the layers for deserialisation)
-    import keras_sr.models  # noqa: F401
+    from keras_sr import presets
 
-    model = keras.saving.load_model(model_spec, compile=False)
+    model = presets.load_model(model_spec)  # a .keras file or a preset name
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{model_spec} is a x{model_scale} model but --scale is {scale}")
@@ -157,7 +150,8 @@ def dataset_name(folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.evaluate",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a .keras file, or 'bicubic'")
+    parser.add_argument("--model", required=True,
+                        help="a .keras file, a preset (e.g. realesrgan-x4plus), or 'bicubic'")
     parser.add_argument("--data", required=True, action="append",
                         help="folder of HR images (repeat for several datasets)")
     parser.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))

@@ -165,15 +165,33 @@ def build_perceptual_loss(loss_config, feature_extractor_factory=None):
                           loss_config.perceptual_feature_scale)
 
 
-def build_optimizer(optimizer_config, variables, precision):
+def learning_rate_schedule(optimizer_config, total_steps):
+    """The configured rate: a constant, step decays at the milestones, or cosine decay to 0 at
+    `total_steps`; any of them after a linear warm-up."""
     import keras
 
+    from keras_sr.trainers.schedules import LinearWarmup
+
     rate = optimizer_config.learning_rate
+    warmup = optimizer_config.warmup_steps
+    if optimizer_config.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else rate, total_steps - warmup, warmup_target=rate if warmup else None,
+            warmup_steps=warmup)
     if optimizer_config.milestones:
         rates = [rate * optimizer_config.decay**index
                  for index in range(len(optimizer_config.milestones) + 1)]
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(
             list(optimizer_config.milestones), rates)
+    if warmup:
+        rate = LinearWarmup(rate, warmup)
+    return rate
+
+
+def build_optimizer(optimizer_config, variables, precision, total_steps):
+    import keras
+
+    rate = learning_rate_schedule(optimizer_config, total_steps)
     optimizer = keras.optimizers.Adam(rate, beta_1=optimizer_config.beta_1,
                                       beta_2=optimizer_config.beta_2)
     if precision == "mixed_float16":
@@ -199,15 +217,19 @@ def build_trainer(config, generator, discriminator, feature_extractor_factory=No
 
 
 def load_initial_generator(init_from, generator):
-    """Copies weights from a `.keras` generator or a run directory into `generator`."""
-    import keras
+    """Copies weights from a `.keras` generator, a run directory or a preset (fine-tuning the
+    published Real-ESRGAN weights) into `generator`."""
+    from keras_sr import presets
 
     path = init_from
-    if os.path.isdir(init_from):
-        path = os.path.join(init_from, "generator_last.keras")
-    if not os.path.isfile(path):
-        raise config_lib.ConfigError(f"train.init_from: no generator at {path!r}")
-    source = keras.saving.load_model(path, compile=False)
+    if presets.is_preset(init_from):
+        source = presets.load_model(init_from)
+    else:
+        if os.path.isdir(init_from):
+            path = os.path.join(init_from, "generator_last.keras")
+        if not os.path.isfile(path):
+            raise config_lib.ConfigError(f"train.init_from: no generator at {path!r}")
+        source = presets.load_model(path)
     shapes = [tuple(w.shape) for w in source.weights]
     if shapes != [tuple(w.shape) for w in generator.weights]:
         raise config_lib.ConfigError(
@@ -236,10 +258,12 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
         discriminator = build_discriminator(config) if gan else None
         trainer = build_trainer(config, generator, discriminator, feature_extractor_factory)
         optimizers = {"g_optimizer": build_optimizer(
-            config.g_optimizer, generator.trainable_variables, config.train.precision)}
+            config.g_optimizer, generator.trainable_variables, config.train.precision,
+            config.train.steps)}
         if gan:
             optimizers["d_optimizer"] = build_optimizer(
-                config.d_optimizer, discriminator.trainable_variables, config.train.precision)
+                config.d_optimizer, discriminator.trainable_variables, config.train.precision,
+                config.train.steps)
         trainer.compile(**optimizers)
         networks = {"generator": generator}
         if gan:

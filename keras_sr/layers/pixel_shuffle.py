@@ -23,6 +23,8 @@ class PixelShuffle(keras.layers.Layer):
         self.upscale_factor = int(upscale_factor)
 
     def call(self, inputs):
+        if self.upscale_factor == 1:  # depth_to_space refuses a block size of 1
+            return inputs
         return tf.nn.depth_to_space(inputs, self.upscale_factor)
 
     def compute_output_shape(self, input_shape):

@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 
 from export import tflite
-from keras_sr.models import RRDBNet, SRResNet
+from keras_sr.models import RRDBNet, SRResNet, SRVGGNetCompact
 from tests.helpers import random_images
 
 TINY_MODELS = {
     "rrdbnet_x4": lambda: RRDBNet(scale=4, num_blocks=1, num_features=8, growth_channels=4),
     "rrdbnet_x2": lambda: RRDBNet(scale=2, num_blocks=1, num_features=8, growth_channels=4),
     "srresnet_x4": lambda: SRResNet(scale=4, num_blocks=1, num_features=8),
+    "srvgg_compact_x4": lambda: SRVGGNetCompact(scale=4, num_convs=2, num_features=8),
 }
 
 

