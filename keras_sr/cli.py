@@ -40,7 +40,39 @@ def build_parser():
                          help="direction (default: from the output's extension)")
     convert.add_argument("--name", help="name of the imported Keras model")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    upscale = commands.add_parser(
+        "upscale", help="upscale image files with a model (tiled for large images)",
+        description="Upscale PNG/JPEG/WebP/BMP files, folders or globs with a .keras model, a "
+        "SavedModel (or TF-Serving model folder), a .tflite file or a preset. Grayscale stays "
+        "grayscale, alpha is resized bicubic beside the model's RGB, 16-bit PNG stays 16-bit, "
+        "EXIF orientation is applied. Images whose activations would exceed --memory-budget are "
+        "processed in tiles with --tile-pad pixels of overlap.")
+    upscale.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
+    upscale.add_argument("-o", "--output", required=True, metavar="OUT",
+                         help="output folder (or a file name for a single input)")
+    upscale.add_argument("--model", required=True,
+                         help=".keras, SavedModel folder, .tflite or preset name")
+    upscale.add_argument("--scale-out", type=float, metavar="S",
+                         help="final scale (the SR result is resized Lanczos); default: the "
+                         "model's")
+    upscale.add_argument("--tile", type=int, metavar="N",
+                         help="LR tile side (default: automatic from --memory-budget)")
+    upscale.add_argument("--tile-pad", type=int, default=None, metavar="P",
+                         help="overlap pixels around each tile (default 16)")
+    upscale.add_argument("--memory-budget", type=int, default=None, metavar="MB",
+                         help="activation memory one tile may use (default 1024)")
+    upscale.add_argument("--format", choices=("png", "jpg", "webp"),
+                         help="output format (default: the input's if png/jpg/webp, else png)")
+    upscale.add_argument("--threads", type=int, help="threads for .tflite models")
+    upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    upscale.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def run_upscale(args):
+    from keras_sr import upscale
+
+    return upscale.main(args)
 
 
 def run_convert(args):
@@ -81,7 +113,7 @@ def main(argv=None):
         print("\nkeras-sr: no command given", file=sys.stderr)
         return 2
     try:
-        return {"convert": run_convert}[args.command](args)
+        return {"convert": run_convert, "upscale": run_upscale}[args.command](args)
     except (ValueError, OSError, KeyError, RuntimeError) as error:
         # ConversionError is a ValueError; missing files, existing outputs and absent preset
         # packages are OSError / RuntimeError: one line naming the file, no traceback.

@@ -130,3 +130,77 @@ def write_image(path, array):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+
+
+class DecodedImage:
+    """What `keras-sr upscale` needs of a file: `color` (H, W, 3) float32 in [0, 1], `alpha`
+    (H, W) float32 or None, whether it was grayscale, and its bit depth (8 or 16)."""
+
+    def __init__(self, color, alpha, gray, bits):
+        self.color, self.alpha, self.gray, self.bits = color, alpha, gray, bits
+
+
+def read_image_exact(path):
+    """Decodes an image keeping what `read_image` folds away: alpha, grayscale and 16 bits.
+    EXIF orientation is applied. Raises UnreadableImageError."""
+    try:
+        with Image.open(path) as image:
+            if _is_16_bit_color_png(image):
+                import tensorflow as tf
+
+                with open(path, "rb") as handle:
+                    array = tf.io.decode_png(handle.read(), channels=0, dtype=tf.uint16).numpy()
+                color, alpha = array[..., :3], array[..., 3] if array.shape[-1] == 4 else None
+                return _decoded(color, alpha, False, 16)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            mode = image.mode
+            if mode == "P":
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                mode = image.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+                array = np.asarray(image).astype(np.uint16) if mode != "I" else \
+                    np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+                return _decoded(np.repeat(array[..., None], 3, -1), None, True, 16)
+            if mode in ("L", "1", "LA", "La"):
+                gray = np.asarray(image.convert("LA"))
+                alpha = gray[..., 1] if mode in ("LA", "La") else None
+                return _decoded(np.repeat(gray[..., :1], 3, -1), alpha, True, 8)
+            if mode in ("RGBA", "RGBa"):
+                array = np.asarray(image.convert("RGBA"))
+                return _decoded(array[..., :3], array[..., 3], False, 8)
+            return _decoded(np.asarray(image.convert("RGB")), None, False, 8)
+    except FileNotFoundError:
+        raise UnreadableImageError(path, "no such file") from None
+    except PILLOW_ERRORS as error:
+        raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
+
+
+def _decoded(color, alpha, gray, bits):
+    peak = 65535.0 if bits == 16 else 255.0
+    alpha = None if alpha is None else np.asarray(alpha, np.float32) / peak
+    return DecodedImage(np.ascontiguousarray(color, np.float32) / peak, alpha, gray, bits)
+
+
+def encode_image(pixels, format, bits=8):
+    """Encodes `(H, W)`, `(H, W, 1|3|4)` pixels (uint8, or uint16 with bits=16 for PNG) as
+    "png", "jpg" or "webp" bytes. 16-bit goes through TF's PNG encoder, which Pillow lacks for
+    colour."""
+    import io
+
+    if bits == 16:
+        if format != "png":
+            raise ValueError("16-bit output is PNG only")
+        import tensorflow as tf
+
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        return tf.io.encode_png(np.ascontiguousarray(pixels, np.uint16)).numpy()
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    image = Image.fromarray(np.ascontiguousarray(pixels, np.uint8))
+    buffer = io.BytesIO()
+    options = {"jpg": {"format": "JPEG", "quality": 95}, "webp": {"format": "WEBP",
+               "quality": 95}, "png": {"format": "PNG"}}[format]
+    image.save(buffer, **options)
+    return buffer.getvalue()

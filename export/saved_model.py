@@ -1,0 +1,167 @@
+"""SavedModel for TF-Serving: `python -m export.saved_model --model MODEL --out models/NAME`.
+
+Writes `models/NAME/<version>/` (the next free version unless `--version`; an existing version
+is never overwritten; the version appears atomically, so a server polling the folder never loads
+a half-written one) with two signatures and a warm-up file:
+
+- `serving_default`: `lr_images` float32 [-1, -1, -1, 3] in [0, 1] -> `sr_images` float32 in
+  [0, 1], clipped.
+- `upscale_image`: `images` [-1] strings of encoded PNG / JPEG / WebP / BMP / GIF -> `png_bytes`
+  [-1] PNG strings (the `_bytes` suffix makes TF-Serving's REST API return them base64-encoded).
+  An undecodable image or one above `--max-pixels` fails the request with InvalidArgument
+  naming the cause; the server keeps serving.
+- `assets.extra/tf_serving_warmup_requests`: one small request per signature (PredictionLog
+  records), which TF-Serving replays at load so the first real request is not slow.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_SIZE = 16
+
+
+def serving_functions(model, max_pixels):
+    """The two signature functions over a Keras generator."""
+    import tensorflow as tf
+
+    def sr(lr_images):
+        return tf.clip_by_value(tf.cast(model(lr_images, training=False), tf.float32), 0.0, 1.0)
+
+    def serving_default(lr_images):
+        return {"sr_images": sr(lr_images)}
+
+    def upscale_one(encoded):
+        image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+        shape = tf.shape(image)
+        tf.debugging.assert_less_equal(
+            tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64),
+            tf.constant(max_pixels, tf.int64),
+            message=f"image larger than the limit of {max_pixels} pixels (--max-pixels)")
+        lr_images = tf.cast(image, tf.float32)[None] / 255.0
+        sr_image = tf.cast(tf.round(sr(lr_images)[0] * 255.0), tf.uint8)
+        return tf.io.encode_png(sr_image)
+
+    def upscale_image(images):
+        return {"png_bytes": tf.map_fn(upscale_one, images,
+                                       fn_output_signature=tf.TensorSpec([], tf.string))}
+
+    return serving_default, upscale_image
+
+
+def next_version(base):
+    versions = [int(name) for name in os.listdir(base) if name.isdigit()] \
+        if os.path.isdir(base) else []
+    return max(versions, default=0) + 1
+
+
+def export(model, base, version=None, max_pixels=DEFAULT_MAX_PIXELS, model_name=None):
+    """Writes `model` as `base/<version>/`; returns that path."""
+    import keras
+    import tensorflow as tf
+
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    version = next_version(base) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"versions are positive integers, got {version}")
+    target = os.path.join(base, str(version))
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} exists; TF-Serving versions are never overwritten "
+                              "(leave out --version for the next free one)")
+    os.makedirs(base, exist_ok=True)
+    serving_default, upscale_image = serving_functions(model, max_pixels)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serving_default, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.float32, name="lr_images")])
+    archive.add_endpoint("upscale_image", upscale_image, input_signature=[
+        tf.TensorSpec([None], tf.string, name="images")])
+    # TF-Serving ignores folders whose name is not a number: build here, then rename.
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=base)
+    try:
+        archive.write_out(staging, verbose=False)
+        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        write_warmup(os.path.join(staging, WARMUP_FILE),
+                     model_name or os.path.basename(os.path.normpath(base)))
+        os.rename(staging, target)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
+    return target
+
+
+# --- Warm-up requests, in protobuf wire format written here so that exporting does not need
+# tensorflow-serving-api (the tests parse them with it).
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number, payload):
+    """A length-delimited field (strings, bytes and messages)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def predict_request(model_name, signature_name, inputs):
+    """A serialized tensorflow.serving.PredictRequest; `inputs` maps names to TensorProtos."""
+    spec = _field(1, model_name.encode()) + _field(3, signature_name.encode())
+    body = _field(1, spec)
+    for name, tensor in inputs.items():
+        body += _field(2, _field(1, name.encode()) + _field(2, tensor.SerializeToString()))
+    return body
+
+
+def write_warmup(path, model_name):
+    """A TFRecord file of PredictionLog{predict_log{request}}, one per signature."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    image = rng.random((1, WARMUP_SIZE, WARMUP_SIZE, 3), dtype=np.float32)
+    png = tf.io.encode_png((image[0] * 255).astype(np.uint8)).numpy()
+    requests = [
+        predict_request(model_name, "serving_default",
+                        {"lr_images": tf.make_tensor_proto(image)}),
+        predict_request(model_name, "upscale_image",
+                        {"images": tf.make_tensor_proto([png], dtype=tf.string)}),
+    ]
+    with tf.io.TFRecordWriter(path) as writer:
+        for request in requests:
+            # PredictionLog.predict_log is field 6; PredictLog.request is field 1.
+            writer.write(_field(6, _field(1, request)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m export.saved_model",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help=".keras file or preset name")
+    parser.add_argument("--out", required=True, help="TF-Serving model folder, e.g. models/NAME")
+    parser.add_argument("--version", type=int, help="version number (default: next free)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"largest image upscale_image accepts (default {DEFAULT_MAX_PIXELS})")
+    args = parser.parse_args(argv)
+    from keras_sr import presets
+
+    try:
+        model = presets.load_model(args.model)
+        path = export(model, args.out, args.version, args.max_pixels)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"export.saved_model: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} (signatures serving_default, upscale_image; warm-up requests)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Upscaling whole images with any exported form of a generator, tiled when they are large.
+
+`load_upscaler(spec)` takes a `.keras` file, a SavedModel directory (or a TF-Serving model
+folder of numbered versions: the newest is used), a `.tflite` file, or a preset name, and
+returns an `Upscaler`. `upscale_image` runs it over an image tile by tile, each tile with
+`tile_pad` pixels of real context on every side that are cropped off afterwards, so tiles meet
+without seams (Real-ESRGAN's scheme), and writes each tile straight into the output array so a
+large image never holds a float32 copy of its whole SR result.
+"""
+
+import math
+import os
+
+import numpy as np
+
+# Live float32 activations per LR pixel: a x4 RRDBNet keeps about four 64-channel maps at HR
+# resolution (16 HR pixels per LR pixel) while it runs its last convs.
+BYTES_PER_HR_PIXEL = 4 * 64 * 4
+DEFAULT_MEMORY_BUDGET_MB = 1024
+DEFAULT_TILE_PAD = 16
+
+
+class Upscaler:
+    """`upscaler(lr_images)`: float32 `[1, H, W, 3]` in [0, 1] -> `[1, sH, sW, 3]`."""
+
+    def __init__(self, run, scale, description):
+        self.run = run
+        self.scale = scale
+        self.description = description
+
+    def __call__(self, lr_images):
+        return np.asarray(self.run(np.ascontiguousarray(lr_images, np.float32)))
+
+
+def keras_upscaler(model, description=None):
+    import tensorflow as tf
+
+    # One trace for every tile and image size.
+    serve = tf.function(lambda lr_images: model(lr_images, training=False),
+                        input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+    scale = getattr(model, "scale", None) or _probe_scale(lambda x: serve(x).numpy())
+    return Upscaler(lambda x: serve(x).numpy(), scale, description or model.name)
+
+
+def _probe_scale(run):
+    out = run(np.zeros((1, 16, 16, 3), np.float32))
+    return out.shape[1] // 16
+
+
+def newest_version(path):
+    """A TF-Serving model folder's highest numbered version, or `path` itself."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [int(name) for name in os.listdir(path) if name.isdigit()
+                and os.path.isfile(os.path.join(path, name, "saved_model.pb"))]
+    if not versions:
+        raise FileNotFoundError(f"{path} holds no SavedModel (saved_model.pb) nor numbered "
+                                "versions of one")
+    return os.path.join(path, str(max(versions)))
+
+
+def saved_model_upscaler(path):
+    import tensorflow as tf
+
+    path = newest_version(path)
+    loaded = tf.saved_model.load(path, tags=["serve"])
+    if "serving_default" not in loaded.signatures:
+        raise ValueError(f"{path} has no serving_default signature")
+    signature = loaded.signatures["serving_default"]
+    (output_name,) = signature.structured_outputs.keys() if len(
+        signature.structured_outputs) == 1 else ["sr_images"]
+
+    def run(lr_images):
+        return signature(tf.constant(lr_images))[output_name].numpy()
+
+    upscaler = Upscaler(run, _probe_scale(run), path)
+    upscaler.loaded = loaded  # keep the restored variables alive
+    return upscaler
+
+
+def tflite_upscaler(path, num_threads=None):
+    from export import tflite
+
+    with open(path, "rb") as file:
+        interpreter = tflite.interpreter(file.read(), num_threads=num_threads)
+    signature = interpreter.get_input_details()[0]["shape_signature"]
+    if all(side > 0 for side in signature):
+        fixed = tuple(int(side) for side in signature[1:3])
+
+        def run(lr_images):
+            return _run_fixed(lambda x: tflite.run(interpreter, x), lr_images, fixed)
+        scale = interpreter.get_output_details()[0]["shape"][1] // fixed[0]
+        upscaler = Upscaler(run, int(scale), path)
+        upscaler.fixed_size = fixed
+        return upscaler
+
+    def run(lr_images):
+        return tflite.run(interpreter, lr_images)
+    return Upscaler(run, _probe_scale(run), path)
+
+
+def _run_fixed(run, lr_images, size):
+    """A fixed-shape model over a smaller input: pad (edge) to its size and crop the output."""
+    _, height, width, _ = lr_images.shape
+    if height > size[0] or width > size[1]:
+        raise ValueError(f"input {height}x{width} exceeds the model's fixed {size[0]}x{size[1]}")
+    padded = np.pad(lr_images, ((0, 0), (0, size[0] - height), (0, size[1] - width), (0, 0)),
+                    mode="edge")
+    out = run(padded)
+    scale = out.shape[1] // size[0]
+    return out[:, :height * scale, :width * scale]
+
+
+def load_upscaler(spec, num_threads=None):
+    """An Upscaler from a `.keras` file, SavedModel / TF-Serving folder, `.tflite` or preset."""
+    from keras_sr import presets
+
+    spec = os.fspath(spec)
+    if presets.is_preset(spec) or spec.endswith(".keras"):
+        return keras_upscaler(presets.load_model(spec), description=spec)
+    if os.path.isdir(spec):
+        return saved_model_upscaler(spec)
+    if spec.endswith(".tflite"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"no such model file: {spec}")
+        return tflite_upscaler(spec, num_threads)
+    raise ValueError(f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file "
+                     f"or preset ({', '.join(presets.PRESETS)})")
+
+
+def auto_tile(height, width, scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB,
+              tile_pad=DEFAULT_TILE_PAD):
+    """The LR tile side that keeps one padded tile's activations within the budget, or None
+    when the whole image fits."""
+    budget_pixels = memory_budget_mb * 2**20 / (BYTES_PER_HR_PIXEL * scale * scale)
+    if height * width <= budget_pixels:
+        return None
+    side = int(math.sqrt(budget_pixels)) - 2 * tile_pad
+    if side < 16:
+        raise ValueError(f"a memory budget of {memory_budget_mb} MB leaves tiles under 16 "
+                         "pixels; raise it")
+    return side // 8 * 8
+
+
+def tiles(height, width, tile):
+    """(top, bottom, left, right) of each tile, row by row."""
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            yield top, min(top + tile, height), left, min(left + tile, width)
+
+
+def upscale_image(upscaler, image, tile=None, tile_pad=DEFAULT_TILE_PAD, out=None,
+                  progress=None):
+    """Upscales an `(H, W, 3)` float32 [0, 1] image, tile by tile when `tile` is set.
+
+    `out`: an `(sH, sW, 3)` array to write into; float32 by default, or uint8 / uint16 (each
+    tile is quantized as it is written, with rounding). `progress(done, total)` is called after
+    each tile. Returns `out`.
+    """
+    height, width = image.shape[:2]
+    scale = upscaler.scale
+    if out is None:
+        out = np.empty((height * scale, width * scale, 3), np.float32)
+    peak = None if out.dtype.kind == "f" else float(np.iinfo(out.dtype).max)
+    boxes = list(tiles(height, width, tile)) if tile else [(0, height, 0, width)]
+    for index, (top, bottom, left, right) in enumerate(boxes):
+        pad_top, pad_left = max(top - tile_pad, 0), max(left - tile_pad, 0)
+        pad_bottom, pad_right = min(bottom + tile_pad, height), min(right + tile_pad, width)
+        result = upscaler(image[None, pad_top:pad_bottom, pad_left:pad_right])[0]
+        y0, x0 = (top - pad_top) * scale, (left - pad_left) * scale
+        result = result[y0:y0 + (bottom - top) * scale, x0:x0 + (right - left) * scale]
+        if peak is not None:
+            result = np.round(np.clip(result, 0.0, 1.0) * peak)
+        out[top * scale:bottom * scale, left * scale:right * scale] = result
+        if progress:
+            progress(index + 1, len(boxes))
+    return out
