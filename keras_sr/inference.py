@@ -142,6 +142,13 @@ def auto_tile(height, width, scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB,
     return side // 8 * 8
 
 
+def _window(start, stop, size, limit):
+    if limit <= size:
+        return 0, limit
+    start = min(start, limit - size)
+    return start, start + size
+
+
 def tiles(height, width, tile):
     """(top, bottom, left, right) of each tile, row by row."""
     for top in range(0, height, tile):
@@ -163,9 +170,16 @@ def upscale_image(upscaler, image, tile=None, tile_pad=DEFAULT_TILE_PAD, out=Non
         out = np.empty((height * scale, width * scale, 3), np.float32)
     peak = None if out.dtype.kind == "f" else float(np.iinfo(out.dtype).max)
     boxes = list(tiles(height, width, tile)) if tile else [(0, height, 0, width)]
+    fixed = getattr(upscaler, "fixed_size", None)
     for index, (top, bottom, left, right) in enumerate(boxes):
         pad_top, pad_left = max(top - tile_pad, 0), max(left - tile_pad, 0)
         pad_bottom, pad_right = min(bottom + tile_pad, height), min(right + tile_pad, width)
+        if fixed:
+            # A fixed-shape model sees whole windows of its size, shifted inside the image at
+            # its borders, so that every pixel has real context (or the image border, as the
+            # untiled model) rather than padding.
+            pad_top, pad_bottom = _window(pad_top, pad_bottom, fixed[0], height)
+            pad_left, pad_right = _window(pad_left, pad_right, fixed[1], width)
         result = upscaler(image[None, pad_top:pad_bottom, pad_left:pad_right])[0]
         y0, x0 = (top - pad_top) * scale, (left - pad_left) * scale
         result = result[y0:y0 + (bottom - top) * scale, x0:x0 + (right - left) * scale]

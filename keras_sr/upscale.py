@@ -45,6 +45,8 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         tile = inference.auto_tile(height, width, scale, args.memory_budget
                                    or inference.DEFAULT_MEMORY_BUDGET_MB, pad)
     fixed = getattr(upscaler, "fixed_size", None)
+    if fixed and args.tile_pad is None:
+        pad = min(pad, min(fixed) // 4)
     if fixed and (tile is None or tile + 2 * pad > min(fixed)):
         # A fixed-shape .tflite takes tiles of at most its input size.
         tile = min(fixed) - 2 * pad

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from keras_sr import inference
+from keras_sr.models import RRDBNet, SRVGGNetCompact
+from tests.convert.test_ncnn import randomized
+from tests.helpers import random_images
+
+
+def test_tiles_cover_the_image_exactly_once():
+    covered = np.zeros((37, 53), int)
+    for top, bottom, left, right in inference.tiles(37, 53, 16):
+        covered[top:bottom, left:right] += 1
+    assert (covered == 1).all()
+
+
+def test_tiled_output_equals_untiled_when_the_pad_covers_the_receptive_field():
+    # Two 3x3 convs at LR plus the ones after pixel shuffle: a pad of 8 covers all context.
+    model = randomized(SRVGGNetCompact(scale=2, num_convs=2, num_features=8))
+    upscaler = inference.keras_upscaler(model)
+    image = random_images((1, 45, 38, 3))[0]
+    whole = inference.upscale_image(upscaler, image)
+    tiled = inference.upscale_image(upscaler, image, tile=16, tile_pad=8)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    # Without overlap the tiles see zero padding at their borders: seams appear.
+    seams = inference.upscale_image(upscaler, image, tile=16, tile_pad=0)
+    assert np.abs(seams - whole).max() > 1e-3
+
+
+def test_integer_outputs_are_rounded_per_tile():
+    upscaler = inference.keras_upscaler(RRDBNet(num_blocks=1, num_features=8,
+                                                growth_channels=4))
+    image = random_images((1, 20, 20, 3))[0]
+    as_float = inference.upscale_image(upscaler, image, tile=8, tile_pad=4)
+    as_uint16 = inference.upscale_image(upscaler, image, tile=8, tile_pad=4,
+                                        out=np.empty((80, 80, 3), np.uint16))
+    np.testing.assert_array_equal(as_uint16, np.round(as_float * 65535).astype(np.uint16))
+
+
+def test_auto_tile_follows_the_memory_budget():
+    assert inference.auto_tile(100, 100, 4, memory_budget_mb=1024) is None
+    tile = inference.auto_tile(2000, 2000, 4, memory_budget_mb=1024, tile_pad=16)
+    assert tile is not None and tile % 8 == 0
+    used = (tile + 32) ** 2 * 16 * inference.BYTES_PER_HR_PIXEL
+    assert used <= 1024 * 2**20
+    with pytest.raises(ValueError, match="raise it"):
+        inference.auto_tile(2000, 2000, 4, memory_budget_mb=1)
+
+
+def test_unknown_model_kinds_are_named(tmp_path):
+    with pytest.raises(ValueError, match="not a .keras file, SavedModel folder"):
+        inference.load_upscaler("model.onnx")
+    with pytest.raises(FileNotFoundError, match="gone.tflite"):
+        inference.load_upscaler(str(tmp_path / "gone.tflite"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no SavedModel"):
+        inference.load_upscaler(str(tmp_path / "empty"))

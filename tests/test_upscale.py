@@ -1,0 +1,119 @@
+"""`keras-sr upscale` end to end with every model form and the image kinds it must keep."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from export import saved_model, tflite
+from keras_sr import cli
+from keras_sr.models import SRVGGNetCompact
+from tests.convert.test_ncnn import randomized
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    model = randomized(SRVGGNetCompact(scale=2, num_convs=2, num_features=8))
+    model.save(folder / "g.keras")
+    saved_model.export(model, str(folder / "served"))
+    (folder / "g.tflite").write_bytes(tflite.convert(model))
+    (folder / "fixed.tflite").write_bytes(tflite.convert(model, input_size=(24, 24)))
+    return model, folder
+
+
+def photo(rng, height, width, channels=3):
+    y, x = np.mgrid[:height, :width]
+    base = (np.sin(x / 5.0) + np.cos(y / 7.0) + 2) / 4
+    image = np.stack([base, base[::-1], base[:, ::-1], base.T[:height, :width]
+                      if height == width else base][:channels], -1)
+    return np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1)
+
+
+def upscale(*args):
+    return cli.main(["upscale", *map(str, args), "--no-progress"])
+
+
+@pytest.mark.parametrize("form", ["g.keras", "served", "g.tflite", "fixed.tflite"])
+def test_every_model_form_gives_the_same_result(model_files, tmp_path, rng, form):
+    model, folder = model_files
+    image = (photo(rng, 30, 41) * 255).round().astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    assert upscale(tmp_path / "in.png", "-o", tmp_path / "out", "--model", folder / form) == 0
+    result = np.asarray(Image.open(tmp_path / "out" / "in.png"))
+    expected = np.round(np.clip(model(image[None].astype(np.float32) / 255).numpy()[0], 0, 1)
+                        * 255)
+    assert result.shape == (60, 82, 3)
+    # Tiling (the fixed-shape model forces 24-pixel tiles) and runtimes differ by rounding only.
+    assert np.abs(result.astype(int) - expected).max() <= 1
+
+
+def test_gray_alpha_16_bit_and_formats_are_kept(model_files, tmp_path, rng):
+    _, folder = model_files
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray((photo(rng, 16, 16)[..., 0] * 255).astype(np.uint8), "L").save(
+        inputs / "gray.png")
+    rgba = (photo(rng, 16, 12, channels=4) * 255).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(inputs / "rgba.png")
+    deep = (photo(rng, 10, 14)[..., 0] * 65535).astype(np.uint16)
+    Image.fromarray(deep).save(inputs / "deep.png")
+    Image.fromarray((photo(rng, 8, 8) * 255).astype(np.uint8)).save(inputs / "photo.jpg")
+    out = tmp_path / "out"
+    assert upscale(inputs, "-o", out, "--model", folder / "g.keras") == 0
+    assert Image.open(out / "gray.png").mode == "L"
+    with Image.open(out / "rgba.png") as result:
+        assert result.mode == "RGBA" and result.size == (24, 32)
+        alpha = np.asarray(result)[..., 3].astype(float)
+    assert abs(alpha.mean() - rgba[..., 3].mean()) < 4  # resized, not dropped
+    with Image.open(out / "deep.png") as result:
+        assert result.mode.startswith("I") and np.asarray(result).max() > 255
+    assert Image.open(out / "photo.jpg").format == "JPEG"
+    assert upscale(inputs / "photo.jpg", "-o", out / "photo.webp", "--model",
+                   folder / "g.keras") == 0
+    assert Image.open(out / "photo.webp").format == "WEBP"
+
+
+def test_exif_orientation_is_applied(model_files, tmp_path, rng):
+    _, folder = model_files
+    image = Image.fromarray((photo(rng, 10, 20) * 255).astype(np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert upscale(tmp_path / "rotated.jpg", "-o", tmp_path / "out", "--model",
+                   folder / "g.keras") == 0
+    assert Image.open(tmp_path / "out" / "rotated.jpg").size == (20, 40)
+
+
+def test_scale_out_resizes_the_result(model_files, tmp_path, rng):
+    _, folder = model_files
+    Image.fromarray((photo(rng, 20, 10) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    assert upscale(tmp_path / "a.png", "-o", tmp_path / "o", "--model", folder / "g.keras",
+                   "--scale-out", "1.5") == 0
+    assert Image.open(tmp_path / "o" / "a.png").size == (15, 30)
+
+
+def test_unreadable_files_are_skipped_and_existing_outputs_kept(model_files, tmp_path, rng,
+                                                                capsys):
+    _, folder = model_files
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray((photo(rng, 8, 8) * 255).astype(np.uint8)).save(inputs / "good.png")
+    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "out"
+    assert upscale(inputs, "-o", out, "--model", folder / "g.keras") == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "1 of 2 images not written" in err
+    assert (out / "good.png").is_file() and not (out / "broken.png").exists()
+    before = (out / "good.png").read_bytes()
+    (inputs / "broken.png").unlink()
+    assert upscale(inputs, "-o", out, "--model", folder / "g.keras") == 1
+    assert "exists, kept" in capsys.readouterr().err
+    assert (out / "good.png").read_bytes() == before
+    assert upscale(inputs, "-o", out, "--model", folder / "g.keras", "--overwrite") == 0
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys, rng):
+    Image.fromarray((photo(rng, 8, 8) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    assert upscale(tmp_path / "a.png", "-o", tmp_path / "o", "--model",
+                   tmp_path / "none.keras") == 1
+    assert "none.keras" in capsys.readouterr().err
