@@ -1,6 +1,8 @@
-"""Generator inference latency: Keras graph mode and TFLite fp32 (LiteRT, XNNPACK).
+"""Generator inference latency: Keras graph mode, the TF-Serving SavedModel, and TFLite fp32 /
+fp16 / dynamic-range (LiteRT, XNNPACK).
 
-    python -m benchmarks.inference [--sizes 64 128] [--repeats 5] [--threads 2] [--json OUT]
+    python -m benchmarks.inference [--sizes 64 128 256] [--repeats 3] [--threads 2]
+        [--modes keras saved_model tflite_fp32 tflite_fp16 tflite_dynamic] [--json OUT]
 
 Reports the median latency of one LR image per input size, and the effective GFLOP/s: the FLOPs
 of direct convolution (2 x output pixels x kernel area x in x out channels, summed over every
@@ -12,6 +14,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from export import tflite  # noqa: E402
+from export import saved_model, tflite  # noqa: E402
 from keras_sr.models import RRDBNet  # noqa: E402
 
 
@@ -46,37 +49,60 @@ def median_seconds(run_once, repeats):
     return statistics.median(times)
 
 
+MODES = ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic")
+
+
+def runners(model, modes, threads, workdir):
+    """{mode: function [1, H, W, 3] -> SR} for each requested way of running `model`."""
+    result = {}
+    if "keras" in modes:
+        serve = tf.function(lambda lr_images: model(lr_images, training=False))
+        result["keras"] = lambda x: serve(x).numpy()
+    if "saved_model" in modes:
+        path = saved_model.export(model, os.path.join(workdir, "served"))
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        result["saved_model"] = lambda x: signature(lr_images=tf.constant(x))["sr_images"].numpy()
+    quantize = {"tflite_fp32": "none", "tflite_fp16": "float16", "tflite_dynamic": "dynamic"}
+    for mode, option in quantize.items():
+        if mode in modes:
+            interpreter = tflite.interpreter(tflite.convert(model, quantize=option),
+                                             num_threads=threads)
+            result[mode] = lambda x, interpreter=interpreter: tflite.run(interpreter, x)
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
     model = RRDBNet(scale=4)  # random weights: latency does not depend on their values
     serve = tf.function(lambda lr_images: model(lr_images, training=False))
-    interpreter = tflite.interpreter(tflite.convert(model), num_threads=args.threads)
-
     rows = []
-    for size in args.sizes:
-        lr_images = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
-        flops = conv_flops(serve, size, size)
-        keras_s = median_seconds(lambda: serve(lr_images).numpy(), args.repeats)
-        tflite_s = median_seconds(lambda: tflite.run(interpreter, lr_images), args.repeats)
-        rows.append({"lr_size": size, "gflop": flops / 1e9,
-                     "keras_graph_s": keras_s, "keras_graph_gflops": flops / keras_s / 1e9,
-                     "tflite_fp32_s": tflite_s, "tflite_fp32_gflops": flops / tflite_s / 1e9})
+    with tempfile.TemporaryDirectory() as workdir:
+        runs = runners(model, args.modes, args.threads, workdir)
+        for size in args.sizes:
+            lr_images = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
+            flops = conv_flops(serve, size, size)
+            row = {"lr_size": size, "gflop": flops / 1e9}
+            for mode in args.modes:
+                seconds = median_seconds(lambda: runs[mode](lr_images), args.repeats)
+                row[f"{mode}_s"] = seconds
+                row[f"{mode}_gflops"] = flops / seconds / 1e9
+            rows.append(row)
 
     print(f"RRDBNet x4 (23 blocks, 64 features), batch 1, median of {args.repeats}; "
           f"TensorFlow {tf.__version__}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; TFLite with {args.threads} threads")
-    print("| LR size | GFLOP | Keras graph s | GFLOP/s | TFLite fp32 s | GFLOP/s |")
-    print("|---|---|---|---|---|---|")
+          f"{os.cpu_count()} cores; TFLite with {args.threads} threads (XNNPACK)")
+    print("| LR size | GFLOP | " + " | ".join(f"{m} s (GFLOP/s)" for m in args.modes) + " |")
+    print("|---" * (2 + len(args.modes)) + "|")
     for row in rows:
-        print(f"| {row['lr_size']}x{row['lr_size']} | {row['gflop']:.1f} "
-              f"| {row['keras_graph_s']:.2f} | {row['keras_graph_gflops']:.1f} "
-              f"| {row['tflite_fp32_s']:.2f} | {row['tflite_fp32_gflops']:.1f} |")
+        cells = " | ".join(f"{row[f'{m}_s']:.2f} ({row[f'{m}_gflops']:.0f})" for m in args.modes)
+        print(f"| {row['lr_size']}x{row['lr_size']} | {row['gflop']:.1f} | {cells} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

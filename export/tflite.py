@@ -5,9 +5,14 @@ carry them) and keep a dynamic H x W unless a fixed input size is asked for, whi
 GPU delegates want.
 """
 
+import argparse
+import json
+import os
 import re
+import sys
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 LITERT_MISSING = (
@@ -15,26 +20,41 @@ LITERT_MISSING = (
 )
 
 
-def convert(model, input_size=None):
-    """Converts a Keras generator to a float32 TFLite flatbuffer.
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+# PSNR of each mode against the Keras model that the parity report is held to (float32 is held
+# to a max abs error of 1e-5 instead).
+PSNR_TARGETS = {"float16": 50.0, "dynamic": 40.0, "int8": 35.0}
+FLOAT32_MAX_ERROR = 1e-5
+
+
+def convert(model, input_size=None, quantize="none", representative_images=None):
+    """Converts a Keras generator to a TFLite flatbuffer with builtin ops only.
 
     Args:
         model: a Keras model mapping `[batch, H, W, 3]` images in [0, 1] to SR images.
         input_size: `(height, width)` for a fixed-shape model, or None (the default) for a model
             whose batch, height and width are resized at run time with `resize_tensor_input`.
+        quantize: "none" (float32), "float16" (weights stored in half precision), "dynamic"
+            (int8 weights, float activations) or "int8" (int8 weights and activations,
+            calibrated on `representative_images`; input and output stay float32).
+        representative_images: for int8, a list of `(H, W, 3)` float32 images in [0, 1].
 
     Returns:
         The `.tflite` model as bytes.
 
     Raises:
-        ValueError: if `input_size` is not two positive integers, or the model needs an op
-            outside the TFLite builtin set.
+        ValueError: if an argument is invalid, or the model needs an op outside the TFLite
+            builtin set.
     """
     if input_size is not None:
         if len(input_size) != 2 or any(int(side) != side or side < 1 for side in input_size):
             raise ValueError(
                 f"input_size must be (height, width) as two positive integers, got {input_size!r}"
             )
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    if quantize == "int8" and not representative_images:
+        raise ValueError("int8 quantization calibrates on representative images; give some")
     height, width = (None, None) if input_size is None else (int(s) for s in input_size)
     batch = None if input_size is None else 1
     signature = tf.TensorSpec([batch, height, width, 3], tf.float32, name="lr_images")
@@ -47,10 +67,32 @@ def convert(model, input_size=None):
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
         # Builtins only: a Flex op makes the conversion fail here instead of on the phone.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "int8":
+            # int8 kernels where they exist, float builtins for the rest (still no Flex).
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
+
+            def calibration():
+                for image in representative_images:
+                    if input_size is not None:
+                        image = _fit(image, input_size)
+                    yield [np.asarray(image, np.float32)[None]]
+            converter.representative_dataset = calibration
         try:
             return converter.convert()
         except Exception as error:  # the converter raises its own ConverterError type
             raise ValueError(conversion_failure(model.name, str(error))) from error
+
+
+def _fit(image, size):
+    """Crops or edge-pads an image to `size` (for calibrating a fixed-shape model)."""
+    image = image[:size[0], :size[1]]
+    return np.pad(image, ((0, size[0] - image.shape[0]), (0, size[1] - image.shape[1]),
+                          (0, 0)), mode="edge")
 
 
 def conversion_failure(model_name, converter_message):
@@ -120,3 +162,107 @@ def run(tflite_interpreter, lr_images):
     tflite_interpreter.invoke()
     output_detail = tflite_interpreter.get_output_details()[0]
     return tflite_interpreter.get_tensor(output_detail["index"])
+
+
+def crops(paths, size=64, limit=16):
+    """Centre crops (`size` x `size`, float32 [0, 1]) of up to `limit` real photos."""
+    from keras_sr.data.images import UnreadableImageError, read_image
+
+    images = []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except UnreadableImageError:
+            continue
+        height, width = image.shape[:2]
+        top, left = max((height - size) // 2, 0), max((width - size) // 2, 0)
+        images.append(image[top:top + size, left:left + size].astype(np.float32) / 255.0)
+        if len(images) == limit:
+            break
+    if not images:
+        raise ValueError(f"no readable images among {len(paths)} files")
+    return images
+
+
+def parity_report(model, tflite_model, images, quantize, num_threads=None):
+    """TFLite against Keras on `images`: max abs error and PSNR (dB, [0, 1] range) per image
+    and overall, with the mode's target and whether it is met."""
+    tflite_interpreter = interpreter(tflite_model, num_threads=num_threads)
+    fixed = tflite_interpreter.get_input_details()[0]["shape_signature"]
+    rows = []
+    for image in images:
+        if all(side > 0 for side in fixed):
+            image = _fit(image, (int(fixed[1]), int(fixed[2])))
+        expected = np.clip(np.asarray(model(image[None], training=False)), 0, 1)
+        actual = np.clip(run(tflite_interpreter, image[None].astype(np.float32)), 0, 1)
+        error = np.abs(actual - expected)
+        mse = float(np.mean(error.astype(np.float64) ** 2))
+        rows.append({"max_abs_error": float(error.max()),
+                     "psnr_db": float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)})
+    report = {"quantize": quantize, "images": len(rows),
+              "max_abs_error": max(r["max_abs_error"] for r in rows),
+              "min_psnr_db": min(r["psnr_db"] for r in rows), "per_image": rows}
+    if quantize == "none":
+        report["target"] = f"max abs error <= {FLOAT32_MAX_ERROR}"
+        report["meets_target"] = report["max_abs_error"] <= FLOAT32_MAX_ERROR
+    else:
+        report["target"] = f"PSNR >= {PSNR_TARGETS[quantize]} dB"
+        report["meets_target"] = report["min_psnr_db"] >= PSNR_TARGETS[quantize]
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m export.tflite",
+        description="Convert a generator to TFLite (builtin ops only) and report its parity "
+        "with the Keras model on real photos.")
+    parser.add_argument("--model", required=True, help=".keras file or preset name")
+    parser.add_argument("--out", required=True, help="output .tflite file")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="fixed LR input size (default: dynamic H x W)")
+    parser.add_argument("--representative", metavar="DIR",
+                        help="photos to calibrate int8 and to measure parity on (default: the "
+                        "photos bundled with keras-sr)")
+    parser.add_argument("--threads", type=int, default=2, help="LiteRT threads for the report")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+
+    from importlib import resources
+
+    from keras_sr import presets
+    from keras_sr.data.images import list_images
+
+    try:
+        if os.path.exists(args.out) and not args.overwrite:
+            raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+        folder = args.representative or str(resources.files("keras_sr.data") / "samples")
+        images = crops(list_images(folder))
+        model = presets.load_model(args.model)
+        flatbuffer = convert(model, args.input_size, args.quantize,
+                             images if args.quantize == "int8" else None)
+        flex = [op for op in operator_names(flatbuffer) if op == "CUSTOM" or op.startswith("Flex")]
+        if flex:
+            raise ValueError(f"the converted model uses non-builtin ops {flex}")
+        report = parity_report(model, flatbuffer, images, args.quantize, args.threads)
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
+        print(f"export.tflite: error: {error}", file=sys.stderr)
+        return 1
+    temporary = f"{args.out}.partial"
+    with open(temporary, "wb") as file:
+        file.write(flatbuffer)
+    os.replace(temporary, args.out)
+    report.update({"model": args.model, "tflite": args.out, "bytes": len(flatbuffer),
+                   "input_size": args.input_size or "dynamic", "images_from": folder})
+    with open(f"{args.out}.parity.json", "w") as file:
+        json.dump(report, file, indent=2)
+    verdict = "meets" if report["meets_target"] else "MISSES"
+    print(f"wrote {args.out} ({len(flatbuffer) / 2**20:.1f} MiB, {args.quantize}); parity on "
+          f"{report['images']} photos: max abs error {report['max_abs_error']:.2e}, min PSNR "
+          f"{report['min_psnr_db']:.1f} dB ({verdict} {report['target']}); "
+          f"report in {args.out}.parity.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

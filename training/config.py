@@ -212,6 +212,7 @@ def validate(config):
                 f"the {model.discriminator} discriminator needs a multiple of {multiple}")
     require(not gan or loss.perceptual != "none" or loss.perceptual_weight == 0,
             "loss.perceptual_weight", "is set but loss.perceptual is none")
+    require(train.steps >= 1, "train.steps", "must be at least 1")
     for name in ("g_optimizer", "d_optimizer"):
         optimizer = getattr(config, name)
         require(optimizer.learning_rate > 0, f"{name}.learning_rate", "must be positive")
@@ -222,7 +223,6 @@ def validate(config):
                 f"{name}.milestones", "are for the step schedule, not cosine")
         require(0 <= optimizer.warmup_steps < train.steps, f"{name}.warmup_steps",
                 "in [0, train.steps)")
-    require(train.steps >= 1, "train.steps", "must be at least 1")
     for key in ("log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
         require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
     require(train.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}")

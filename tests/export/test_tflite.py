@@ -56,3 +56,57 @@ def test_upsampling2d_is_refused_with_the_flex_op_named():
 def test_bad_input_size_is_named(bad_size):
     with pytest.raises(ValueError, match="input_size must be"):
         tflite.convert(TINY_MODELS["srresnet_x4"](), input_size=bad_size)
+
+
+@pytest.mark.parametrize("quantize", ["float16", "dynamic", "int8"])
+def test_quantized_models_stay_builtin_and_close_to_keras(quantize):
+    model = TINY_MODELS["srvgg_compact_x4"]()
+    calibration = [random_images((12, 12, 3), seed=seed) for seed in range(4)]
+    flatbuffer = tflite.convert(model, quantize=quantize, representative_images=calibration)
+    operators = tflite.operator_names(flatbuffer)
+    assert not [op for op in operators if op == "CUSTOM" or op.startswith("Flex")], operators
+    report = tflite.parity_report(model, flatbuffer, calibration, quantize)
+    # Tiny random nets are far from the real targets' regime; these bounds only show each mode
+    # really quantizes (not float32) and still computes the same function.
+    assert 20.0 < report["min_psnr_db"] < float("inf")
+    assert report["max_abs_error"] > 0
+
+
+def test_parity_report_of_float32_meets_its_target():
+    model = TINY_MODELS["rrdbnet_x4"]()
+    images = [random_images((12, 12, 3), seed=seed) for seed in range(2)]
+    report = tflite.parity_report(model, tflite.convert(model), images, "none")
+    assert report["meets_target"] and report["max_abs_error"] <= 1e-5
+    assert report["images"] == 2 and len(report["per_image"]) == 2
+
+
+def test_command_line_writes_model_and_report(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(2):
+        Image.fromarray((random_images((20, 24, 3), seed=seed) * 255).astype(np.uint8)).save(
+            photos / f"p{seed}.png")
+    model_path = tmp_path / "g.keras"
+    TINY_MODELS["srvgg_compact_x4"]().save(model_path)
+    out = tmp_path / "g.tflite"
+    args = ["--model", str(model_path), "--out", str(out), "--representative", str(photos)]
+    assert tflite.main(args + ["--input-size", "16", "16"]) == 0
+    report = json.loads((tmp_path / "g.tflite.parity.json").read_text())
+    assert report["meets_target"] and report["input_size"] == [16, 16]
+    assert "meets max abs error" in capsys.readouterr().out
+    before = out.read_bytes()
+    assert tflite.main(args) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert tflite.main(["--model", str(tmp_path / "none.keras"), "--out",
+                        str(tmp_path / "x.tflite"), "--representative", str(photos)]) == 1
+    assert "none.keras" in capsys.readouterr().err
+
+
+def test_int8_needs_representative_images():
+    with pytest.raises(ValueError, match="representative images"):
+        tflite.convert(TINY_MODELS["srvgg_compact_x4"](), quantize="int8")

@@ -76,6 +76,8 @@ def test_precedence_experiment_then_yaml_then_set(tmp_path):
     ("data.hr_patch_size=90", "data.hr_patch_size: 90 is not a multiple of model.scale 4"),
     ("loss.adversarial=sometimes", "loss.adversarial"),
     ("train.steps", "--set needs section.key=value"),
+    ("g_optimizer.schedule=linear", "g_optimizer.schedule: one of"),
+    ("g_optimizer.warmup_steps=5000", "g_optimizer.warmup_steps: in"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(config_lib.ConfigError, match=message):
