@@ -41,10 +41,12 @@ def measure(experiment, batch, steps):
         trainer = fit.build_trainer(config, generator, discriminator, lambda: vgg19_features(
             "block5_conv4", before_activation=True, weights=None))
         optimizers = {"g_optimizer": fit.build_optimizer(
-            config.g_optimizer, generator.trainable_variables, config.train.precision)}
+            config.g_optimizer, generator.trainable_variables, config.train.precision,
+            config.train.steps)}
         if gan:
             optimizers["d_optimizer"] = fit.build_optimizer(
-                config.d_optimizer, discriminator.trainable_variables, config.train.precision)
+                config.d_optimizer, discriminator.trainable_variables, config.train.precision,
+                config.train.steps)
         trainer.compile(**optimizers)
     size, scale = config.data.hr_patch_size, config.model.scale
     rng = np.random.default_rng(0)

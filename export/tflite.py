@@ -198,16 +198,16 @@ def parity_report(model, tflite_model, images, quantize, num_threads=None):
         error = np.abs(actual - expected)
         mse = float(np.mean(error.astype(np.float64) ** 2))
         rows.append({"max_abs_error": float(error.max()),
-                     "psnr_db": float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)})
+                     "psnr_db": float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))})
     report = {"quantize": quantize, "images": len(rows),
               "max_abs_error": max(r["max_abs_error"] for r in rows),
               "min_psnr_db": min(r["psnr_db"] for r in rows), "per_image": rows}
     if quantize == "none":
         report["target"] = f"max abs error <= {FLOAT32_MAX_ERROR}"
-        report["meets_target"] = report["max_abs_error"] <= FLOAT32_MAX_ERROR
+        report["meets_target"] = bool(report["max_abs_error"] <= FLOAT32_MAX_ERROR)
     else:
         report["target"] = f"PSNR >= {PSNR_TARGETS[quantize]} dB"
-        report["meets_target"] = report["min_psnr_db"] >= PSNR_TARGETS[quantize]
+        report["meets_target"] = bool(report["min_psnr_db"] >= PSNR_TARGETS[quantize])
     return report
 
 

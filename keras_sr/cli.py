@@ -58,7 +58,7 @@ def build_parser():
     upscale.add_argument("--tile", type=int, metavar="N",
                          help="LR tile side (default: automatic from --memory-budget)")
     upscale.add_argument("--tile-pad", type=int, default=None, metavar="P",
-                         help="overlap pixels around each tile (default 16)")
+                         help="overlap pixels around each tile (default 24)")
     upscale.add_argument("--memory-budget", type=int, default=None, metavar="MB",
                          help="activation memory one tile may use (default 1024)")
     upscale.add_argument("--format", choices=("png", "jpg", "webp"),

@@ -85,6 +85,9 @@ def load_model(spec):
     """A Keras generator from a preset name or a `.keras` file."""
     import keras
 
+    import keras_sr.layers  # noqa: F401  (registers the classes a .keras file names)
+    import keras_sr.models  # noqa: F401
+
     spec = os.fspath(spec)
     if is_preset(spec):
         return keras.saving.load_model(path(spec), compile=False)

@@ -62,7 +62,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
                   file=sys.stderr, flush=True)
     resized = args.scale_out is not None and args.scale_out != scale
     out = inference.upscale_image(upscaler, decoded.color, tile=tile, tile_pad=pad,
-                                  out=None if resized or decoded.gray else
+                                  out=None if resized else
                                   np.empty((height * scale, width * scale, 3), out_dtype),
                                   progress=progress)
     if progress:
@@ -72,6 +72,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
     if resized:
         out = resize(out, size)
     if decoded.gray:
+        # The model saw the gray channel three times; its three outputs agree to rounding.
         out = out.mean(axis=-1, keepdims=True) if out.dtype.kind == "f" else out[..., :1]
     if out.dtype.kind == "f":
         out = np.round(np.clip(out, 0.0, 1.0) * peak).astype(out_dtype)

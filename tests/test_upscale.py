@@ -117,3 +117,18 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys, rng):
     assert upscale(tmp_path / "a.png", "-o", tmp_path / "o", "--model",
                    tmp_path / "none.keras") == 1
     assert "none.keras" in capsys.readouterr().err
+
+
+def test_console_script_in_a_fresh_process(model_files, tmp_path, rng):
+    # A new interpreter has imported nothing: the .keras file must still find its classes.
+    import subprocess
+
+    from tests.test_cli import console_script
+
+    _, folder = model_files
+    Image.fromarray((photo(rng, 12, 12) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    result = subprocess.run([console_script(), "upscale", str(tmp_path / "a.png"), "-o",
+                             str(tmp_path / "o"), "--model", str(folder / "g.keras")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(tmp_path / "o" / "a.png").size == (24, 24)

@@ -11,7 +11,7 @@ import typing
 
 import yaml
 
-GENERATORS = ("rrdbnet", "srresnet")
+GENERATORS = ("rrdbnet", "srresnet", "srvgg_compact")
 DISCRIMINATORS = ("none", "srgan", "vgg_style")
 PIXEL_LOSSES = ("l1", "mse")
 PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
@@ -24,7 +24,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 class ModelConfig:
     generator: str = "rrdbnet"
     scale: int = 4
-    num_blocks: int = 23
+    num_blocks: int = 23  # RRDBs, residual blocks, or (srvgg_compact) hidden convs
     num_features: int = 64
     growth_channels: int = 32
     discriminator: str = "none"
@@ -183,7 +183,7 @@ def validate(config):
 
     model, data, loss, train = config.model, config.data, config.loss, config.train
     require(model.generator in GENERATORS, "model.generator", f"one of {GENERATORS}")
-    scales = (1, 2, 4) if model.generator == "rrdbnet" else (2, 3, 4)
+    scales = {"rrdbnet": (1, 2, 4), "srresnet": (2, 3, 4)}.get(model.generator, (1, 2, 3, 4))
     require(model.scale in scales, "model.scale", f"{model.generator} supports {scales}")
     require(model.discriminator in DISCRIMINATORS, "model.discriminator",
             f"one of {DISCRIMINATORS}")

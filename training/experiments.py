@@ -96,11 +96,11 @@ def quick():
             hr_patch_size=64, batch_size=8),
         loss=LossConfig(pixel="l1", pixel_weight=1.0),
         # A short run wants a high rate that anneals: cosine from 2e-3 (after 100 warm-up steps)
-        # reached +0.60 dB over bicubic in 1700 steps where 3e-4 with step decays had +0.23 dB
-        # in 2000 (benchmarks in BENCHMARKS.md).
+        # gives +0.57 dB over bicubic in 1600 steps (513 s on 2 cores) where 3e-4 with step
+        # decays had +0.23 dB in 2000 (BENCHMARKS.md, "The default training run").
         g_optimizer=OptimizerConfig(learning_rate=2e-3, beta_1=0.9, beta_2=0.99,
                                     schedule="cosine", warmup_steps=100),
-        train=TrainConfig(steps=1500, log_every=50, validate_every=500, checkpoint_every=500),
+        train=TrainConfig(steps=1600, log_every=50, validate_every=800, checkpoint_every=800),
     )
 
 

@@ -125,8 +125,12 @@ def make_source(config, shuffle_seed):
 
 
 def build_generator(model_config):
-    from keras_sr.models import RRDBNet, SRResNet
+    from keras_sr.models import RRDBNet, SRResNet, SRVGGNetCompact
 
+    if model_config.generator == "srvgg_compact":
+        # Real-ESRGAN's compact model: num_blocks counts its hidden convs.
+        return SRVGGNetCompact(scale=model_config.scale, num_convs=model_config.num_blocks,
+                               num_features=model_config.num_features, name="generator")
     if model_config.generator == "rrdbnet":
         return RRDBNet(scale=model_config.scale, num_blocks=model_config.num_blocks,
                        num_features=model_config.num_features,
@@ -349,6 +353,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
             if not all(np.isfinite(v) for v in values.values()):
                 log(f"\nnon-finite loss at step {step} ({values}); stopping. The last good "
                     f"checkpoint is {checkpoints.latest or 'none (no checkpoint yet)'}.")
+                writer.close()
                 return EXIT_NON_FINITE
             last_logs = values
             if step % config.train.log_every == 0 or step == total:
@@ -370,6 +375,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
                 status = 128 + interruption.signal
                 break
 
+    writer.close()
     if not is_chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return status

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -66,6 +68,7 @@ def test_quantized_models_stay_builtin_and_close_to_keras(quantize):
     operators = tflite.operator_names(flatbuffer)
     assert not [op for op in operators if op == "CUSTOM" or op.startswith("Flex")], operators
     report = tflite.parity_report(model, flatbuffer, calibration, quantize)
+    json.dumps(report)  # the command line writes it as JSON
     # Tiny random nets are far from the real targets' regime; these bounds only show each mode
     # really quantizes (not float32) and still computes the same function.
     assert 20.0 < report["min_psnr_db"] < float("inf")

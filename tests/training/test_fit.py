@@ -86,7 +86,8 @@ def test_bad_keys_and_values_are_named(override, message):
 
 def test_numbers_in_any_spelling():
     config = fit.resolve_config("quick", overrides=[
-        "g_optimizer.learning_rate=1e-4", "train.steps=2e3", "g_optimizer.milestones=[1e3,1500]"])
+        "g_optimizer.learning_rate=1e-4", "train.steps=2e3", "g_optimizer.schedule=step",
+        "g_optimizer.milestones=[1e3,1500]"])
     assert config.g_optimizer.learning_rate == 1e-4
     assert config.train.steps == 2000 and config.g_optimizer.milestones == (1000, 1500)
     with pytest.raises(config_lib.ConfigError, match="train.steps must be int, got 2.5"):
@@ -204,6 +205,17 @@ def test_init_from_refuses_another_architecture(image_folder, tmp_path):
     fit.prepare_run_dir(str(tmp_path / "run"), config)
     with pytest.raises(config_lib.ConfigError, match="another architecture"):
         fit.train(config, str(tmp_path / "run"), log=lambda m: None)
+
+
+def test_the_compact_generator_fine_tunes_from_its_preset(fake_package, image_folder,
+                                                         tmp_path):
+    config = tiny_config(image_folder, "model.generator=srvgg_compact", "model.num_blocks=2",
+                         "model.num_features=8", "train.steps=2",
+                         "train.init_from=realesr-animevideov3-x4")
+    run_dir = tmp_path / "compact"
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), log=lambda m: None) == 0
+    assert (run_dir / "generator_last.keras").is_file()
 
 
 def test_init_from_a_preset_fine_tunes_the_published_weights(fake_package):
