@@ -230,7 +230,7 @@ def main(argv=None):
 
     from importlib import resources
 
-    from keras_sr import presets
+    from keras_sr import atomic, presets
     from keras_sr.data.images import list_images
 
     try:
@@ -248,10 +248,7 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError, ImportError) as error:
         print(f"export.tflite: error: {error}", file=sys.stderr)
         return 1
-    temporary = f"{args.out}.partial"
-    with open(temporary, "wb") as file:
-        file.write(flatbuffer)
-    os.replace(temporary, args.out)
+    atomic.write_bytes(args.out, flatbuffer)
     report.update({"model": args.model, "tflite": args.out, "bytes": len(flatbuffer),
                    "input_size": args.input_size or "dynamic", "images_from": folder})
     with open(f"{args.out}.parity.json", "w") as file:

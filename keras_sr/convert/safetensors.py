@@ -2,11 +2,11 @@
 written with numpy alone."""
 
 import json
-import os
 import struct
 
 import numpy as np
 
+from keras_sr.atomic import atomic_path
 from keras_sr.convert.errors import ConversionError
 
 DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
@@ -59,13 +59,7 @@ def save(path, tensors, metadata=None):
         offset += array.nbytes
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the format aligns the data to 8 bytes
-    temporary = f"{path}.partial"
-    try:
-        with open(temporary, "wb") as file:
-            file.write(struct.pack("<Q", len(encoded)) + encoded)
-            for array in arrays.values():
-                file.write(array.tobytes())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        file.write(struct.pack("<Q", len(encoded)) + encoded)
+        for array in arrays.values():
+            file.write(array.tobytes())

@@ -16,6 +16,7 @@ import zipfile
 
 import numpy as np
 
+from keras_sr.atomic import atomic_path
 from keras_sr.convert.errors import ConversionError, UnsafeCheckpointError
 
 STORAGE_DTYPES = {
@@ -278,15 +279,10 @@ def save(path, state_dict, wrapper="params"):
     state dict) as float32 in PyTorch's zip format, atomically."""
     arrays = {key: np.ascontiguousarray(value, np.float32) for key, value in state_dict.items()}
     root = os.path.splitext(os.path.basename(path))[0] or "archive"
-    temporary = f"{path}.partial"
-    try:
-        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr(f"{root}/data.pkl", _pickle_state_dict(arrays, wrapper))
-            archive.writestr(f"{root}/byteorder", "little")
-            for index, array in enumerate(arrays.values()):
-                archive.writestr(f"{root}/data/{index}", array.tobytes())
-            archive.writestr(f"{root}/version", "3\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_path(path) as temporary, \
+            zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(f"{root}/data.pkl", _pickle_state_dict(arrays, wrapper))
+        archive.writestr(f"{root}/byteorder", "little")
+        for index, array in enumerate(arrays.values()):
+            archive.writestr(f"{root}/data/{index}", array.tobytes())
+        archive.writestr(f"{root}/version", "3\n")

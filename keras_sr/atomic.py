@@ -1,0 +1,30 @@
+"""Writing files so that no reader, crash or concurrent writer ever sees half of one."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` (same extension, unique name) to write to; it
+    replaces `path` in one rename when the block ends without an error, and is removed when it
+    raises, so an existing `path` is kept whole."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    name = os.path.basename(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1],
+                                         dir=directory)
+    os.close(handle)
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; the result is an ordinary file
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_bytes(path, data):
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        file.write(data)
