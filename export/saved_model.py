@@ -25,29 +25,83 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_SIZE = 16
 
 
-def serving_functions(model, max_pixels):
-    """The two signature functions over a Keras generator."""
+def serving_functions(model, max_pixels, memory_budget_mb=None, tile_pad=None):
+    """The two signature functions over a Keras generator.
+
+    Every request is checked before anything large is allocated: `upscale_image` reads each
+    image's size from its header (`keras_sr.data.image_header`) and refuses one that decodes to
+    more than `max_pixels`, or a request whose images do together, before decoding any;
+    `serving_default` refuses by shape. Both run the model in tiles that fit
+    `memory_budget_mb` of activations, one at a time, so the largest accepted request needs
+    the memory of one tile plus its input and output.
+    """
     import tensorflow as tf
 
-    def sr(lr_images):
-        return tf.clip_by_value(tf.cast(model(lr_images, training=False), tf.float32), 0.0, 1.0)
+    from keras_sr import inference
+    from keras_sr.data.image_header import check_decode_cost
+
+    scale = getattr(model, "scale", None)
+    if scale is None:
+        raise ValueError(f"{model.name} has no `scale` attribute; export a keras-sr generator")
+    tile_pad = inference.DEFAULT_TILE_PAD if tile_pad is None else tile_pad
+    tile = inference.tile_side(scale, memory_budget_mb or inference.DEFAULT_MEMORY_BUDGET_MB,
+                               tile_pad)
+
+    def run(lr_images):
+        return model(lr_images, training=False)
+
+    def upscale(image, dtype):
+        return inference.graph_tiled_upscale(run, image, scale, tile, tile_pad, dtype)
+
+    def refuse_unless(condition, *message):
+        return tf.debugging.Assert(condition, [tf.strings.join(
+            [part if isinstance(part, str) else tf.strings.as_string(part)
+             for part in message])], summarize=1)
 
     def serving_default(lr_images):
-        return {"sr_images": sr(lr_images)}
+        shape = tf.shape(lr_images, out_type=tf.int64)
+        pixels = shape[1] * shape[2]
+        checks = [
+            refuse_unless(pixels <= max_pixels, "lr_images of ", shape[1], " x ", shape[2],
+                          " pixels are above the limit of ", str(max_pixels),
+                          " pixels per image (--max-pixels)"),
+            refuse_unless(shape[0] * pixels <= max_pixels, "a request of ", shape[0],
+                          " images of ", pixels, " pixels is above the limit of ",
+                          str(max_pixels), " pixels per request (--max-pixels)"),
+        ]
+        with tf.control_dependencies(checks):
+            lr_images = tf.debugging.assert_all_finite(
+                lr_images, "lr_images holds NaN or infinite values")
+        sr_images = tf.map_fn(lambda image: upscale(image, tf.float32), lr_images,
+                              fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32),
+                              parallel_iterations=1)
+        return {"sr_images": sr_images}
+
+    def check(indexed):
+        encoded, index = indexed
+        return check_decode_cost(encoded, max_pixels, tf.strings.join(
+            ["image ", tf.strings.as_string(index + 1), " of the request"]))
 
     def upscale_one(encoded):
-        image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
-        shape = tf.shape(image)
-        tf.debugging.assert_less_equal(
-            tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64),
-            tf.constant(max_pixels, tf.int64),
-            message=f"image larger than the limit of {max_pixels} pixels (--max-pixels)")
-        lr_images = tf.cast(image, tf.float32)[None] / 255.0
-        sr_image = tf.cast(tf.round(sr(lr_images)[0] * 255.0), tf.uint8)
-        return tf.io.encode_png(sr_image)
+        image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
+        # channels=0 decodes what the file holds (channels=3 refuses RGBA WebP): gray and
+        # gray + alpha become RGB, alpha is dropped.
+        image = tf.cond(tf.shape(image)[-1] < 3,
+                        lambda: tf.repeat(image[..., :1], 3, axis=-1), lambda: image[..., :3])
+        image = tf.ensure_shape(image, [None, None, 3])
+        return tf.io.encode_png(upscale(tf.cast(image, tf.float32) / 255.0, tf.uint8))
 
     def upscale_image(images):
-        return {"png_bytes": tf.map_fn(upscale_one, images,
+        # Every header is read and checked before the first image is decoded.
+        costs = tf.map_fn(check, (images, tf.range(tf.size(images, out_type=tf.int64))),
+                          fn_output_signature=tf.int64)
+        total = tf.reduce_sum(costs)
+        with tf.control_dependencies([refuse_unless(
+                total <= max_pixels, "the request's ", tf.size(images), " images decode to ",
+                total, " pixels together, above the limit of ", str(max_pixels),
+                " pixels per request (--max-pixels)")]):
+            images = tf.identity(images)
+        return {"png_bytes": tf.map_fn(upscale_one, images, parallel_iterations=1,
                                        fn_output_signature=tf.TensorSpec([], tf.string))}
 
     return serving_default, upscale_image
@@ -59,8 +113,10 @@ def next_version(base):
     return max(versions, default=0) + 1
 
 
-def export(model, base, version=None, max_pixels=DEFAULT_MAX_PIXELS, model_name=None):
-    """Writes `model` as `base/<version>/`; returns that path."""
+def export(model, base, version=None, max_pixels=DEFAULT_MAX_PIXELS, model_name=None,
+           memory_budget_mb=None, tile_pad=None):
+    """Writes `model` as `base/<version>/`; returns that path. See `serving_functions` for
+    `max_pixels`, `memory_budget_mb` and `tile_pad`."""
     import keras
     import tensorflow as tf
 
@@ -74,7 +130,8 @@ def export(model, base, version=None, max_pixels=DEFAULT_MAX_PIXELS, model_name=
         raise FileExistsError(f"{target} exists; TF-Serving versions are never overwritten "
                               "(leave out --version for the next free one)")
     os.makedirs(base, exist_ok=True)
-    serving_default, upscale_image = serving_functions(model, max_pixels)
+    serving_default, upscale_image = serving_functions(model, max_pixels, memory_budget_mb,
+                                                       tile_pad)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serving_default, input_signature=[

@@ -20,6 +20,7 @@ DEFAULT_MEMORY_BUDGET_MB = 1024
 # benchmarks/tiling.py: with realesrgan-x4plus and 48-pixel tiles, a pad of 16 gave 50.7 dB
 # against the untiled result and 24 gave 57.4 dB.
 DEFAULT_TILE_PAD = 24
+MIN_TILE = 16
 
 
 class Upscaler:
@@ -130,18 +131,75 @@ def load_upscaler(spec, num_threads=None):
                      f"or preset ({', '.join(presets.PRESETS)})")
 
 
+def budget_pixels(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):
+    """LR pixels one model call may take within `memory_budget_mb` of activations."""
+    return memory_budget_mb * 2**20 / (BYTES_PER_HR_PIXEL * scale * scale)
+
+
+def tile_side(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, tile_pad=DEFAULT_TILE_PAD):
+    """The largest LR tile side (a multiple of 8) whose padded tile fits the budget."""
+    side = int(math.sqrt(budget_pixels(scale, memory_budget_mb))) - 2 * tile_pad
+    if side < MIN_TILE:
+        raise ValueError(f"a memory budget of {memory_budget_mb} MB leaves tiles under "
+                         f"{MIN_TILE} pixels with a pad of {tile_pad}; raise it")
+    return side // 8 * 8
+
+
 def auto_tile(height, width, scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB,
               tile_pad=DEFAULT_TILE_PAD):
     """The LR tile side that keeps one padded tile's activations within the budget, or None
     when the whole image fits."""
-    budget_pixels = memory_budget_mb * 2**20 / (BYTES_PER_HR_PIXEL * scale * scale)
-    if height * width <= budget_pixels:
+    if height * width <= budget_pixels(scale, memory_budget_mb):
         return None
-    side = int(math.sqrt(budget_pixels)) - 2 * tile_pad
-    if side < 16:
-        raise ValueError(f"a memory budget of {memory_budget_mb} MB leaves tiles under 16 "
-                         "pixels; raise it")
-    return side // 8 * 8
+    return tile_side(scale, memory_budget_mb, tile_pad)
+
+
+def graph_tiled_upscale(run, image, scale, tile, tile_pad=DEFAULT_TILE_PAD, dtype=None):
+    """`upscale_image` in the graph, for serving: `run` (float32 `[1, h, w, 3]` -> `[1, sh,
+    sw, 3]`) over an `(H, W, 3)` float32 image in tiles of `tile` LR pixels with `tile_pad`
+    pixels of context. With `dtype=tf.uint8` each tile is quantized as it is made, so only the
+    uint8 result grows with the image; otherwise the result is float32 clipped to [0, 1]. One
+    tile at a time (`parallel_iterations=1`), so memory is that of one tile whatever the
+    image. An image that fits one tile is run whole, exactly as untiled."""
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(dtype or tf.float32)
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    rows, columns = (height + tile - 1) // tile, (width + tile - 1) // tile
+
+    def one_tile(row, column):
+        top, left = row * tile, column * tile
+        bottom, right = tf.minimum(top + tile, height), tf.minimum(left + tile, width)
+        pad_top, pad_left = tf.maximum(top - tile_pad, 0), tf.maximum(left - tile_pad, 0)
+        pad_bottom = tf.minimum(bottom + tile_pad, height)
+        pad_right = tf.minimum(right + tile_pad, width)
+        result = tf.cast(run(image[None, pad_top:pad_bottom, pad_left:pad_right])[0],
+                         tf.float32)
+        y0, x0 = (top - pad_top) * scale, (left - pad_left) * scale
+        result = tf.clip_by_value(result[y0:y0 + (bottom - top) * scale,
+                                         x0:x0 + (right - left) * scale], 0.0, 1.0)
+        if dtype.is_integer:
+            result = tf.cast(tf.round(result * float(dtype.max)), dtype)
+        # Transposed, so that TensorArray.concat (along axis 0) joins the tiles of a row.
+        return tf.transpose(result, [1, 0, 2])
+
+    def add_row(row, strips):
+        def add_tile(column, row_tiles):
+            return column + 1, row_tiles.write(column, one_tile(row, column))
+
+        _, row_tiles = tf.while_loop(
+            lambda column, _: column < columns, add_tile,
+            (0, tf.TensorArray(dtype, size=columns, infer_shape=False,
+                               element_shape=[None, None, 3])),
+            parallel_iterations=1)
+        return row + 1, strips.write(row, tf.transpose(row_tiles.concat(), [1, 0, 2]))
+
+    _, strips = tf.while_loop(
+        lambda row, _: row < rows, add_row,
+        (0, tf.TensorArray(dtype, size=rows, infer_shape=False, element_shape=[None, None, 3])),
+        parallel_iterations=1)
+    return strips.concat()
 
 
 def _window(start, stop, size, limit):

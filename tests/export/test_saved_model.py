@@ -9,9 +9,11 @@ import tensorflow as tf
 from PIL import Image
 
 from export import client, saved_model
+from keras_sr import inference
 from keras_sr.models import RRDBNet
 from tests.export.serving_double import ServingDouble
 from tests.helpers import random_images
+from tests.robustness import corpus
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +72,64 @@ def test_bad_requests_fail_and_the_model_keeps_serving(exported):
     _, _, path = exported
     loaded = tf.saved_model.load(path, tags=["serve"])
     upscale = loaded.signatures["upscale_image"]
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image 1 of the request \(12 bytes\) is not a PNG, JPEG"):
         upscale(images=tf.constant([b"not an image"]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="limit of 1600 pixels"):
-        upscale(images=tf.constant([png_of(np.zeros((41, 40, 3)))]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 2 of the request: "
+                       r"decoding this PNG \(40 x 41\) takes 1640 pixels, above the limit "
+                       r"of 1600 pixels"):
+        upscale(images=tf.constant([png_of(np.zeros((4, 4, 3))),
+                                    png_of(np.zeros((41, 40, 3)))]))
+    # Each image fits, but not the two together.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1800 pixels together, above "
+                       "the limit of 1600 pixels per request"):
+        upscale(images=tf.constant([png_of(np.zeros((30, 30, 3)))] * 2))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="animated WebP"):
+        upscale(images=tf.constant([corpus.animated_webp()]))
+    serve = loaded.signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="lr_images of 41 x 40 pixels are above the limit of 1600"):
+        serve(lr_images=tf.zeros([1, 41, 40, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a request of 2 images of 1200 "
+                       "pixels is above the limit of 1600 pixels per request"):
+        serve(lr_images=tf.zeros([2, 30, 40, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
+        serve(lr_images=tf.fill([1, 4, 4, 3], float("nan")))
     assert upscale(images=tf.constant([png_of(np.zeros((40, 40, 3)))]))["png_bytes"].shape == 1
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P"])
+def test_upscale_image_takes_gray_alpha_and_palette_images(exported, mode):
+    model, _, path = exported
+    loaded = tf.saved_model.load(path, tags=["serve"])
+    rgb = (random_images((1, 6, 5, 3))[0] * 255).astype(np.uint8)
+    image = Image.fromarray(rgb).convert(mode)
+    for fmt in ("PNG", "WEBP") if mode == "RGBA" else ("PNG",):
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        out = loaded.signatures["upscale_image"](images=tf.constant([buffer.getvalue()]))
+        decoded = tf.io.decode_png(out["png_bytes"][0]).numpy()
+        as_rgb = np.asarray(image.convert("RGB"), np.float32) / 255.0
+        expected = np.round(np.clip(model(as_rgb[None]).numpy()[0], 0, 1) * 255)
+        assert decoded.shape == (24, 20, 3)
+        assert np.abs(decoded.astype(int) - expected).max() <= 1, (mode, fmt)
+
+
+def test_serving_tiles_large_images_like_upscale_image(tmp_path):
+    """Above one tile of its memory budget, the signature runs tiles with real context, as
+    `keras-sr upscale` does, and its result equals that tiling exactly."""
+    model = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
+    serving_default, _ = saved_model.serving_functions(model, 10**6, memory_budget_mb=8,
+                                                       tile_pad=3)
+    tile = inference.tile_side(4, 8, 3)
+    assert tile == 16
+    image = random_images((1, 37, 35, 3))  # 3 x 3 tiles, the last ones narrower
+    served = tf.function(serving_default)(tf.constant(image))["sr_images"].numpy()[0]
+    expected = inference.upscale_image(inference.keras_upscaler(model), image[0], tile=tile,
+                                       tile_pad=3)
+    np.testing.assert_allclose(served, np.clip(expected, 0, 1), atol=1e-6)
+    whole = np.clip(model(image).numpy()[0], 0, 1)
+    assert np.abs(served - whole).max() > 1e-4  # tiles really were used
 
 
 def test_warmup_file_holds_a_prediction_log_per_signature(exported):
