@@ -103,6 +103,15 @@ class _WeightReader:
                                   "over after the last layer (a .bin of another model?)")
 
 
+def _count(param_path, layer, key, default=None):
+    """A layer parameter that counts something: a positive integer, or an error naming it."""
+    value = layer.param(key, default)
+    if not isinstance(value, int) or value < 1:
+        raise ConversionError(f"{param_path}: layer {layer.name} has {key}={value!r}; a "
+                              "positive integer belongs there")
+    return value
+
+
 WEIGHTLESS = {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle"}
 
 
@@ -117,14 +126,18 @@ def read_model(param_path, bin_path=None):
         if layer.type == "Convolution":
             if layer.param(8, 0):
                 raise ConversionError(f"{param_path}: layer {layer.name} is int8-quantized")
-            out_channels = layer.param(0)
-            kernel_w = layer.param(1)
+            out_channels = _count(param_path, layer, 0)
+            kernel_w = _count(param_path, layer, 1)
             kernel_h = layer.param(11, kernel_w)
             if layer.param(3, 1) != 1 or layer.param(11, kernel_w) != kernel_w \
                     or layer.param(2, 1) != 1:
                 raise ConversionError(f"{param_path}: layer {layer.name} is not a stride-1 "
                                       "square convolution")
-            size = layer.param(6)
+            size = _count(param_path, layer, 6)
+            if size % (out_channels * kernel_h * kernel_w):
+                raise ConversionError(f"{param_path}: layer {layer.name} has {size} weights, "
+                                      f"not a multiple of {out_channels} x {kernel_h} x "
+                                      f"{kernel_w}")
             weight = reader.tagged(size, layer.name)
             in_channels = size // (out_channels * kernel_h * kernel_w)
             weight = weight.reshape(out_channels, in_channels, kernel_h, kernel_w)
@@ -132,7 +145,7 @@ def read_model(param_path, bin_path=None):
                 np.zeros(out_channels, np.float32)
             convs.append([layer, weight, bias, None])
         elif layer.type == "PReLU":
-            slopes = reader.raw(layer.param(0, 1))
+            slopes = reader.raw(_count(param_path, layer, 0, default=1))
             if not convs or convs[-1][0].outputs[0] != layer.inputs[0]:
                 raise ConversionError(f"{param_path}: PReLU {layer.name} does not follow a "
                                       "convolution")
@@ -145,7 +158,22 @@ def read_model(param_path, bin_path=None):
 
 
 def read_state_dict(param_path, bin_path=None):
-    """`(architecture, state_dict)`: an ncnn model as a BasicSR state dict (numpy arrays)."""
+    """`(architecture, state_dict)`: an ncnn model as a BasicSR state dict (numpy arrays).
+
+    Raises:
+        ConversionError: naming the file and the layer, for anything malformed.
+    """
+    try:
+        return _read_state_dict(param_path, bin_path)
+    except (ConversionError, MemoryError):
+        raise
+    except Exception as error:  # noqa: BLE001
+        # A parameter of the wrong kind somewhere the checks above do not look.
+        raise ConversionError(f"{param_path} is not a readable ncnn model: "
+                              f"{type(error).__name__}: {str(error)[:200]}") from None
+
+
+def _read_state_dict(param_path, bin_path):
     layers, convs = read_model(param_path, bin_path)
     types = {layer.type for layer in layers}
     if "PixelShuffle" in types:

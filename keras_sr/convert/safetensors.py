@@ -2,6 +2,7 @@
 written with numpy alone."""
 
 import json
+import math
 import struct
 
 import numpy as np
@@ -14,37 +15,69 @@ DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2", "I64": "<i8",
 MAX_HEADER = 100 * 1024 * 1024
 
 
+def _entry(name, entry, body_size):
+    """`(numpy dtype, shape, begin, end)` of a header entry, every field checked against the
+    data that follows the header."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"tensor {name}: not a header entry")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in DTYPES:
+        raise ValueError(f"tensor {name} has unsupported dtype {dtype!r:.40}")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(
+            n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"tensor {name}: shape {shape!r:.80} is not a list of sizes")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in offsets):
+        raise ValueError(f"tensor {name}: data_offsets {offsets!r:.80} are not two integers")
+    begin, end = offsets
+    if not 0 <= begin <= end <= body_size:
+        raise ValueError(f"tensor {name}: data_offsets [{begin}, {end}] are outside the "
+                         f"{body_size} bytes of data")
+    dtype = np.dtype(DTYPES[dtype])
+    if math.prod(shape) * dtype.itemsize != end - begin:
+        raise ValueError(f"tensor {name}: {end - begin} bytes for shape {tuple(shape)} of "
+                         f"{entry['dtype']}")
+    return dtype, tuple(shape), begin, end
+
+
 def load(path):
-    """{name: float or integer numpy array} of a `.safetensors` file (bf16 widened to f32)."""
+    """{name: float or integer numpy array} of a `.safetensors` file (bf16 widened to f32).
+
+    Raises:
+        ConversionError: the file is missing or malformed (every offset, shape and size is
+            checked against the file before any tensor is made), naming it and the tensor.
+    """
     try:
         with open(path, "rb") as file:
             data = file.read()
     except OSError as error:
         raise ConversionError(f"cannot read {path}: {error}") from None
     try:
+        if len(data) < 8:
+            raise ValueError(f"{len(data)} bytes cannot hold a header")
         (header_size,) = struct.unpack("<Q", data[:8])
         if header_size > min(MAX_HEADER, len(data) - 8):
             raise ValueError(f"header of {header_size} bytes in a {len(data)}-byte file")
         header = json.loads(data[8:8 + header_size])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
         body = memoryview(data)[8 + header_size:]
         tensors = {}
         for name, entry in header.items():
             if name == "__metadata__":
                 continue
-            dtype = entry["dtype"]
-            if dtype not in DTYPES:
-                raise ValueError(f"tensor {name} has unsupported dtype {dtype}")
-            begin, end = entry["data_offsets"]
-            shape = tuple(entry["shape"])
-            array = np.frombuffer(body[begin:end], DTYPES[dtype])
-            if array.size != int(np.prod(shape)):
-                raise ValueError(f"tensor {name}: {array.size} values for shape {shape}")
-            if dtype == "BF16":
+            dtype, shape, begin, end = _entry(name, entry, len(body))
+            array = np.frombuffer(body[begin:end], dtype)
+            if entry["dtype"] == "BF16":
                 array = (array.astype(np.uint32) << 16).view(np.float32)
             tensors[name] = array.reshape(shape).copy()
         return tensors
-    except (struct.error, ValueError, KeyError, TypeError) as error:
-        raise ConversionError(f"{path} is not a valid .safetensors file: {error}") from None
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        # Malformed JSON (too deeply nested included) or a malformed entry.
+        raise ConversionError(f"{path} is not a valid .safetensors file: "
+                              f"{str(error)[:300]}") from None
 
 
 def save(path, tensors, metadata=None):
