@@ -112,22 +112,32 @@ class GrpcClient:
 
 
 def main(argv=None):
+    from keras_sr import atomic, outputs
+
     parser = argparse.ArgumentParser(prog="python -m export.client",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files to upscale")
     parser.add_argument("-o", "--output", required=True, help="folder for the PNG results")
     parser.add_argument("--model-name", required=True, help="TF-Serving --model_name")
-    parser.add_argument("--version", type=int, help="model version (default: newest)")
+    parser.add_argument("--version", type=outputs.int_at_least(1),
+                        help="model version (default: newest)")
     parser.add_argument("--url", default="http://localhost:8501", help="REST endpoint")
     parser.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC instead of REST")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    jobs = [(path, os.path.join(args.output, os.path.splitext(os.path.basename(path))[0]
+                                + ".png")) for path in args.images]
+    try:
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise outputs.OutputError(f"-o {args.output} is a file, not a folder")
+        outputs.refuse_collisions(jobs, "upscale them into different folders")
+        outputs.writable_directory(args.output)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     client = GrpcClient(args.grpc, args.model_name, args.version) if args.grpc else \
         RestClient(args.url, args.model_name, args.version)
-    os.makedirs(args.output, exist_ok=True)
     failures = 0
-    for path in args.images:
-        target = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0] + ".png")
+    for path, target in jobs:
         if os.path.exists(target) and not args.overwrite:
             print(f"{target} exists, kept (--overwrite replaces it)", file=sys.stderr)
             failures += 1
@@ -139,8 +149,7 @@ def main(argv=None):
             print(f"{path}: {error}", file=sys.stderr)
             failures += 1
             continue
-        with open(target, "wb") as file:
-            file.write(png)
+        atomic.write_bytes(target, png)
         print(f"{path} -> {target}")
     return 1 if failures else 0
 

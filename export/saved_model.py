@@ -200,19 +200,33 @@ def write_warmup(path, model_name):
 
 
 def main(argv=None):
+    from keras_sr import inference, outputs
+
     parser = argparse.ArgumentParser(prog="python -m export.saved_model",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help=".keras file or preset name")
     parser.add_argument("--out", required=True, help="TF-Serving model folder, e.g. models/NAME")
-    parser.add_argument("--version", type=int, help="version number (default: next free)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=f"largest image upscale_image accepts (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--version", type=outputs.int_at_least(1),
+                        help="version number (default: next free)")
+    parser.add_argument("--max-pixels", type=outputs.int_at_least(1), default=DEFAULT_MAX_PIXELS,
+                        help="most pixels one request may decode, in one image or all "
+                        f"together (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--memory-budget", type=outputs.int_at_least(1), metavar="MB",
+                        default=inference.DEFAULT_MEMORY_BUDGET_MB,
+                        help="activation memory of one tile the server runs (default "
+                        f"{inference.DEFAULT_MEMORY_BUDGET_MB})")
+    parser.add_argument("--tile-pad", type=outputs.int_at_least(0),
+                        default=inference.DEFAULT_TILE_PAD,
+                        help=f"context pixels around each tile (default "
+                        f"{inference.DEFAULT_TILE_PAD})")
     args = parser.parse_args(argv)
     from keras_sr import presets
 
     try:
+        outputs.writable_directory(args.out, what="--out")
         model = presets.load_model(args.model)
-        path = export(model, args.out, args.version, args.max_pixels)
+        path = export(model, args.out, args.version, args.max_pixels,
+                      memory_budget_mb=args.memory_budget, tile_pad=args.tile_pad)
     except (ValueError, OSError, RuntimeError) as error:
         print(f"export.saved_model: error: {error}", file=sys.stderr)
         return 1

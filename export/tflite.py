@@ -7,7 +7,6 @@ GPU delegates want.
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -212,6 +211,8 @@ def parity_report(model, tflite_model, images, quantize, num_threads=None):
 
 
 def main(argv=None):
+    from keras_sr import outputs
+
     parser = argparse.ArgumentParser(
         prog="python -m export.tflite",
         description="Convert a generator to TFLite (builtin ops only) and report its parity "
@@ -219,12 +220,14 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help=".keras file or preset name")
     parser.add_argument("--out", required=True, help="output .tflite file")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+    parser.add_argument("--input-size", type=outputs.int_at_least(1), nargs=2,
+                        metavar=("H", "W"),
                         help="fixed LR input size (default: dynamic H x W)")
     parser.add_argument("--representative", metavar="DIR",
                         help="photos to calibrate int8 and to measure parity on (default: the "
                         "photos bundled with keras-sr)")
-    parser.add_argument("--threads", type=int, default=2, help="LiteRT threads for the report")
+    parser.add_argument("--threads", type=outputs.int_at_least(1), default=2,
+                        help="LiteRT threads for the report")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
 
@@ -233,9 +236,10 @@ def main(argv=None):
     from keras_sr import atomic, presets
     from keras_sr.data.images import list_images
 
+    report_path = f"{args.out}.parity.json"
     try:
-        if os.path.exists(args.out) and not args.overwrite:
-            raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+        outputs.writable_file(args.out, args.overwrite, what="--out")
+        outputs.writable_file(report_path, args.overwrite, what="the parity report")
         folder = args.representative or str(resources.files("keras_sr.data") / "samples")
         images = crops(list_images(folder))
         model = presets.load_model(args.model)
@@ -251,13 +255,12 @@ def main(argv=None):
     atomic.write_bytes(args.out, flatbuffer)
     report.update({"model": args.model, "tflite": args.out, "bytes": len(flatbuffer),
                    "input_size": args.input_size or "dynamic", "images_from": folder})
-    with open(f"{args.out}.parity.json", "w") as file:
-        json.dump(report, file, indent=2)
+    atomic.write_bytes(report_path, json.dumps(report, indent=2).encode())
     verdict = "meets" if report["meets_target"] else "MISSES"
     print(f"wrote {args.out} ({len(flatbuffer) / 2**20:.1f} MiB, {args.quantize}); parity on "
           f"{report['images']} photos: max abs error {report['max_abs_error']:.2e}, min PSNR "
           f"{report['min_psnr_db']:.1f} dB ({verdict} {report['target']}); "
-          f"report in {args.out}.parity.json")
+          f"report in {report_path}")
     return 0
 
 

@@ -5,6 +5,7 @@ import sys
 from importlib import metadata
 
 import keras_sr
+from keras_sr import outputs
 
 
 def versions():
@@ -25,6 +26,8 @@ def build_parser():
         "Training: python -m training.fit; evaluation: python -m training.evaluate.",
     )
     parser.add_argument("--version", action="version", version=versions())
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     convert = commands.add_parser(
         "convert", help="import pretrained weights to .keras, or export to BasicSR's layout",
@@ -52,18 +55,23 @@ def build_parser():
                          help="output folder (or a file name for a single input)")
     upscale.add_argument("--model", required=True,
                          help=".keras, SavedModel folder, .tflite or preset name")
-    upscale.add_argument("--scale-out", type=float, metavar="S",
-                         help="final scale (the SR result is resized Lanczos); default: the "
-                         "model's")
-    upscale.add_argument("--tile", type=int, metavar="N",
-                         help="LR tile side (default: automatic from --memory-budget)")
-    upscale.add_argument("--tile-pad", type=int, default=None, metavar="P",
+    upscale.add_argument("--scale-out", type=outputs.float_in(0, 16), metavar="S",
+                         help="final scale, in (0, 16] (the SR result is resized Lanczos); "
+                         "default: the model's")
+    upscale.add_argument("--tile", type=outputs.int_at_least(16, or_zero=True), metavar="N",
+                         help="LR tile side, at least 16; 0 runs each image whole (default: "
+                         "automatic from --memory-budget)")
+    upscale.add_argument("--tile-pad", type=outputs.int_at_least(0), default=None, metavar="P",
                          help="overlap pixels around each tile (default 24)")
-    upscale.add_argument("--memory-budget", type=int, default=None, metavar="MB",
-                         help="activation memory one tile may use (default 1024)")
+    upscale.add_argument("--memory-budget", type=outputs.int_at_least(1), default=None,
+                         metavar="MB", help="activation memory one tile may use (default 1024)")
     upscale.add_argument("--format", choices=("png", "jpg", "webp"),
                          help="output format (default: the input's if png/jpg/webp, else png)")
-    upscale.add_argument("--threads", type=int, help="threads for .tflite models")
+    upscale.add_argument("--keep-extension", action="store_true",
+                         help="name outputs after the whole input file name (photo.bmp -> "
+                         "photo.bmp.png), so inputs differing only in extension do not collide")
+    upscale.add_argument("--threads", type=outputs.int_at_least(1),
+                         help="threads for .tflite models")
     upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     upscale.add_argument("--no-progress", action="store_true")
     return parser
@@ -76,17 +84,14 @@ def run_upscale(args):
 
 
 def run_convert(args):
-    import os
-
-    from keras_sr import convert, presets
+    from keras_sr import atomic, convert, presets
 
     target = "keras" if args.output.endswith(".keras") else "basicsr"
     if args.to and args.to != target:
         raise convert.ConversionError(
             f"--to {args.to} does not go with the output {args.output} (.keras is the Keras "
             "format; .pth / .safetensors are BasicSR's)")
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it")
+    outputs.writable_file(args.output, args.overwrite)
     if target == "basicsr":
         if len(args.sources) != 1:
             raise convert.ConversionError("export takes one .keras model or preset")
@@ -94,9 +99,9 @@ def run_convert(args):
         convert.export(model, args.output, overwrite=args.overwrite)
     else:
         model = convert.convert(*args.sources, name=args.name)
-        if os.path.exists(args.output):
-            os.remove(args.output)
-        model.save(args.output)
+        # The old file stays whole until the new one is complete.
+        with atomic.atomic_path(args.output) as temporary:
+            model.save(temporary)
     described = ", ".join(f"{key}={getattr(model, key)}" for key in
                           ("scale", "num_blocks", "num_features", "growth_channels", "num_convs")
                           if hasattr(model, key))
@@ -115,6 +120,8 @@ def main(argv=None):
     try:
         return {"convert": run_convert, "upscale": run_upscale}[args.command](args)
     except (ValueError, OSError, KeyError, RuntimeError) as error:
+        if args.debug:
+            raise
         # ConversionError is a ValueError; missing files, existing outputs and absent preset
         # packages are OSError / RuntimeError: one line naming the file, no traceback.
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

@@ -115,20 +115,32 @@ def _run_fixed(run, lr_images, size):
 
 
 def load_upscaler(spec, num_threads=None):
-    """An Upscaler from a `.keras` file, SavedModel / TF-Serving folder, `.tflite` or preset."""
+    """An Upscaler from a `.keras` file, SavedModel / TF-Serving folder, `.tflite` or preset.
+
+    Raises:
+        presets.ModelFileError: naming the model, when it is missing or does not load.
+    """
     from keras_sr import presets
 
     spec = os.fspath(spec)
     if presets.is_preset(spec) or spec.endswith(".keras"):
         return keras_upscaler(presets.load_model(spec), description=spec)
-    if os.path.isdir(spec):
-        return saved_model_upscaler(spec)
-    if spec.endswith(".tflite"):
-        if not os.path.isfile(spec):
-            raise FileNotFoundError(f"no such model file: {spec}")
+    if not os.path.isdir(spec) and not spec.endswith(".tflite"):
+        raise presets.ModelFileError(
+            f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file or preset "
+            f"({', '.join(presets.PRESETS)})")
+    if not os.path.exists(spec):
+        raise presets.ModelFileError(f"no such model file: {spec}")
+    try:
+        if os.path.isdir(spec):
+            return saved_model_upscaler(spec)
         return tflite_upscaler(spec, num_threads)
-    raise ValueError(f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file "
-                     f"or preset ({', '.join(presets.PRESETS)})")
+    except (MemoryError, ImportError):
+        raise
+    except Exception as error:  # noqa: BLE001
+        # TensorFlow's and LiteRT's loaders raise their own types for a corrupt file.
+        raise presets.ModelFileError(f"{spec} does not load: {type(error).__name__}: "
+                                     f"{str(error).strip().splitlines()[0][:300]}") from None
 
 
 def budget_pixels(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):

@@ -72,8 +72,21 @@ def path(name):
     return target
 
 
+class ModelFileError(ValueError):
+    """A model file that is missing, not a `.keras` archive, or does not load; the message
+    names it and why."""
+
+
 def load_model(spec):
-    """A Keras generator from a preset name or a `.keras` file."""
+    """A Keras generator from a preset name or a `.keras` file.
+
+    Raises:
+        ModelFileError: naming the file, when it is missing, not a `.keras` (zip) archive, or
+            fails to load (Keras' safe mode stays on: no code from the file runs).
+        PresetUnavailable: a preset whose weights package is not installed.
+    """
+    import zipfile
+
     import keras
 
     import keras_sr.layers  # noqa: F401  (registers the classes a .keras file names)
@@ -83,8 +96,18 @@ def load_model(spec):
     if is_preset(spec):
         return keras.saving.load_model(path(spec), compile=False)
     if not spec.endswith(".keras"):
-        raise ValueError(f"{spec!r} is neither a .keras file nor a preset "
-                         f"({', '.join(PRESETS)})")
+        raise ModelFileError(f"{spec!r} is neither a .keras file nor a preset "
+                             f"({', '.join(PRESETS)})")
     if not os.path.isfile(spec):
-        raise FileNotFoundError(f"no such model file: {spec}")
-    return keras.saving.load_model(spec, compile=False)
+        raise ModelFileError(f"no such model file: {spec}")
+    if not zipfile.is_zipfile(spec):
+        raise ModelFileError(f"{spec} is not a .keras model file (not a zip archive)")
+    try:
+        return keras.saving.load_model(spec, compile=False)
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        # Keras raises whatever its JSON, h5 or deserialization code meets in a bad archive.
+        raise ModelFileError(f"{spec} does not load as a Keras model: "
+                             f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                             ) from None

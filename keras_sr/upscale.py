@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from keras_sr import atomic, inference
+from keras_sr import atomic, inference, outputs
 from keras_sr.data.images import (
     UnreadableImageError,
     encode_image,
@@ -14,14 +14,65 @@ from keras_sr.data.images import (
 )
 
 FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+COLLISION_HINT = ("pass --keep-extension to name each output after its whole input file name, "
+                  "or upscale them into different folders")
 
 
 def output_path(args, source, single):
+    """`(target, format)`: `-o FILE` for a single input given a file name, else
+    `OUT/<stem>.<format>` (`OUT/<name>.<format>` with --keep-extension)."""
     fmt = args.format or FORMATS.get(os.path.splitext(source)[1].lower(), "png")
-    if single and os.path.splitext(args.output)[1].lower() in FORMATS:
+    if single and not os.path.isdir(args.output) \
+            and os.path.splitext(args.output)[1].lower() in FORMATS:
         return args.output, args.format or FORMATS[os.path.splitext(args.output)[1].lower()]
-    stem = os.path.splitext(os.path.basename(source))[0]
+    name = os.path.basename(source)
+    stem = name if getattr(args, "keep_extension", False) else os.path.splitext(name)[0]
     return os.path.join(args.output, f"{stem}.{fmt}"), fmt
+
+
+def expand_inputs(inputs, log):
+    """Image files from the inputs (files, folders, globs); a missing one is reported, not
+    fatal. Returns (files, number of inputs that matched nothing)."""
+    files, missing = [], 0
+    for source in inputs:
+        try:
+            files.extend(list_images([source]))
+        except FileNotFoundError as error:
+            log(f"skipped: {error}")
+            missing += 1
+    return list(dict.fromkeys(files)), missing
+
+
+def plan(args, sources):
+    """Every `(source, target, format)`, checked before any work: `-o FILE` only for one
+    input, no two inputs writing one file, the output folder writable."""
+    single = len(sources) == 1
+    names_a_file = os.path.splitext(args.output)[1].lower() in FORMATS \
+        and not os.path.isdir(args.output)
+    if names_a_file and not single:
+        raise outputs.OutputError(f"-o {args.output} names one file, but {len(sources)} images "
+                                  "were given; give a folder")
+    if os.path.isfile(args.output) and not names_a_file:
+        raise outputs.OutputError(f"-o {args.output} is an existing file, not a folder")
+    jobs = [(source, *output_path(args, source, single)) for source in sources]
+    outputs.refuse_collisions([(source, target) for source, target, _ in jobs], COLLISION_HINT)
+    outputs.writable_directory(os.path.dirname(os.path.abspath(jobs[0][1])))
+    return jobs
+
+
+def check_result_fits(source, height, width, scale_out, channels, bytes_per_value):
+    """Refuses an image whose result would not fit in this machine's memory (the tiles keep
+    the model's activations small; the whole result is still held once)."""
+    out_values = round(height * scale_out) * round(width * scale_out) * channels
+    needed = out_values * bytes_per_value
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > 0.8 * available:
+        raise ValueError(f"{source}: its {width}x{height} result at x{scale_out:g} would need "
+                         f"{needed / 2**30:.1f} GiB, more than this machine's "
+                         f"{available / 2**30:.1f} GiB of memory allows")
 
 
 def resize(channels, size):
@@ -39,6 +90,10 @@ def upscale_file(upscaler, source, target, fmt, args, log):
     decoded = read_image_exact(source)
     height, width = decoded.color.shape[:2]
     scale = upscaler.scale
+    resized = args.scale_out is not None and args.scale_out != scale
+    # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array.
+    check_result_fits(source, height, width, args.scale_out or scale,
+                      3 + (decoded.alpha is not None), 8 if resized else decoded.bits // 8)
     tile = args.tile
     pad = inference.DEFAULT_TILE_PAD if args.tile_pad is None else args.tile_pad
     if tile is None:
@@ -47,7 +102,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
     fixed = getattr(upscaler, "fixed_size", None)
     if fixed and args.tile_pad is None:
         pad = min(pad, min(fixed) // 4)
-    if fixed and (tile is None or tile + 2 * pad > min(fixed)):
+    if fixed and (not tile or tile + 2 * pad > min(fixed)):
         # A fixed-shape .tflite takes tiles of at most its input size.
         tile = min(fixed) - 2 * pad
         if tile < 1:
@@ -60,14 +115,16 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         def progress(done, total):
             print(f"\r  {os.path.basename(source)}: tile {done}/{total}", end="",
                   file=sys.stderr, flush=True)
-    resized = args.scale_out is not None and args.scale_out != scale
-    out = inference.upscale_image(upscaler, decoded.color, tile=tile, tile_pad=pad,
+    out = inference.upscale_image(upscaler, decoded.color, tile=tile or None, tile_pad=pad,
                                   out=None if resized else
                                   np.empty((height * scale, width * scale, 3), out_dtype),
                                   progress=progress)
     if progress:
         print(file=sys.stderr)
     size = (round(width * (args.scale_out or scale)), round(height * (args.scale_out or scale)))
+    if min(size) < 1:
+        raise ValueError(f"{source}: --scale-out {args.scale_out:g} leaves no pixel of its "
+                         f"{width}x{height}")
     peak = float(np.iinfo(out_dtype).max)
     if resized:
         out = resize(out, size)
@@ -86,29 +143,40 @@ def upscale_file(upscaler, source, target, fmt, args, log):
 
 
 def main(args):
+    """Upscales every input; returns the exit status (0 all written, 1 some not, 2 nothing
+    to do). Raises OutputError / ModelFileError / ValueError for a mistake found before any
+    image is read."""
     def log(message):
         print(message, file=sys.stderr)
 
-    sources = list_images(args.inputs)
+    sources, missing = expand_inputs(args.inputs, log)
+    if not sources:
+        raise FileNotFoundError(f"no image files among the inputs {args.inputs}")
+    jobs = plan(args, sources)
     upscaler = inference.load_upscaler(args.model, num_threads=args.threads)
-    single = len(sources) == 1
+    if args.tile is None and not getattr(upscaler, "fixed_size", None):
+        # A budget too small to tile with is a mistake to say now, not on the first big image.
+        inference.tile_side(upscaler.scale, args.memory_budget
+                            or inference.DEFAULT_MEMORY_BUDGET_MB,
+                            inference.DEFAULT_TILE_PAD if args.tile_pad is None
+                            else args.tile_pad)
     failures = 0
-    for index, source in enumerate(sources, 1):
-        target, fmt = output_path(args, source, single)
+    for index, (source, target, fmt) in enumerate(jobs, 1):
         if os.path.exists(target) and not args.overwrite:
-            log(f"[{index}/{len(sources)}] {source}: {target} exists, kept (--overwrite "
+            log(f"[{index}/{len(jobs)}] {source}: {target} exists, kept (--overwrite "
                 "replaces it)")
             failures += 1
             continue
         try:
             upscale_file(upscaler, source, target, fmt, args, log)
-        except UnreadableImageError as error:
-            log(f"[{index}/{len(sources)}] skipped: {error}")
+        except (UnreadableImageError, ValueError, OSError, MemoryError) as error:
+            log(f"[{index}/{len(jobs)}] skipped: {error}")
             failures += 1
             continue
         if not args.no_progress:
-            log(f"[{index}/{len(sources)}] {source} -> {target}")
-    if failures:
-        log(f"keras-sr upscale: {failures} of {len(sources)} images not written")
+            log(f"[{index}/{len(jobs)}] {source} -> {target}")
+    if failures or missing:
+        log(f"keras-sr upscale: {failures + missing} of {len(jobs) + missing} inputs not "
+            "written")
         return 1
     return 0

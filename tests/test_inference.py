@@ -3,6 +3,7 @@ import pytest
 
 from keras_sr import inference
 from keras_sr.models import RRDBNet, SRVGGNetCompact
+from keras_sr.presets import ModelFileError
 from tests.convert.test_ncnn import randomized
 from tests.helpers import random_images
 
@@ -47,11 +48,19 @@ def test_auto_tile_follows_the_memory_budget():
         inference.auto_tile(2000, 2000, 4, memory_budget_mb=1)
 
 
-def test_unknown_model_kinds_are_named(tmp_path):
-    with pytest.raises(ValueError, match="not a .keras file, SavedModel folder"):
+def test_unknown_missing_and_corrupt_models_are_named(tmp_path):
+    with pytest.raises(ModelFileError, match="not a .keras file, SavedModel folder"):
         inference.load_upscaler("model.onnx")
-    with pytest.raises(FileNotFoundError, match="gone.tflite"):
+    with pytest.raises(ModelFileError, match="no such model file: .*gone.tflite"):
         inference.load_upscaler(str(tmp_path / "gone.tflite"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no SavedModel"):
+    with pytest.raises(ModelFileError, match="empty does not load: .*no SavedModel"):
         inference.load_upscaler(str(tmp_path / "empty"))
+    for name, data in {"garbage.keras": b"not a zip", "garbage.tflite": b"\0" * 64}.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ModelFileError, match=name):
+            inference.load_upscaler(str(tmp_path / name))
+    (tmp_path / "broken" / "1").mkdir(parents=True)
+    (tmp_path / "broken" / "1" / "saved_model.pb").write_bytes(b"\x0a\xff garbage")
+    with pytest.raises(ModelFileError, match="broken.* does not load"):
+        inference.load_upscaler(str(tmp_path / "broken"))

@@ -32,8 +32,18 @@ def test_missing_package_names_the_pip_package(monkeypatch):
 def test_unknown_names_and_files_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="neither a .keras file nor a preset"):
         presets.load_model("realesrgan-x8")
-    with pytest.raises(FileNotFoundError, match="no such model file"):
+    with pytest.raises(presets.ModelFileError, match="no such model file"):
         presets.load_model(str(tmp_path / "missing.keras"))
+    # A garbage file is named as such, not as missing (Keras says "File not found").
+    (tmp_path / "garbage.keras").write_bytes(b"garbage")
+    with pytest.raises(presets.ModelFileError, match="garbage.keras is not a .keras model file"):
+        presets.load_model(str(tmp_path / "garbage.keras"))
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:
+        archive.writestr("config.json", '{"class_name": "os.system", "config": {}}')
+    with pytest.raises(presets.ModelFileError, match="bad.keras does not load as a Keras model"):
+        presets.load_model(str(tmp_path / "bad.keras"))
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -102,7 +102,7 @@ def test_unreadable_files_are_skipped_and_existing_outputs_kept(model_files, tmp
     out = tmp_path / "out"
     assert upscale(inputs, "-o", out, "--model", folder / "g.keras") == 1
     err = capsys.readouterr().err
-    assert "broken.png" in err and "1 of 2 images not written" in err
+    assert "broken.png" in err and "1 of 2 inputs not written" in err
     assert (out / "good.png").is_file() and not (out / "broken.png").exists()
     before = (out / "good.png").read_bytes()
     (inputs / "broken.png").unlink()

@@ -33,13 +33,36 @@ class RunCheckpoints:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=keep)
         self.restore_dir = os.path.join(restore_dir or run_dir, "checkpoints")
+        self.restored = None
 
-    def restore(self):
-        """Restores the latest checkpoint if there is one; returns the step reached."""
-        latest = tf.train.latest_checkpoint(self.restore_dir)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return int(self.step.numpy())
+    def restore(self, log=print):
+        """Restores the newest readable checkpoint, if there is one; returns the step reached.
+
+        A checkpoint that cannot be read (truncated or corrupt files) is skipped with a warning
+        naming it and the one used instead (`tf.train.CheckpointManager` keeps the last
+        `keep`); when none can be read, ValueError names them all.
+        """
+        state = tf.train.get_checkpoint_state(self.restore_dir)
+        if state is None or not state.model_checkpoint_path:
+            return 0
+        candidates = list(reversed(state.all_model_checkpoint_paths)) or \
+            [state.model_checkpoint_path]
+        failures = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, IndexError, AssertionError) as error:
+                reason = str(error).strip().splitlines()[0][:200] or type(error).__name__
+                failures.append(f"{path}: {reason}")
+                continue
+            if failures:
+                log(f"warning: checkpoint {candidates[0]} cannot be read ({failures[0]}); "
+                    f"resuming from {path} instead")
+            self.restored = path
+            return int(self.step.numpy())
+        raise ValueError(f"no readable checkpoint in {self.restore_dir}: "
+                         + "; ".join(failures) + " (start a new --output, or remove the "
+                         "damaged checkpoints)")
 
     def save(self, step):
         self.step.assign(step)

@@ -166,10 +166,16 @@ def parse_override(text):
 
 def load_yaml(path):
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             content = yaml.safe_load(handle)
     except FileNotFoundError:
         raise ConfigError(f"no such config file: {path!r}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--config {path} is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path} is not a text (UTF-8 YAML) file") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read --config {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return content or {}

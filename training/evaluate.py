@@ -20,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_sr import atomic, outputs
 from keras_sr.data.degradations import imresize, quantize
-from keras_sr.data.images import UnreadableImageError, list_images, read_image, write_image
+from keras_sr.data.images import (
+    IMAGE_EXTENSIONS,
+    UnreadableImageError,
+    list_images,
+    read_image,
+    write_image,
+)
 from keras_sr.metrics import psnr, ssim, to_uint8
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
@@ -73,11 +80,19 @@ def measure(sr_image, hr_image, scale):
     }
 
 
-def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True):
-    """Measures every image in `folder`; returns (results dict, list of skipped-file messages)."""
+def saved_names(path, keep_extension=False):
+    """The SR image and comparison sheet `--save-images` writes for `path`."""
+    name = Path(path).name if keep_extension else Path(path).stem
+    return f"{name}.png", f"{name}_comparison.png"
+
+
+def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=None,
+                    keep_extension=False):
+    """Measures every image in `folder` (or `paths`); returns (results dict, list of
+    skipped-file messages)."""
     import keras
 
-    paths = list_images(folder)
+    paths = list_images(folder) if paths is None else paths
     images, skipped = {}, []
     bar = keras.utils.Progbar(len(paths), unit_name="image") if progress else None
     for index, path in enumerate(paths, start=1):
@@ -98,8 +113,8 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True):
         seconds = time.perf_counter() - start
         images[name] = {**measure(sr_image, hr_image, scale), "seconds": seconds}
         if save_dir is not None:
-            save_comparison(save_dir, name, lr_image, hr_image, sr_image, scale,
-                            images[name]["psnr_y"])
+            save_comparison(save_dir, saved_names(path, keep_extension), lr_image, hr_image,
+                            sr_image, scale, images[name]["psnr_y"])
         if bar:
             bar.update(index, values=[("psnr_y", images[name]["psnr_y"])])
     summary = {key: float(np.mean([m[key] for m in images.values()])) if images else None
@@ -107,12 +122,12 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True):
     return {**summary, "images": images}, skipped
 
 
-def save_comparison(save_dir, name, lr_image, hr_image, sr_image, scale, sr_psnr):
+def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, sr_psnr):
     """Writes the SR image and a sheet: nearest LR | bicubic | SR | HR, full and zoomed."""
     from keras_sr.comparison import comparison_sheet
 
-    stem = Path(name).stem
-    write_image(Path(save_dir) / f"{stem}.png", sr_image)
+    sr_name, sheet_name = names
+    write_image(Path(save_dir) / sr_name, sr_image)
     bicubic = bicubic_upscaler(scale)(lr_image)
     nearest = lr_image.repeat(scale, axis=0).repeat(scale, axis=1)
     panels = [
@@ -121,7 +136,7 @@ def save_comparison(save_dir, name, lr_image, hr_image, sr_image, scale, sr_psnr
         (f"SR {sr_psnr:.2f} dB", sr_image),
         ("HR", hr_image),
     ]
-    write_image(Path(save_dir) / f"{stem}_comparison.png", comparison_sheet(panels))
+    write_image(Path(save_dir) / sheet_name, comparison_sheet(panels))
 
 
 def print_table(dataset, results):
@@ -142,6 +157,40 @@ def dataset_name(folder):
     return Path(folder.rstrip("/\\")).name or str(folder)
 
 
+def plan(args, parser):
+    """Every check that needs no model: the data folders and their images, the outputs.
+    Returns {dataset name: (folder, image paths)}."""
+    names = [dataset_name(folder) for folder in args.data]
+    if len(set(names)) != len(names):
+        parser.error(f"--data folders must have distinct names, got {names}")
+    datasets = {}
+    for folder, name in zip(args.data, names):
+        if not os.path.isdir(folder):
+            parser.error(f"--data {folder!r} is not a folder")
+        try:
+            datasets[name] = (folder, list_images(folder))
+        except FileNotFoundError:
+            parser.error(f"--data {folder!r} holds no image files "
+                         f"({', '.join(IMAGE_EXTENSIONS)})")
+    try:
+        if args.json:
+            outputs.writable_file(args.json, args.overwrite, what="--json")
+        if args.save_images:
+            for name, (_, paths) in datasets.items():
+                target = Path(args.save_images) / name
+                if not args.overwrite and target.is_dir() and any(target.iterdir()):
+                    raise FileExistsError(f"{target} already holds images; pass --overwrite "
+                                          "to replace them")
+                outputs.refuse_collisions(
+                    [(path, target / saved) for path in paths
+                     for saved in saved_names(path, args.keep_extension)],
+                    "pass --keep-extension to name the saved images after the whole file name")
+                outputs.writable_directory(target, what="--save-images folder")
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    return datasets
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.evaluate",
                                      description=__doc__.splitlines()[0])
@@ -152,41 +201,31 @@ def main(argv=None):
     parser.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
     parser.add_argument("--json", help="write the results here as JSON")
     parser.add_argument("--save-images", help="write SR images and comparison sheets here")
+    parser.add_argument("--keep-extension", action="store_true",
+                        help="name saved images after the whole file name (x.jpg -> "
+                        "x.jpg.png), for folders holding x.png and x.jpg")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --json file or saved images")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    names = [dataset_name(folder) for folder in args.data]
-    if len(set(names)) != len(names):
-        parser.error(f"--data folders must have distinct names, got {names}")
-    for folder in args.data:
-        if not os.path.isdir(folder):
-            parser.error(f"--data {folder!r} is not a folder")
-    if args.json and os.path.exists(args.json) and not args.overwrite:
-        parser.error(f"{args.json} exists; pass --overwrite to replace it")
-    if args.save_images and not args.overwrite:
-        for name in names:
-            target = Path(args.save_images) / name
-            if target.exists() and any(target.iterdir()):
-                parser.error(f"{target} already holds images; pass --overwrite to replace them")
+    datasets = plan(args, parser)
     try:
         upscale = load_upscaler(args.model, args.scale)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         parser.error(str(error))
 
     report, all_skipped = {}, []
-    for folder, name in zip(args.data, names):
+    for name, (folder, paths) in datasets.items():
         save_dir = Path(args.save_images) / name if args.save_images else None
         results, skipped = evaluate_folder(folder, upscale, args.scale, save_dir,
-                                           progress=not args.no_progress)
+                                           progress=not args.no_progress, paths=paths,
+                                           keep_extension=args.keep_extension)
         report[name] = results
         all_skipped.extend(skipped)
         print_table(name, results)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
+        atomic.write_bytes(args.json, json.dumps(report, indent=2).encode())
     if all_skipped:
         print(f"\n{len(all_skipped)} image(s) skipped:", file=sys.stderr)
         for message in all_skipped:

@@ -63,8 +63,12 @@ def prepare_run_dir(run_dir, config):
     """
     path = os.path.join(run_dir, "config.json")
     if os.path.exists(path):
-        with open(path) as handle:
-            saved = config_lib.from_dict(json.load(handle))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                saved = config_lib.from_dict(json.load(handle))
+        except (ValueError, OSError) as error:  # ConfigError and JSONDecodeError included
+            raise config_lib.ConfigError(f"{path} cannot be read back ({error}); resume "
+                                         "needs the run's own config.json") from None
         saved_for_compare = dataclasses.replace(saved, train=dataclasses.replace(
             saved.train, steps=config.train.steps))
         if saved_for_compare != config:
@@ -242,8 +246,27 @@ def load_initial_generator(init_from, generator):
     generator.set_weights(source.get_weights())
 
 
-def train(config, run_dir, feature_extractor_factory=None, log=print):
-    """Runs (or resumes) the configured training in `run_dir`; returns the exit status."""
+class DataError(ValueError):
+    """Training data that cannot be used (none found, none decodable); the message says which."""
+
+
+def save_model(model, path):
+    """A `.keras` file that appears whole: a crash mid-save keeps the previous one."""
+    from keras_sr.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def train(config, run_dir, feature_extractor_factory=None, log=print, source=None):
+    """Runs (or resumes) the configured training in `run_dir`; returns the exit status.
+    `source`: the training source, already made by `make_source` (main makes it first, to
+    check the data before anything is built); made here when not given or when resuming.
+
+    Raises:
+        ConfigError: the run cannot resume (train.steps below the step reached, or no
+            checkpoint readable).
+        DataError: no training pair could be decoded."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -285,9 +308,16 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
                                                           f".worker-{task_index}-scratch")
         checkpoints = RunCheckpoints(write_dir, config.train.keep_checkpoints,
                                      restore_dir=run_dir, **networks, **optimizers)
-        start_step = checkpoints.restore()
+        try:
+            start_step = checkpoints.restore(log)
+        except ValueError as error:
+            raise config_lib.ConfigError(str(error)) from None
+        if start_step > config.train.steps:
+            raise config_lib.ConfigError(
+                f"train.steps: {config.train.steps} is below step {start_step}, which "
+                f"{run_dir} has already reached; raise train.steps to train longer")
         if start_step:
-            log(f"resuming {run_dir} from step {start_step} ({checkpoints.latest})")
+            log(f"resuming {run_dir} from step {start_step} ({checkpoints.restored})")
         elif config.train.init_from:
             load_initial_generator(config.train.init_from, generator)
             if ema_generator is not None:
@@ -296,7 +326,8 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
 
     # A resumed run continues with a fresh, deterministic data stream keyed by its step.
     seed = config.data.seed + start_step
-    source = make_source(config, shuffle_seed=seed)
+    if source is None or start_step:
+        source = make_source(config, shuffle_seed=seed)
     cache = {"auto": "auto", "yes": True, "no": False}[config.data.cache]
     dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
                                config.data.batch_size, seed=seed, cache=cache)
@@ -337,7 +368,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
             tf.summary.image("validation/bicubic_sr_hr", sheet[None])
         if psnr_y > validation.best_psnr:
             validation.best_psnr = psnr_y
-            served.save(os.path.join(run_dir, "generator_best.keras"))
+            save_model(served, os.path.join(run_dir, "generator_best.keras"))
         log(f"\nstep {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
         return psnr_y
 
@@ -347,7 +378,13 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
     status, step, last_logs = 0, start_step, {}
     with Interruption() as interruption:
         while step < total:
-            logs = train_step(iterator)
+            try:
+                logs = train_step(iterator)
+            except tf.errors.OutOfRangeError:
+                # Every image failed to decode (their headers looked fine).
+                writer.close()
+                raise DataError(f"no training pair could be made: {source.skip_log.summary()}"
+                                f" ({'; '.join(list(source.skip_log.skipped)[:5])})") from None
             step += 1
             values = {name: float(value) for name, value in logs.items()}
             if not all(np.isfinite(v) for v in values.values()):
@@ -379,9 +416,10 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
     if not is_chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return status
-    served.save(os.path.join(run_dir, "generator_last.keras"))
+    save_model(served, os.path.join(run_dir, "generator_last.keras"))
     summary = {"experiment": config.name, "steps": step, "seconds": stopwatch.seconds,
-               "last_losses": last_logs, "ema": bool(ema_generator is not None)}
+               "last_losses": last_logs, "ema": bool(ema_generator is not None),
+               "skipped_images": dict(source.skip_log.skipped)}
     if validation:
         summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
         summary["heldout_psnr_y_model"] = validated[step] if step in validated else \
@@ -391,9 +429,25 @@ def train(config, run_dir, feature_extractor_factory=None, log=print):
         log(f"\nheld-out PSNR-Y: bicubic {summary['heldout_psnr_y_bicubic']:.3f} dB, model "
             f"{summary['heldout_psnr_y_model']:.3f} dB "
             f"({summary['heldout_psnr_y_model'] - summary['heldout_psnr_y_bicubic']:+.3f} dB)")
+    if source.skip_log.count:
+        log(f"training data: {source.skip_log.summary()} (listed in summary.json)")
     log(f"{step} steps in {summary['seconds']:.0f} s; generator saved to "
         f"{os.path.join(run_dir, 'generator_last.keras')}")
     return status
+
+
+def plan_run_dir(run_dir):
+    """Refuses a run directory that is a file or cannot be written, before anything is built.
+    Returns whether it exists already."""
+    from keras_sr import outputs
+
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise config_lib.ConfigError(f"--output {run_dir} is a file, not a run directory")
+    try:
+        outputs.writable_directory(run_dir, what="run directory")
+    except outputs.OutputError as error:
+        raise config_lib.ConfigError(str(error)) from None
+    return os.path.isdir(run_dir)
 
 
 def main(argv=None):
@@ -406,16 +460,26 @@ def main(argv=None):
         config = resolve_config(args.experiment, args.config, args.set, args.init_from)
         run_dir = args.output or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if cluster_role()[0]:
-            config = prepare_run_dir(run_dir, config)
+        existed = plan_run_dir(run_dir)
     except config_lib.ConfigError as error:
         parser.error(str(error))
     from keras_sr.losses.perceptual import VGGWeightsUnavailable
 
     try:
-        return train(config, run_dir)
-    except (VGGWeightsUnavailable, config_lib.ConfigError) as error:
+        # The data is checked before any model is built or file written.
+        source = make_source(config, shuffle_seed=config.data.seed)
+    except (ValueError, OSError) as error:
+        print(f"training.fit: training data: {error}", file=sys.stderr)
+        return 2
+    try:
+        if cluster_role()[0]:
+            config = prepare_run_dir(run_dir, config)
+        return train(config, run_dir, source=source)
+    except (VGGWeightsUnavailable, config_lib.ConfigError, DataError) as error:
         print(f"training.fit: {error}", file=sys.stderr)
+        if not existed and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+            # Nothing of this run is worth keeping: leave no directory behind.
+            shutil.rmtree(run_dir, ignore_errors=True)
         return 2
 
 

@@ -47,35 +47,37 @@ def interpolate(psnr_model, gan_model, alpha):
 
 
 def main(argv=None):
+    from keras_sr import outputs
+
     parser = argparse.ArgumentParser(prog="python -m training.interpolate",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--psnr", required=True, help="PSNR-oriented generator (.keras or run)")
     parser.add_argument("--gan", required=True, help="GAN generator (.keras or run)")
-    parser.add_argument("--alpha", required=True, type=float, help="0 = PSNR model, 1 = GAN")
+    parser.add_argument("--alpha", required=True, type=outputs.float_in(0, 1, low_open=False),
+                        help="0 = PSNR model, 1 = GAN")
     parser.add_argument("--out", required=True, help="output .keras file")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     if not args.out.endswith(".keras"):
         parser.error(f"--out must be a .keras file, got {args.out!r}")
-    if os.path.exists(args.out) and not args.overwrite:
-        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    try:
+        outputs.writable_file(args.out, args.overwrite, what="--out")
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     paths = {name: resolve_generator_path(getattr(args, name)) for name in ("psnr", "gan")}
     for name, path in paths.items():
         if not os.path.isfile(path):
             parser.error(f"--{name}: no generator at {path!r}")
 
-    import keras
+    from keras_sr import atomic, presets
 
-    import keras_sr.layers  # noqa: F401  (registers the classes for loading)
-    import keras_sr.models  # noqa: F401
-
-    models = {name: keras.saving.load_model(path, compile=False)
-              for name, path in paths.items()}
     try:
+        models = {name: presets.load_model(path) for name, path in paths.items()}
         merged = interpolate(models["psnr"], models["gan"], args.alpha)
     except ValueError as error:
         parser.error(str(error))
-    merged.save(args.out)
+    with atomic.atomic_path(args.out) as temporary:
+        merged.save(temporary)
     print(f"wrote {args.out}: {1 - args.alpha:g} x {paths['psnr']} + {args.alpha:g} x "
           f"{paths['gan']}")
     return 0

@@ -11,7 +11,6 @@ EXIF orientation applied. Colour handling, documented once here:
 
 import glob
 import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -126,10 +125,12 @@ def read_image(path, keep_gray=False):
 
 
 def write_image(path, array):
-    """Writes a uint8 `(H, W, 3)` or `(H, W)` array; the format follows the file extension."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    """Writes a uint8 `(H, W, 3)` or `(H, W)` array atomically; the format follows the file
+    extension."""
+    from keras_sr.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.asarray(array, dtype=np.uint8)).save(temporary)
 
 
 class DecodedImage:

@@ -15,6 +15,7 @@ import sys
 
 from PIL import Image
 
+from keras_sr import outputs
 from keras_sr.data.images import UnreadableImageError, list_images, read_image
 
 
@@ -48,6 +49,7 @@ def write_shards(sources, out_dir, shards, prefix="train", overwrite=False, prog
     if shards < 1:
         raise ValueError(f"--shards must be positive, got {shards}")
     paths = list_images(sources)
+    outputs.writable_directory(out_dir, what="--out")
     targets = shard_paths(out_dir, prefix, shards)
     existing = [path for path in targets if os.path.exists(path)]
     if existing and not overwrite:
@@ -55,7 +57,7 @@ def write_shards(sources, out_dir, shards, prefix="train", overwrite=False, prog
     os.makedirs(out_dir, exist_ok=True)
     temporary = [f"{path}.partial" for path in targets]
     writers = [tf.io.TFRecordWriter(path) for path in temporary]
-    written, skipped = 0, []
+    written, skipped, complete = 0, [], False
     bar = keras.utils.Progbar(len(paths), unit_name="image") if progress else None
     try:
         for index, path in enumerate(paths):
@@ -69,15 +71,21 @@ def write_shards(sources, out_dir, shards, prefix="train", overwrite=False, prog
                 written += 1
             if bar:
                 bar.update(index + 1)
-    finally:
         for writer in writers:
             writer.close()
-    if not written:
-        for path in temporary:
-            os.remove(path)
-        raise ValueError(f"none of the {len(paths)} images in {sources} could be read")
-    for partial, final in zip(temporary, targets):
-        os.replace(partial, final)
+        if not written:
+            raise ValueError(f"none of the {len(paths)} images in {sources} could be read")
+        for partial, final in zip(temporary, targets):
+            os.replace(partial, final)
+        complete = True
+    finally:
+        if not complete:
+            # Interrupted, failed or empty: no partial shard is left behind.
+            for writer in writers:
+                writer.close()
+            for path in temporary:
+                if os.path.exists(path):
+                    os.remove(path)
     return written, skipped
 
 
@@ -86,14 +94,14 @@ def main(argv=None):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", help="HR image folders, files or globs")
     parser.add_argument("--out", required=True, help="folder for the shards")
-    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--shards", type=outputs.int_at_least(1), default=8)
     parser.add_argument("--prefix", default="train", help="shard file name prefix")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
         written, skipped = write_shards(args.sources, args.out, args.shards, args.prefix,
                                         args.overwrite)
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         print(f"make_tfrecords: {error}", file=sys.stderr)
         return 2
     print(f"wrote {written} images into {args.shards} shards in {args.out}"

@@ -48,7 +48,7 @@ def test_bad_alpha_missing_files_and_existing_output(pair, tmp_path, capsys):
     _, _, psnr_path, gan_path = pair
     out = tmp_path / "keep.keras"
     out.write_bytes(b"precious")
-    cases = [(["--alpha", "1.5"], "alpha must be in [0, 1]"),
+    cases = [(["--alpha", "1.5"], "argument --alpha: 1.5 is outside [0, 1]"),
              (["--alpha", "0.5", "--gan", str(tmp_path / "gone.keras")], "gone.keras"),
              (["--alpha", "0.5", "--out", str(out)], "--overwrite")]
     for extra, message in cases:

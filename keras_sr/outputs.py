@@ -1,0 +1,88 @@
+"""What every command checks before it starts working: its numeric options (argparse types that
+refuse a bad value with the option named) and its outputs (planned up front: folders creatable
+and writable, no two inputs writing the same file, an existing file kept unless asked).
+
+A command that finds a problem here stops before any model is loaded or file written.
+"""
+
+import argparse
+import os
+import tempfile
+
+
+def int_at_least(minimum, *, or_zero=False):
+    """An argparse type: an integer >= `minimum` (or exactly 0 when `or_zero`)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum and not (or_zero and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"{value} is too small: at least {minimum}" + (" (or 0)" if or_zero else ""))
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(low, high, *, low_open=True):
+    """An argparse type: a finite number in (`low`, `high`] (or [`low`, `high`])."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (low < value if low_open else low <= value) or not value <= high:
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"{value:g} is outside {bracket}{low:g}, {high:g}]")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+class OutputError(ValueError):
+    """An output that cannot be written as asked; the message names it."""
+
+
+def writable_directory(path, what="output folder"):
+    """Checks that `path` is (or can be made as) a folder this process can write into, without
+    leaving anything behind; raises OutputError naming it."""
+    path = os.path.abspath(os.fspath(path))
+    existing = path
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise OutputError(f"{what} {path}: {existing} is a file, not a folder")
+    if existing == path:
+        try:
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError as error:
+            raise OutputError(f"{what} {path} is not writable: {error.strerror}") from None
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path} cannot be created: {existing} is not writable")
+
+
+def writable_file(path, overwrite=False, what="output"):
+    """Checks that `path` can be written: its folder writable, not a folder itself, and absent
+    unless `overwrite`; raises OutputError (FileExistsError for an existing file)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise OutputError(f"{what} {path} is a folder; give a file name")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{what} {path} exists; pass --overwrite to replace it")
+    writable_directory(os.path.dirname(os.path.abspath(path)), what=f"the folder of {what}")
+
+
+def refuse_collisions(targets, hint=""):
+    """`targets`: (source, output path) pairs. Raises OutputError naming the first two sources
+    that would write the same file (a run never overwrites its own output)."""
+    seen = {}
+    for source, target in targets:
+        key = os.path.normcase(os.path.abspath(target))
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {source} would both be written to {target}"
+                              + (f"; {hint}" if hint else ""))
+        seen[key] = source
