@@ -55,8 +55,8 @@ def plan(args, sources):
     if os.path.isfile(args.output) and not names_a_file:
         raise outputs.OutputError(f"-o {args.output} is an existing file, not a folder")
     jobs = [(source, *output_path(args, source, single)) for source in sources]
-    outputs.refuse_collisions([(source, target) for source, target, _ in jobs], COLLISION_HINT)
     outputs.writable_directory(os.path.dirname(os.path.abspath(jobs[0][1])))
+    outputs.refuse_collisions([(source, target) for source, target, _ in jobs], COLLISION_HINT)
     return jobs
 
 

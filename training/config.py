@@ -7,6 +7,7 @@ and saved in the run directory. Unknown keys are errors that name the key, never
 
 import dataclasses
 import json
+import re
 import typing
 
 import yaml
@@ -95,6 +96,23 @@ class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message names it."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2's booleans: only true / false. YAML 1.1 (PyYAML's default) also reads
+    yes / no / on / off as booleans, so `--set data.cache=no` arrived as False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def _load(text_or_stream):
+    return yaml.load(text_or_stream, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _coerce(value, field_type, key):
     """Converts a YAML / command-line value to the dataclass field's type, or says why not."""
     origin = typing.get_origin(field_type)
@@ -153,7 +171,7 @@ def parse_override(text):
     if not all(parts):
         raise ConfigError(f"--set needs section.key=value, got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
         raise ConfigError(f"--set {dotted}: cannot parse {raw!r}: {error}") from None
     if value is None:
@@ -167,7 +185,7 @@ def parse_override(text):
 def load_yaml(path):
     try:
         with open(path, encoding="utf-8") as handle:
-            content = yaml.safe_load(handle)
+            content = _load(handle)
     except FileNotFoundError:
         raise ConfigError(f"no such config file: {path!r}") from None
     except IsADirectoryError:

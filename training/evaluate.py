@@ -157,37 +157,35 @@ def dataset_name(folder):
     return Path(folder.rstrip("/\\")).name or str(folder)
 
 
-def plan(args, parser):
+def plan(args):
     """Every check that needs no model: the data folders and their images, the outputs.
-    Returns {dataset name: (folder, image paths)}."""
+    Returns {dataset name: (folder, image paths)}; raises ValueError / OSError naming the
+    problem."""
     names = [dataset_name(folder) for folder in args.data]
     if len(set(names)) != len(names):
-        parser.error(f"--data folders must have distinct names, got {names}")
+        raise ValueError(f"--data folders must have distinct names, got {names}")
     datasets = {}
     for folder, name in zip(args.data, names):
         if not os.path.isdir(folder):
-            parser.error(f"--data {folder!r} is not a folder")
+            raise ValueError(f"--data {folder!r} is not a folder")
         try:
             datasets[name] = (folder, list_images(folder))
         except FileNotFoundError:
-            parser.error(f"--data {folder!r} holds no image files "
-                         f"({', '.join(IMAGE_EXTENSIONS)})")
-    try:
-        if args.json:
-            outputs.writable_file(args.json, args.overwrite, what="--json")
-        if args.save_images:
-            for name, (_, paths) in datasets.items():
-                target = Path(args.save_images) / name
-                if not args.overwrite and target.is_dir() and any(target.iterdir()):
-                    raise FileExistsError(f"{target} already holds images; pass --overwrite "
-                                          "to replace them")
-                outputs.refuse_collisions(
-                    [(path, target / saved) for path in paths
-                     for saved in saved_names(path, args.keep_extension)],
-                    "pass --keep-extension to name the saved images after the whole file name")
-                outputs.writable_directory(target, what="--save-images folder")
-    except (OSError, ValueError) as error:
-        parser.error(str(error))
+            raise ValueError(f"--data {folder!r} holds no image files "
+                             f"({', '.join(IMAGE_EXTENSIONS)})") from None
+    if args.json:
+        outputs.writable_file(args.json, args.overwrite, what="--json")
+    if args.save_images:
+        for name, (_, paths) in datasets.items():
+            target = Path(args.save_images) / name
+            if not args.overwrite and target.is_dir() and any(target.iterdir()):
+                raise FileExistsError(f"{target} already holds images; pass --overwrite to "
+                                      "replace them")
+            outputs.writable_directory(target, what="--save-images folder")
+            outputs.refuse_collisions(
+                [(path, target / saved) for path in paths
+                 for saved in saved_names(path, args.keep_extension)],
+                "pass --keep-extension to name the saved images after the whole file name")
     return datasets
 
 
@@ -209,11 +207,13 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    datasets = plan(args, parser)
     try:
+        datasets = plan(args)
         upscale = load_upscaler(args.model, args.scale)
     except (ValueError, OSError, RuntimeError) as error:
-        parser.error(str(error))
+        # One line, no usage text: the arguments parsed; what they name is wrong.
+        print(f"training.evaluate: error: {error}", file=sys.stderr)
+        return 2
 
     report, all_skipped = {}, []
     for name, (folder, paths) in datasets.items():

@@ -450,6 +450,12 @@ def plan_run_dir(run_dir):
     return os.path.isdir(run_dir)
 
 
+def fail(message):
+    """A user's mistake: one line on stderr, status 2."""
+    print(f"training.fit: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     parser, args = parse_args(argv)
     if args.list:
@@ -462,25 +468,23 @@ def main(argv=None):
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         existed = plan_run_dir(run_dir)
     except config_lib.ConfigError as error:
-        parser.error(str(error))
+        return fail(error)
     from keras_sr.losses.perceptual import VGGWeightsUnavailable
 
     try:
         # The data is checked before any model is built or file written.
         source = make_source(config, shuffle_seed=config.data.seed)
     except (ValueError, OSError) as error:
-        print(f"training.fit: training data: {error}", file=sys.stderr)
-        return 2
+        return fail(f"training data: {error}")
     try:
         if cluster_role()[0]:
             config = prepare_run_dir(run_dir, config)
         return train(config, run_dir, source=source)
     except (VGGWeightsUnavailable, config_lib.ConfigError, DataError) as error:
-        print(f"training.fit: {error}", file=sys.stderr)
         if not existed and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
             # Nothing of this run is worth keeping: leave no directory behind.
             shutil.rmtree(run_dir, ignore_errors=True)
-        return 2
+        return fail(error)
 
 
 if __name__ == "__main__":

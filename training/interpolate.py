@@ -60,22 +60,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.out.endswith(".keras"):
         parser.error(f"--out must be a .keras file, got {args.out!r}")
-    try:
-        outputs.writable_file(args.out, args.overwrite, what="--out")
-    except (OSError, ValueError) as error:
-        parser.error(str(error))
     paths = {name: resolve_generator_path(getattr(args, name)) for name in ("psnr", "gan")}
-    for name, path in paths.items():
-        if not os.path.isfile(path):
-            parser.error(f"--{name}: no generator at {path!r}")
-
     from keras_sr import atomic, presets
 
     try:
+        outputs.writable_file(args.out, args.overwrite, what="--out")
+        for name, path in paths.items():
+            if not os.path.isfile(path):
+                raise ValueError(f"--{name}: no generator at {path!r}")
         models = {name: presets.load_model(path) for name, path in paths.items()}
         merged = interpolate(models["psnr"], models["gan"], args.alpha)
-    except ValueError as error:
-        parser.error(str(error))
+    except (ValueError, OSError) as error:
+        # One line, no usage text: the arguments parsed; what they name is wrong.
+        print(f"training.interpolate: error: {error}", file=sys.stderr)
+        return 2
     with atomic.atomic_path(args.out) as temporary:
         merged.save(temporary)
     print(f"wrote {args.out}: {1 - args.alpha:g} x {paths['psnr']} + {args.alpha:g} x "

@@ -99,3 +99,54 @@ BOMBS = {
     "bmp_30000x30000": bmp_bomb,
     "webp_16383x16383": webp_bomb,
 }
+
+
+def odd_images(folder, rng):
+    """Writes files every image reader meets sooner or later into `folder`; returns
+    {file name: True if it must be read, False if it must be skipped with a message}."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def photo(height, width, channels=3):
+        return rng.integers(0, 256, (height, width, channels)).astype(np.uint8)
+
+    readable = {
+        "plain.png": encoded(photo(24, 20), "PNG"),
+        "jpeg named.png": encoded(photo(24, 20), "JPEG"),  # wrong extension, space in name
+        "ünïcødé.png": encoded(photo(20, 24), "PNG"),
+        "palette.png": None, "rgba.png": encoded(photo(20, 20, 4), "PNG"),
+        "gray16.png": None, "tiny.png": encoded(photo(1, 1), "PNG"),
+    }
+    buffer = io.BytesIO()
+    Image.fromarray(photo(20, 20)).convert("P").save(buffer, format="PNG")
+    readable["palette.png"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray((rng.integers(0, 65536, (20, 20))).astype(np.uint16)).save(buffer, "PNG")
+    readable["gray16.png"] = buffer.getvalue()
+    good = encoded(photo(24, 20), "PNG")
+    unreadable = {
+        "zero.png": b"",
+        "truncated.png": good[:len(good) // 2],
+        "text.png": b"just some text, not an image\n",
+        "bomb_png.png": png_bomb(),
+        "bomb_gif.png": gif_bomb(),  # a GIF under a .png name: readers go by content
+        "bomb_webp.webp": webp_bomb(),
+        "bomb_bmp.bmp": bmp_bomb(),
+    }
+    for name, data in {**readable, **unreadable}.items():
+        (folder / name).write_bytes(data)
+    return {**{name: True for name in readable}, **{name: False for name in unreadable}}
+
+
+def snapshot(folder):
+    """{relative path: sha256} of every file under `folder`: compared before and after a
+    command to show that nothing it was not asked to write changed."""
+    import hashlib
+    import os
+
+    digests = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as file:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(file.read()).hexdigest()
+    return digests
