@@ -259,16 +259,27 @@ def _resolve(obj, tensors):
     return obj
 
 
-def _to_numpy(obj):
+def _to_numpy(obj, source, budget=None):
+    """torch tensors to numpy arrays, held to the same rule as the reader without torch: the
+    tensors may not hold more than their storages (a crafted stride-0 view of 2**40 elements
+    loads in torch as a view, and would be materialized later)."""
     import torch
 
+    budget = budget if budget is not None else {"storages": {}, "tensors": 0}
     if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        budget["storages"][storage.data_ptr()] = storage.nbytes()
+        budget["tensors"] += obj.numel() * obj.element_size()
+        if budget["tensors"] > sum(budget["storages"].values()) + MATERIALIZE_SLACK:
+            raise ConversionError(f"{source}: its tensors would hold {budget['tensors']:,} "
+                                  "bytes, more than their storages (tensors overlapping or "
+                                  "repeated; a weights file has neither)")
         tensor = obj.detach().cpu()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
         return tensor.numpy()
     if isinstance(obj, dict):
-        return type(obj)((key, _to_numpy(value)) for key, value in obj.items())
+        return type(obj)((key, _to_numpy(value, source, budget)) for key, value in obj.items())
     return obj
 
 
@@ -293,14 +304,25 @@ def load(path, use_torch=None):
         import torch
 
         try:
-            return _to_numpy(torch.load(path, map_location="cpu", weights_only=True))
+            source = path
+            if not zipfile.is_zipfile(path):
+                # A legacy file is read from memory, as without torch: from a file object,
+                # a corrupt pickle length makes the unpickler allocate whatever it says.
+                with open(path, "rb") as file:
+                    source = io.BytesIO(file.read())
+            return _to_numpy(torch.load(source, map_location="cpu", weights_only=True), path)
         except pickle.UnpicklingError as error:
             raise UnsafeCheckpointError(
                 f"{path}: refused by torch.load(weights_only=True), which loads only tensors "
                 f"and plain containers: {str(error).splitlines()[0]}") from None
-        except (RuntimeError, EOFError, OSError) as error:
+        except (ConversionError, MemoryError):
+            raise
+        except Exception as error:  # noqa: BLE001
+            # torch.load raises RuntimeError for most damage, and whatever its zip reader or
+            # unpickler meets for the rest (UnicodeDecodeError, IndexError, struct.error...).
             raise ConversionError(f"{path} is not a readable PyTorch checkpoint: "
-                                  f"{str(error).splitlines()[0]}") from None
+                                  f"{type(error).__name__}: "
+                                  f"{(str(error).splitlines() or [''])[0][:200]}") from None
     try:
         if zipfile.is_zipfile(path):
             return _load_zip(path)

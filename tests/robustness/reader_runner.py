@@ -15,6 +15,7 @@ def main(manifest, first, memory_limit_mb):
     from keras_sr.convert import torch as torch_format
 
     readers = {"pth": lambda paths: torch_format.load(paths[0], use_torch=False),
+               "pth-torch": lambda paths: torch_format.load(paths[0], use_torch=True),
                "safetensors": lambda paths: safetensors.load(paths[0]),
                "ncnn": lambda paths: ncnn.read_state_dict(*paths)}
     with open(manifest) as file:
