@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 
 from training import config as config_lib
 from training.experiments import EXPERIMENTS
@@ -224,20 +225,30 @@ def build_trainer(config, generator, discriminator, feature_extractor_factory=No
                          pixel_weight=loss.pixel_weight, pixel_loss=pixel_loss(loss.pixel))
 
 
+def init_from_path(init_from):
+    """The `.keras` file `train.init_from` names (a run directory's generator_last.keras), or
+    None for a preset; ConfigError when there is none."""
+    from keras_sr import presets
+
+    if presets.is_preset(init_from):
+        return None
+    path = os.path.join(init_from, "generator_last.keras") if os.path.isdir(init_from) \
+        else init_from
+    if not os.path.isfile(path):
+        raise config_lib.ConfigError(f"train.init_from: no generator at {path!r}")
+    return path
+
+
 def load_initial_generator(init_from, generator):
     """Copies weights from a `.keras` generator, a run directory or a preset (fine-tuning the
     published Real-ESRGAN weights) into `generator`."""
     from keras_sr import presets
 
-    path = init_from
-    if presets.is_preset(init_from):
-        source = presets.load_model(init_from)
-    else:
-        if os.path.isdir(init_from):
-            path = os.path.join(init_from, "generator_last.keras")
-        if not os.path.isfile(path):
-            raise config_lib.ConfigError(f"train.init_from: no generator at {path!r}")
+    path = init_from_path(init_from) or init_from
+    try:
         source = presets.load_model(path)
+    except (ValueError, OSError, RuntimeError) as error:
+        raise config_lib.ConfigError(f"train.init_from: {error}") from None
     shapes = [tuple(w.shape) for w in source.weights]
     if shapes != [tuple(w.shape) for w in generator.weights]:
         raise config_lib.ConfigError(
@@ -258,10 +269,12 @@ def save_model(model, path):
         model.save(temporary)
 
 
-def train(config, run_dir, feature_extractor_factory=None, log=print, source=None):
+def train(config, run_dir, feature_extractor_factory=None, log=print, source=None,
+          validation=None):
     """Runs (or resumes) the configured training in `run_dir`; returns the exit status.
-    `source`: the training source, already made by `make_source` (main makes it first, to
-    check the data before anything is built); made here when not given or when resuming.
+    `source` and `validation`: the training source and the held-out images, already made by
+    `check_inputs` (main makes them first, to check the data before anything is built); made
+    here when not given (the source again when resuming, seeded by the step).
 
     Raises:
         ConfigError: the run cannot resume (train.steps below the step reached, or no
@@ -332,8 +345,10 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
     dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
                                config.data.batch_size, seed=seed, cache=cache)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    validation = Validation(config.data.validation, config.model.scale) \
-        if config.data.validation and is_chief else None
+    if validation is None and config.data.validation and is_chief:
+        validation = Validation(config.data.validation, config.model.scale)
+    elif not is_chief:
+        validation = None
 
     decay = config.train.ema_decay
 
@@ -450,6 +465,31 @@ def plan_run_dir(run_dir):
     return os.path.isdir(run_dir)
 
 
+def check_inputs(config):
+    """Everything the run reads, checked before any model is built: the training source
+    (every image's header), the held-out images (decoded) and the generator to start from.
+    Returns `(source, validation)`; raises ConfigError naming what is wrong."""
+    from keras_sr.data.images import UnreadableImageError
+    from training.callbacks import Validation
+
+    try:
+        source = make_source(config, shuffle_seed=config.data.seed)
+    except (ValueError, OSError) as error:
+        raise config_lib.ConfigError(f"training data: {error}") from None
+    validation = None
+    if config.data.validation:
+        try:
+            validation = Validation(config.data.validation, config.model.scale)
+        except UnreadableImageError as error:
+            raise config_lib.ConfigError(f"data.validation: {error}") from None
+    if config.train.init_from:
+        path = init_from_path(config.train.init_from)
+        if path is not None and not zipfile.is_zipfile(path):
+            raise config_lib.ConfigError(f"train.init_from: {path} is not a .keras model file "
+                                         "(not a zip archive)")
+    return source, validation
+
+
 def fail(message):
     """A user's mistake: one line on stderr, status 2."""
     print(f"training.fit: error: {message}", file=sys.stderr)
@@ -467,19 +507,15 @@ def main(argv=None):
         run_dir = args.output or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         existed = plan_run_dir(run_dir)
+        source, validation = check_inputs(config)
     except config_lib.ConfigError as error:
         return fail(error)
     from keras_sr.losses.perceptual import VGGWeightsUnavailable
 
     try:
-        # The data is checked before any model is built or file written.
-        source = make_source(config, shuffle_seed=config.data.seed)
-    except (ValueError, OSError) as error:
-        return fail(f"training data: {error}")
-    try:
         if cluster_role()[0]:
             config = prepare_run_dir(run_dir, config)
-        return train(config, run_dir, source=source)
+        return train(config, run_dir, source=source, validation=validation)
     except (VGGWeightsUnavailable, config_lib.ConfigError, DataError) as error:
         if not existed and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
             # Nothing of this run is worth keeping: leave no directory behind.

@@ -16,8 +16,10 @@ TINY = ["data.hr_patch_size=32", "data.batch_size=2", "model.num_blocks=1",
         "model.num_features=8", "model.growth_channels=4", "train.log_every=1"]
 
 
-def fit_main(capsys, data, output, *overrides, config=None):
+def fit_main(capsys, data, output, *overrides, config=None, init_from=None):
     argv = ["rrdb_psnr_x4", "--output", str(output), "--set", f"data.train={data}"]
+    if init_from:
+        argv += ["--init-from", str(init_from)]
     for override in (*TINY, *overrides):
         argv += ["--set", override]
     if config:
@@ -41,10 +43,12 @@ def photos(folder, count, rng, size=40):
 
 @pytest.mark.parametrize("case", ["empty folder", "missing folder", "only junk",
                                   "only a truncated PNG", "output is a file", "binary config",
-                                  "config is a folder"])
+                                  "config is a folder", "unreadable validation image",
+                                  "garbage init-from"])
 def test_bad_data_and_options_stop_before_anything_is_built(tmp_path, capsys, case):
     rng = np.random.default_rng(0)
-    data, output, config = tmp_path / "data", tmp_path / "run", None
+    data, output, config, init_from = tmp_path / "data", tmp_path / "run", None, None
+    overrides = ["train.steps=2"]
     data.mkdir()
     if case == "missing folder":
         data = tmp_path / "nowhere"
@@ -63,13 +67,22 @@ def test_bad_data_and_options_stop_before_anything_is_built(tmp_path, capsys, ca
         config.write_bytes(bytes(range(256)))
     elif case == "config is a folder":
         config = tmp_path
+    elif case == "unreadable validation image":
+        (tmp_path / "heldout.png").write_bytes(b"")
+        overrides.append(f"data.validation={tmp_path / 'heldout.png'}")
+    elif case == "garbage init-from":
+        init_from = tmp_path / "g.keras"
+        init_from.write_bytes(b"garbage")
     message = {"empty folder": "no image files", "missing folder": "no such image folder",
                "only junk": "none of the 3 images", "output is a file": "is a file",
                "only a truncated PNG": "no training pair could be made: 1 of 1 images skipped",
                "binary config": "is not a text (UTF-8 YAML) file",
-               "config is a folder": "is a folder, not a YAML file"}[case]
+               "config is a folder": "is a folder, not a YAML file",
+               "unreadable validation image": "data.validation: cannot read image",
+               "garbage init-from": "g.keras is not a .keras model file"}[case]
     before = corpus.snapshot(tmp_path)
-    status, _, err = fit_main(capsys, data, output, "train.steps=2", config=config)
+    status, _, err = fit_main(capsys, data, output, *overrides, config=config,
+                              init_from=init_from)
     assert status == 2 and message in err, err
     assert err.strip().count("\n") == 0 and err.startswith("training.fit: error: "), err
     assert corpus.snapshot(tmp_path) == before
