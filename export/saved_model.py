@@ -114,11 +114,18 @@ def next_version(base):
 
 
 def export(model, base, version=None, max_pixels=DEFAULT_MAX_PIXELS, model_name=None,
-           memory_budget_mb=None, tile_pad=None):
+           memory_budget_mb=None, tile_pad=None, precision=None):
     """Writes `model` as `base/<version>/`; returns that path. See `serving_functions` for
-    `max_pixels`, `memory_budget_mb` and `tile_pad`."""
+    `max_pixels`, `memory_budget_mb` and `tile_pad`. `precision` (`keras_sr.precision`; the
+    model's own policy when None) is what the served graph computes in; its inputs and outputs
+    stay float32 / strings."""
     import keras
     import tensorflow as tf
+
+    from keras_sr.precision import with_precision
+
+    if precision is not None:
+        model = with_precision(model, precision)
 
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
@@ -201,6 +208,8 @@ def write_warmup(path, model_name):
 
 def main(argv=None):
     from keras_sr import inference, outputs
+    from keras_sr import precision as precisions
+    from keras_sr.precision import PRECISIONS
 
     parser = argparse.ArgumentParser(prog="python -m export.saved_model",
                                      description=__doc__.splitlines()[0])
@@ -219,12 +228,18 @@ def main(argv=None):
                         default=inference.DEFAULT_TILE_PAD,
                         help=f"context pixels around each tile (default "
                         f"{inference.DEFAULT_TILE_PAD})")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="what the served graph computes in (default float32; bfloat16 "
+                        "for servers whose CPU or GPU computes it natively; auto decides for "
+                        "the machine exporting, which may not be the server)")
     args = parser.parse_args(argv)
     from keras_sr import presets
 
     try:
         outputs.writable_directory(args.out, what="--out")
-        model = presets.load_model(args.model)
+        model, chosen, reason = precisions.choose_for_model(presets.load_model(args.model),
+                                                            args.precision)
+        print(f"export.saved_model: {args.model} at {chosen} ({reason})", file=sys.stderr)
         path = export(model, args.out, args.version, args.max_pixels,
                       memory_budget_mb=args.memory_budget, tile_pad=args.tile_pad)
     except (ValueError, OSError, RuntimeError) as error:

@@ -6,6 +6,7 @@ from importlib import metadata
 
 import keras_sr
 from keras_sr import outputs
+from keras_sr.precision import PRECISIONS
 
 
 def versions():
@@ -70,6 +71,10 @@ def build_parser():
     upscale.add_argument("--keep-extension", action="store_true",
                          help="name outputs after the whole input file name (photo.bmp -> "
                          "photo.bmp.png), so inputs differing only in extension do not collide")
+    upscale.add_argument("--precision", choices=PRECISIONS, default="auto",
+                         help="compute precision of a .keras model or preset (default auto: "
+                         "bfloat16 where the CPU or GPU computes it natively and the output "
+                         "stays within 45 dB of float32, else float32)")
     upscale.add_argument("--threads", type=outputs.int_at_least(1),
                          help="threads for .tflite models")
     upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -30,6 +30,7 @@ class Upscaler:
         self.run = run
         self.scale = scale
         self.description = description
+        self.precision, self.precision_reason = "float32", ""
 
     def __call__(self, lr_images):
         return np.asarray(self.run(np.ascontiguousarray(lr_images, np.float32)))
@@ -114,17 +115,25 @@ def _run_fixed(run, lr_images, size):
     return out[:, :height * scale, :width * scale]
 
 
-def load_upscaler(spec, num_threads=None):
+def load_upscaler(spec, num_threads=None, precision="float32"):
     """An Upscaler from a `.keras` file, SavedModel / TF-Serving folder, `.tflite` or preset.
+    A Keras model runs at `precision` (see `keras_sr.precision`; `auto` picks per device);
+    `upscaler.precision` and `upscaler.precision_reason` say what was chosen. A SavedModel or
+    `.tflite` file computes at the precision it was exported with.
 
     Raises:
         presets.ModelFileError: naming the model, when it is missing or does not load.
     """
+    from keras_sr import precision as precisions
     from keras_sr import presets
 
     spec = os.fspath(spec)
     if presets.is_preset(spec) or spec.endswith(".keras"):
-        return keras_upscaler(presets.load_model(spec), description=spec)
+        model, chosen, reason = precisions.choose_for_model(presets.load_model(spec),
+                                                            precision)
+        upscaler = keras_upscaler(model, description=spec)
+        upscaler.precision, upscaler.precision_reason = chosen, reason
+        return upscaler
     if not os.path.isdir(spec) and not spec.endswith(".tflite"):
         raise presets.ModelFileError(
             f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file or preset "
@@ -132,15 +141,19 @@ def load_upscaler(spec, num_threads=None):
     if not os.path.exists(spec):
         raise presets.ModelFileError(f"no such model file: {spec}")
     try:
-        if os.path.isdir(spec):
-            return saved_model_upscaler(spec)
-        return tflite_upscaler(spec, num_threads)
+        upscaler = saved_model_upscaler(spec) if os.path.isdir(spec) else \
+            tflite_upscaler(spec, num_threads)
     except (MemoryError, ImportError):
         raise
     except Exception as error:  # noqa: BLE001
         # TensorFlow's and LiteRT's loaders raise their own types for a corrupt file.
         raise presets.ModelFileError(f"{spec} does not load: {type(error).__name__}: "
                                      f"{str(error).strip().splitlines()[0][:300]}") from None
+    upscaler.precision = "as exported"
+    upscaler.precision_reason = ("fixed in the exported file" if precision in
+                                 ("auto", "float32") else f"fixed in the exported file; "
+                                 f"--precision {precision} applies to .keras models and presets")
+    return upscaler
 
 
 def budget_pixels(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):

@@ -153,7 +153,9 @@ def main(args):
     if not sources:
         raise FileNotFoundError(f"no image files among the inputs {args.inputs}")
     jobs = plan(args, sources)
-    upscaler = inference.load_upscaler(args.model, num_threads=args.threads)
+    upscaler = inference.load_upscaler(args.model, num_threads=args.threads,
+                                       precision=getattr(args, "precision", "float32"))
+    log(f"keras-sr upscale: {args.model} at {upscaler.precision} ({upscaler.precision_reason})")
     if args.tile is None and not getattr(upscaler, "fixed_size", None):
         # A budget too small to tile with is a mistake to say now, not on the first big image.
         inference.tile_side(upscaler.scale, args.memory_budget

@@ -18,7 +18,9 @@ PIXEL_LOSSES = ("l1", "mse")
 PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
 ADVERSARIAL_LOSSES = ("none", "standard", "relativistic")
 SCHEDULES = ("step", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# keras_sr.precision's names (auto picks per device), and Keras' policy names for the two
+# mixed ones.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +78,7 @@ class TrainConfig:
     validate_every: int = 1000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
-    precision: str = "float32"
+    precision: str = "auto"  # bfloat16 where the device computes it natively, else float32
     ema_decay: float = 0.0  # 0 disables the generator EMA
     init_from: str = ""  # a .keras generator or a run directory (second stages)
 

@@ -30,6 +30,7 @@ from keras_sr.data.images import (
     write_image,
 )
 from keras_sr.metrics import psnr, ssim, to_uint8
+from keras_sr.precision import PRECISIONS
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
@@ -45,13 +46,18 @@ def bicubic_upscaler(scale):
     return upscale
 
 
-def load_upscaler(model_spec, scale):
-    """A function uint8 LR image -> uint8 SR image, for `bicubic`, a `.keras` file or a preset."""
+def load_upscaler(model_spec, scale, precision="float32", log=None):
+    """A function uint8 LR image -> uint8 SR image, for `bicubic`, a `.keras` file or a preset;
+    a model runs at `precision` (`keras_sr.precision`), said through `log`."""
     if model_spec == "bicubic":
         return bicubic_upscaler(scale)
     from keras_sr import inference, presets
+    from keras_sr import precision as precisions
 
-    model = presets.load_model(model_spec)  # a .keras file or a preset name
+    model, chosen, reason = precisions.choose_for_model(presets.load_model(model_spec),
+                                                        precision)
+    if log:
+        log(f"training.evaluate: {model_spec} at {chosen} ({reason})")
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{model_spec} is a x{model_scale} model but --scale is {scale}")
@@ -197,6 +203,10 @@ def main(argv=None):
     parser.add_argument("--data", required=True, action="append",
                         help="folder of HR images (repeat for several datasets)")
     parser.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="compute precision of the model (default float32, so that the "
+                        "figures are the model's and not the arithmetic's; auto picks "
+                        "bfloat16 where it is native and within 45 dB of float32)")
     parser.add_argument("--json", help="write the results here as JSON")
     parser.add_argument("--save-images", help="write SR images and comparison sheets here")
     parser.add_argument("--keep-extension", action="store_true",
@@ -209,7 +219,8 @@ def main(argv=None):
 
     try:
         datasets = plan(args)
-        upscale = load_upscaler(args.model, args.scale)
+        upscale = load_upscaler(args.model, args.scale, args.precision,
+                                log=lambda line: print(line, file=sys.stderr))
     except (ValueError, OSError, RuntimeError) as error:
         # One line, no usage text: the arguments parsed; what they name is wrong.
         print(f"training.evaluate: error: {error}", file=sys.stderr)

