@@ -1,7 +1,7 @@
 """Training-step speed and peak memory of the paper recipes (graph mode).
 
     python -m benchmarks.train_step [--experiments rrdb_psnr_x4 esrgan_x4] [--batch 4]
-        [--steps 5]
+        [--steps 5] [--precision auto|float32|bfloat16|float16]
 
 Each experiment runs in its own process (so peak memory is its own): the full-size networks of
 the recipe, batch `--batch` of the recipe's HR patch size (128 for both ESRGAN stages) built by
@@ -23,16 +23,20 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def measure(experiment, batch, steps):
+def measure(experiment, batch, steps, precision="float32"):
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from keras_sr import precision as precisions
     from keras_sr.losses.perceptual import vgg19_features
     from training import fit
 
     config = fit.resolve_config(experiment, overrides=["data.train=unused",
                                                        f"data.batch_size={batch}"])
+    chosen, _ = fit.training_precision(precision)
+    policy = precisions.policy(chosen)
+    keras.config.set_dtype_policy(policy)
     strategy = fit.make_strategy()
     gan = config.loss.adversarial != "none"
     with strategy.scope():
@@ -41,11 +45,10 @@ def measure(experiment, batch, steps):
         trainer = fit.build_trainer(config, generator, discriminator, lambda: vgg19_features(
             "block5_conv4", before_activation=True, weights=None))
         optimizers = {"g_optimizer": fit.build_optimizer(
-            config.g_optimizer, generator.trainable_variables, config.train.precision,
-            config.train.steps)}
+            config.g_optimizer, generator.trainable_variables, policy, config.train.steps)}
         if gan:
             optimizers["d_optimizer"] = fit.build_optimizer(
-                config.d_optimizer, discriminator.trainable_variables, config.train.precision,
+                config.d_optimizer, discriminator.trainable_variables, policy,
                 config.train.steps)
         trainer.compile(**optimizers)
     size, scale = config.data.hr_patch_size, config.model.scale
@@ -67,7 +70,7 @@ def measure(experiment, batch, steps):
         step().numpy()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    return {"experiment": experiment, "batch": batch, "hr_patch": size,
+    return {"experiment": experiment, "precision": chosen, "batch": batch, "hr_patch": size,
             "generator_parameters": generator.count_params(),
             "first_step_s": trace_seconds, "step_s": median, "steps_per_s": 1 / median,
             "patches_per_s": batch / median,
@@ -80,16 +83,19 @@ def main(argv=None):
     parser.add_argument("--experiments", nargs="+", default=["rrdb_psnr_x4", "esrgan_x4"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--precision", default="float32",
+                        choices=("auto", "float32", "bfloat16", "float16"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure in this process
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.batch, args.steps)))
+        print(json.dumps(measure(args.one, args.batch, args.steps, args.precision)))
         return 0
     rows = []
     for experiment in args.experiments:
         result = subprocess.run(
             [sys.executable, "-m", "benchmarks.train_step", "--one", experiment,
-             "--batch", str(args.batch), "--steps", str(args.steps)],
+             "--batch", str(args.batch), "--steps", str(args.steps), "--precision",
+             args.precision],
             capture_output=True, text=True, check=False)
         if result.returncode:
             print(result.stderr[-3000:], file=sys.stderr)
@@ -99,7 +105,8 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    print(f"batch {args.batch}, median of {args.steps} steps after the first; TensorFlow "
+    print(f"{rows[0]['precision']}, batch {args.batch}, median of {args.steps} steps after the "
+          f"first; TensorFlow "
           f"{tf.__version__}, {platform.machine()}, {os.cpu_count()} cores, no GPU")
     print("| experiment | HR patch | first step (trace) s | step s | steps/s | patches/s "
           "| peak RSS GB |")

@@ -233,12 +233,10 @@ def main(argv=None):
                         "for servers whose CPU or GPU computes it natively; auto decides for "
                         "the machine exporting, which may not be the server)")
     args = parser.parse_args(argv)
-    from keras_sr import presets
 
     try:
         outputs.writable_directory(args.out, what="--out")
-        model, chosen, reason = precisions.choose_for_model(presets.load_model(args.model),
-                                                            args.precision)
+        model, chosen, reason = precisions.load_model(args.model, args.precision)
         print(f"export.saved_model: {args.model} at {chosen} ({reason})", file=sys.stderr)
         path = export(model, args.out, args.version, args.max_pixels,
                       memory_budget_mb=args.memory_budget, tile_pad=args.tile_pad)

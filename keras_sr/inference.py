@@ -129,8 +129,7 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
 
     spec = os.fspath(spec)
     if presets.is_preset(spec) or spec.endswith(".keras"):
-        model, chosen, reason = precisions.choose_for_model(presets.load_model(spec),
-                                                            precision)
+        model, chosen, reason = precisions.load_model(spec, precision)
         upscaler = keras_upscaler(model, description=spec)
         upscaler.precision, upscaler.precision_reason = chosen, reason
         return upscaler

@@ -164,6 +164,133 @@ def guard_image(size=48):
     return image[None, top:top + size, left:left + size].astype(np.float32) / 255.0
 
 
+def _load_as(path, target):
+    """A keras-sr network from a `.keras` file, built directly under the dtype policy
+    `target` (the archive's config is rewritten in a temporary copy), so that a reduced
+    precision costs no second build; None for models that are not keras-sr's networks."""
+    import json
+    import tempfile
+    import zipfile
+
+    import keras
+
+    import keras_sr.layers  # noqa: F401  (registers the classes the archive names)
+    import keras_sr.models  # noqa: F401
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        if not str(config.get("registered_name", "")).startswith("keras_sr>") \
+                or "dtype" not in config.get("config", {}):
+            return None
+        config["config"]["dtype"] = target
+        with tempfile.TemporaryDirectory(prefix="keras_sr_precision_") as folder:
+            copy = os.path.join(folder, "model.keras")
+            with zipfile.ZipFile(copy, "w") as rewritten:
+                for info in archive.infolist():
+                    rewritten.writestr(info, json.dumps(config) if info.filename ==
+                                       "config.json" else archive.read(info))
+            return keras.saving.load_model(copy, compile=False)
+
+
+def _guard_key(path, chosen):
+    import tensorflow as tf
+
+    stat = os.stat(path)
+    return "|".join([os.path.abspath(path), str(stat.st_size), str(stat.st_mtime_ns), chosen,
+                     tf.__version__, cpu_name()])
+
+
+def _guard_cache_path():
+    from keras_sr.presets import cache_dir
+
+    return os.path.join(cache_dir(), "precision_guard.json")
+
+
+def _cached_quality(key):
+    import json
+
+    try:
+        with open(_guard_cache_path()) as cache:
+            return json.load(cache).get(key)
+    except (OSError, ValueError):
+        return None
+
+
+def _store_quality(key, quality):
+    import json
+
+    from keras_sr.atomic import write_bytes
+
+    path = _guard_cache_path()
+    try:
+        try:
+            with open(path) as cache:
+                entries = json.load(cache)
+        except (OSError, ValueError):
+            entries = {}
+        entries[key] = quality
+        write_bytes(path, json.dumps(entries, indent=1).encode())
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run the guard again
+
+
+def _load_reduced(spec, path, chosen):
+    """The model of `spec` at the reduced precision `chosen`, built once when it can be."""
+    import zipfile
+
+    from keras_sr import presets
+
+    target = policy(chosen)
+    if os.path.isfile(path) and zipfile.is_zipfile(path):
+        try:
+            model = _load_as(path, target)
+        except Exception:  # noqa: BLE001 - presets.load_model below names the problem
+            model = None
+        if model is not None:
+            return model
+    return with_precision(presets.load_model(spec), chosen)
+
+
+def load_model(spec, precision="auto", device=None):
+    """`(model, precision, reason)` for a `.keras` file or preset at `precision`, as
+    `choose_for_model` decides, but the guard's verdict for `auto` is cached per model file,
+    TensorFlow version and CPU (`$KERAS_SR_CACHE/precision_guard.json`), and keras-sr networks
+    are built directly at the chosen precision: a later run pays neither the float32 model nor
+    the guard (about 2 s of a 23-block RRDBNet's cold start on a 2-core CPU)."""
+    from keras_sr import presets
+
+    chosen, reason = resolve(precision, device)
+    if chosen == "float32":
+        return with_precision(presets.load_model(spec), "float32"), chosen, reason
+    path = presets.path(spec) if presets.is_preset(spec) else os.fspath(spec)
+    if precision != "auto":
+        return _load_reduced(spec, path, chosen), chosen, reason
+    model = reduced = None
+    key = _guard_key(path, chosen) if os.path.isfile(path) else None
+    quality = _cached_quality(key) if key else None
+    if quality is None:
+        model = presets.load_model(spec)
+        reduced = with_precision(model, chosen)
+        quality = _quality(model, reduced)
+        if key:
+            _store_quality(key, quality)
+    if quality < MIN_PSNR_DB:
+        return (with_precision(model or presets.load_model(spec), "float32"), "float32",
+                _below_guard(chosen, quality))
+    return (reduced or _load_reduced(spec, path, chosen), chosen,
+            f"{reason}; {quality:.1f} dB from float32")
+
+
+def _quality(model, reduced, image=None):
+    image = guard_image() if image is None else image
+    return psnr_against(model(image, training=False), reduced(image, training=False))
+
+
+def _below_guard(chosen, quality):
+    return (f"{chosen} would be {quality:.1f} dB from float32 on this model, below the "
+            f"{MIN_PSNR_DB:g} dB guard")
+
+
 def choose_for_model(model, precision="auto", device=None, image=None):
     """`(model at the chosen precision, precision, reason)`. For `auto`, a reduced precision
     is kept only if the model's output on a real photo stays within MIN_PSNR_DB of float32;
@@ -174,10 +301,7 @@ def choose_for_model(model, precision="auto", device=None, image=None):
     reduced = with_precision(model, chosen)
     if precision != "auto":
         return reduced, chosen, reason
-    image = guard_image() if image is None else image
-    quality = psnr_against(model(image, training=False), reduced(image, training=False))
+    quality = _quality(model, reduced, image)
     if quality < MIN_PSNR_DB:
-        return with_precision(model, "float32"), "float32", (
-            f"{chosen} would be {quality:.1f} dB from float32 on this model, below the "
-            f"{MIN_PSNR_DB:g} dB guard")
+        return with_precision(model, "float32"), "float32", _below_guard(chosen, quality)
     return reduced, chosen, f"{reason}; {quality:.1f} dB from float32"

@@ -8,6 +8,20 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The tests' own keras-sr cache (converted presets, precision-guard verdicts), never the
+    user's ~/.cache/keras-sr."""
+    folder = str(tmp_path_factory.mktemp("keras-sr-cache"))
+    previous = os.environ.get("KERAS_SR_CACHE")
+    os.environ["KERAS_SR_CACHE"] = folder
+    yield folder
+    if previous is None:
+        os.environ.pop("KERAS_SR_CACHE", None)
+    else:
+        os.environ["KERAS_SR_CACHE"] = previous
+
+
 @pytest.fixture(autouse=True)
 def seeded_and_float32_policy():
     """Every test starts seeded and under the float32 policy, whatever the previous one set."""

@@ -180,3 +180,37 @@ def test_published_models_keep_45_db_at_bfloat16_on_the_bundled_photos(preset):
         quality = precisions.psnr_against(model(photo[None]).numpy(),
                                           reduced(photo[None]).numpy())
         assert quality >= precisions.MIN_PSNR_DB, (preset, quality)
+
+
+def test_the_guard_verdict_is_cached_and_the_model_built_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "cache"))
+    device = Device((), AVX512_BF16, True)
+    model = randomized(RRDBNet(num_blocks=1, num_features=8, growth_channels=4), seed=6)
+    path = str(tmp_path / "g.keras")
+    model.save(path)
+    loaded, chosen, reason = precisions.load_model(path, "auto", device)
+    assert chosen == "bfloat16" and "dB from float32" in reason
+    assert (tmp_path / "cache" / "precision_guard.json").is_file()
+
+    def no_guard(*args, **kwargs):
+        raise AssertionError("the guard ran again")
+
+    monkeypatch.setattr(precisions, "_quality", no_guard)
+    # keras-sr networks are built once, directly at the reduced precision.
+    assert precisions._load_as(path, "mixed_bfloat16").dtype_policy.name == "mixed_bfloat16"
+    again, chosen_again, reason_again = precisions.load_model(path, "auto", device)
+    assert (chosen_again, reason_again) == (chosen, reason)
+    assert again.dtype_policy.name == "mixed_bfloat16"
+    assert all(layer.dtype_policy.name == "mixed_bfloat16" for layer in again.layers[1:-1])
+    images = random_images((1, 10, 10, 3))
+    np.testing.assert_array_equal(again(images).numpy(), loaded(images).numpy())
+    # Another file under the same name is a new entry: the guard runs for it.
+    randomized(RRDBNet(num_blocks=1, num_features=8, growth_channels=4), seed=7).save(path)
+    with pytest.raises(AssertionError, match="the guard ran again"):
+        precisions.load_model(path, "auto", device)
+    # A cached verdict below the guard loads float32.
+    monkeypatch.setattr(precisions, "_quality", lambda *args, **kwargs: 30.0)
+    model, chosen, reason = precisions.load_model(path, "auto", device)
+    assert chosen == "float32" and "30.0 dB" in reason and model.dtype_policy.name == "float32"
+    model, chosen, reason = precisions.load_model(path, "auto", device)
+    assert chosen == "float32" and "below the 45 dB guard" in reason

@@ -51,11 +51,10 @@ def load_upscaler(model_spec, scale, precision="float32", log=None):
     a model runs at `precision` (`keras_sr.precision`), said through `log`."""
     if model_spec == "bicubic":
         return bicubic_upscaler(scale)
-    from keras_sr import inference, presets
+    from keras_sr import inference
     from keras_sr import precision as precisions
 
-    model, chosen, reason = precisions.choose_for_model(presets.load_model(model_spec),
-                                                        precision)
+    model, chosen, reason = precisions.load_model(model_spec, precision)
     if log:
         log(f"training.evaluate: {model_spec} at {chosen} ({reason})")
     model_scale = getattr(model, "scale", None)

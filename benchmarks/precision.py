@@ -1,0 +1,260 @@
+"""Precision on this machine, in one run: what `auto` picks and why, inference and training
+speed at float32 and bfloat16 against ncnn, TFLite and PyTorch, the quality guard, cold start
+and oneDNN.
+
+    python -m benchmarks.precision [--sizes 64 128 256] [--repeats 3] [--threads 2]
+        [--train-steps 5] [--skip-train] [--skip-cold-start] [--json OUT]
+
+1. The CPU, its relevant flags (AMX, AVX512_BF16, AVX512_VNNI, AVX2), whether TensorFlow's
+   oneDNN is on, and `keras_sr.precision.resolve("auto")`.
+2. Inference of the published realesrgan-x4plus (RRDBNet x4, 23 blocks) on a crop of a bundled
+   photo per LR size: Keras float32, Keras bfloat16, TFLite float32 (XNNPACK) and ncnn float32
+   (the same ncnn files), each the median of `--repeats` after a warm-up, with its ratio to
+   ncnn and its PSNR against Keras float32.
+3. The quality guard: bfloat16 against float32 PSNR of realesrgan-x4plus and
+   realesr-animevideov3-x4 (SRVGGNetCompact) on the four bundled photos (64 x 64 crops).
+4. Training steps of rrdb_psnr_x4 and esrgan_x4 (batch 4, HR 128; `benchmarks.train_step`, each
+   in its own process) at float32 and bfloat16, and the same steps in PyTorch float32
+   (`benchmarks.torch_reference`) when PyTorch is importable.
+5. Cold start: `keras-sr upscale` of one 64 x 64 image with realesrgan-x4plus in a fresh
+   process (import, model load, trace, run), float32, bfloat16 and auto (its guard verdict
+   cached by a first run), the median of three.
+6. oneDNN: Keras float32 inference at LR 64 in a fresh process with TensorFlow's default and
+   with TF_ENABLE_ONEDNN_OPTS set the other way.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from benchmarks.inference import median_seconds  # noqa: E402
+from benchmarks.pretrained import photo_crop  # noqa: E402
+from keras_sr import precision as precisions  # noqa: E402
+
+FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f",
+         "avx_vnni", "avx2")
+PRESET = "realesrgan-x4plus"
+
+
+def machine():
+    flags = precisions.cpu_flags()
+    chosen, reason = precisions.resolve("auto")
+    return {"cpu": precisions.cpu_name(), "cores": os.cpu_count(),
+            "flags": {flag: flag in flags for flag in FLAGS},
+            "onednn": precisions.onednn_enabled(flags),
+            "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset)"),
+            "auto": chosen, "auto_reason": reason}
+
+
+def inference_rows(sizes, repeats, threads):
+    import tensorflow as tf
+
+    from export import tflite
+    from keras_sr import presets
+    from keras_sr.convert import ncnn
+
+    model = presets.load_model(PRESET)
+    reduced = precisions.with_precision(model, "bfloat16")
+    serve32 = tf.function(lambda lr_images: model(lr_images, training=False))
+    serve16 = tf.function(lambda lr_images: reduced(lr_images, training=False))
+    interpreter = tflite.interpreter(tflite.convert(model), num_threads=threads)
+    reference = ncnn.reference_runner(*presets.source_files(PRESET), num_threads=threads)
+    runs = {"keras_float32": lambda x: serve32(x).numpy(),
+            "keras_bfloat16": lambda x: serve16(x).numpy(),
+            "tflite_float32": lambda x: tflite.run(interpreter, x),
+            "ncnn_float32": lambda x: reference(x[0])[None]}
+    rows = []
+    for size in sizes:
+        image = photo_crop(size)[None]
+        expected = np.clip(runs["keras_float32"](image), 0, 1)
+        row = {"lr_size": size}
+        for name, run in runs.items():
+            row[f"{name}_s"] = median_seconds(lambda: run(image), repeats)
+            row[f"{name}_psnr_db"] = precisions.psnr_against(expected, run(image))
+        for name in runs:
+            row[f"{name}_over_ncnn"] = row[f"{name}_s"] / row["ncnn_float32_s"]
+        rows.append(row)
+    return rows
+
+
+def guard_rows():
+    from export.tflite import crops
+    from keras_sr import presets
+    from keras_sr.data.images import list_images
+
+    photos = crops(list_images(str(resources.files("keras_sr.data") / "samples")))
+    rows = []
+    for preset in (PRESET, "realesr-animevideov3-x4"):
+        model = presets.load_model(preset)
+        reduced = precisions.with_precision(model, "bfloat16")
+        values = [precisions.psnr_against(model(photo[None]).numpy(),
+                                          reduced(photo[None]).numpy()) for photo in photos]
+        rows.append({"preset": preset, "photos": len(values), "min_psnr_db": min(values),
+                     "mean_psnr_db": float(np.mean(values))})
+    return rows
+
+
+def run_json(module, *args):
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                            text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def train_rows(steps):
+    rows = []
+    for precision in ("float32", "bfloat16"):
+        for experiment in ("rrdb_psnr_x4", "esrgan_x4"):
+            rows += run_json("benchmarks.train_step", "--one", experiment, "--batch", "4",
+                             "--steps", str(steps), "--precision", precision)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return rows, None
+    return rows, run_json("benchmarks.torch_reference", "--steps", str(steps))
+
+
+def cold_start_rows(repeats=3):
+    from PIL import Image
+
+    console = os.path.join(os.path.dirname(sys.executable), "keras-sr")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "photo.png")
+        Image.fromarray((photo_crop(64) * 255).round().astype(np.uint8)).save(source)
+        for precision in ("float32", "bfloat16", "auto"):
+            command = [console, "upscale", source, "-o", os.path.join(folder, "out"),
+                       "--model", PRESET, "--precision", precision, "--overwrite",
+                       "--no-progress"]
+            if precision == "auto":
+                subprocess.run(command, capture_output=True, check=True)  # the guard's run
+            times, said = [], ""
+            for _ in range(repeats):
+                start = time.perf_counter()
+                result = subprocess.run(command, capture_output=True, text=True, check=True)
+                times.append(time.perf_counter() - start)
+                said = next((line for line in result.stderr.splitlines() if " at " in line), "")
+            rows.append({"precision": precision, "wall_s": statistics.median(times),
+                         "said": said})
+    return rows
+
+
+ONEDNN_PROBE = """
+import os, time, numpy as np, tensorflow as tf
+from keras_sr import presets
+model = presets.load_model("realesrgan-x4plus")
+serve = tf.function(lambda x: model(x, training=False))
+x = np.random.default_rng(0).random((1, 64, 64, 3), np.float32)
+serve(x)
+times = []
+for _ in range(3):
+    start = time.perf_counter(); serve(x).numpy(); times.append(time.perf_counter() - start)
+print(sorted(times)[1])
+"""
+
+
+def onednn_rows():
+    rows = []
+    default = precisions.onednn_enabled()
+    for setting in (None, "0" if default else "1"):
+        environment = {key: value for key, value in os.environ.items()
+                       if key != "TF_ENABLE_ONEDNN_OPTS"}
+        if setting is not None:
+            environment["TF_ENABLE_ONEDNN_OPTS"] = setting
+        result = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], capture_output=True,
+                                text=True, env=environment, check=True)
+        rows.append({"TF_ENABLE_ONEDNN_OPTS": setting or f"(default: {'on' if default else 'off'})",
+                     "lr64_float32_s": float(result.stdout.strip().splitlines()[-1])})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=5)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    import tensorflow as tf
+
+    report = {"machine": machine(), "tensorflow": tf.__version__}
+    info = report["machine"]
+    print(f"{info['cpu']}, {info['cores']} cores; flags: "
+          + ", ".join(f"{flag} {'yes' if present else 'no'}"
+                      for flag, present in info["flags"].items())
+          + f"; oneDNN {'on' if info['onednn'] else 'off'} (TF_ENABLE_ONEDNN_OPTS "
+          f"{info['onednn_env']}); TensorFlow {tf.__version__}")
+    print(f"auto -> {info['auto']}: {info['auto_reason']}\n")
+
+    report["inference"] = inference_rows(args.sizes, args.repeats, args.threads)
+    print(f"{PRESET}, batch 1, median of {args.repeats}; ncnn and TFLite with "
+          f"{args.threads} threads")
+    print("| LR size | Keras fp32 s | Keras bf16 s | TFLite fp32 s | ncnn fp32 s "
+          "| Keras bf16 / ncnn | Keras fp32 / ncnn | bf16 vs fp32 | TFLite vs fp32 "
+          "| ncnn vs fp32 |")
+    print("|---" * 10 + "|")
+    for row in report["inference"]:
+        print(f"| {row['lr_size']} | {row['keras_float32_s']:.3f} | {row['keras_bfloat16_s']:.3f}"
+              f" | {row['tflite_float32_s']:.3f} | {row['ncnn_float32_s']:.3f}"
+              f" | {row['keras_bfloat16_over_ncnn']:.2f} | {row['keras_float32_over_ncnn']:.2f}"
+              f" | {row['keras_bfloat16_psnr_db']:.1f} dB"
+              f" | {row['tflite_float32_psnr_db']:.1f} dB"
+              f" | {row['ncnn_float32_psnr_db']:.1f} dB |")
+
+    report["guard"] = guard_rows()
+    print("\nquality guard (bf16 against fp32, bundled photos, 64 x 64 crops):")
+    for row in report["guard"]:
+        print(f"  {row['preset']}: min {row['min_psnr_db']:.1f} dB, mean "
+              f"{row['mean_psnr_db']:.1f} dB over {row['photos']} photos")
+
+    if not args.skip_train:
+        keras_rows, torch_rows = train_rows(args.train_steps)
+        report["train"], report["train_torch"] = keras_rows, torch_rows
+        torch_by_name = {row["experiment"]: row["step_s"] for row in torch_rows or []}
+        print(f"\ntraining step, batch 4, HR 128, median of {args.train_steps} after the first")
+        print("| experiment | Keras fp32 s | Keras bf16 s | PyTorch fp32 s | bf16 / PyTorch "
+              "| bf16 / fp32 |")
+        print("|---|---|---|---|---|---|")
+        for experiment in ("rrdb_psnr_x4", "esrgan_x4"):
+            step = {row["precision"]: row["step_s"] for row in keras_rows
+                    if row["experiment"] == experiment}
+            reference = torch_by_name.get(experiment)
+            print(f"| {experiment} | {step['float32']:.2f} | {step['bfloat16']:.2f} | "
+                  + (f"{reference:.2f} | {step['bfloat16'] / reference:.2f}" if reference
+                     else "n/a (no PyTorch) | n/a")
+                  + f" | {step['bfloat16'] / step['float32']:.2f} |")
+
+    if not args.skip_cold_start:
+        report["cold_start"] = cold_start_rows()
+        print("\ncold start: keras-sr upscale, one 64 x 64 image, realesrgan-x4plus, fresh "
+              "process, median of 3")
+        for row in report["cold_start"]:
+            print(f"  {row['precision']}: {row['wall_s']:.2f} s  ({row['said']})")
+
+    report["onednn"] = onednn_rows()
+    print("\noneDNN: Keras float32, LR 64, fresh process")
+    for row in report["onednn"]:
+        print(f"  TF_ENABLE_ONEDNN_OPTS {row['TF_ENABLE_ONEDNN_OPTS']}: "
+              f"{row['lr64_float32_s']:.3f} s")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
