@@ -21,6 +21,11 @@ and oneDNN.
    cached by a first run), the median of three.
 6. oneDNN: Keras float32 inference at LR 64 in a fresh process with TensorFlow's default and
    with TF_ENABLE_ONEDNN_OPTS set the other way.
+7. Serving: realesrgan-x4plus exported with `export.saved_model` at float32 and at bfloat16,
+   `serving_default` at LR 64 and 128: median time and the bfloat16 export's PSNR against the
+   float32 one.
+
+`--sections` runs a subset (default: all, in this order).
 """
 
 import argparse
@@ -179,14 +184,42 @@ def onednn_rows():
     return rows
 
 
+def serving_rows(sizes, repeats):
+    import tensorflow as tf
+
+    from export import saved_model
+    from keras_sr import presets
+
+    model = presets.load_model(PRESET)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        signatures = {precision: tf.saved_model.load(saved_model.export(
+            model, os.path.join(folder, precision), precision=precision)).signatures[
+                "serving_default"] for precision in ("float32", "bfloat16")}
+        for size in sizes:
+            image = tf.constant(photo_crop(size)[None])
+            outputs, row = {}, {"lr_size": size}
+            for precision, signature in signatures.items():
+                def run(signature=signature):
+                    return signature(lr_images=image)["sr_images"].numpy()
+                outputs[precision] = run()
+                row[f"{precision}_s"] = median_seconds(run, repeats)
+            row["bfloat16_psnr_db"] = precisions.psnr_against(outputs["float32"],
+                                                              outputs["bfloat16"])
+            rows.append(row)
+    return rows
+
+
+SECTIONS = ("inference", "guard", "train", "cold_start", "onednn", "serving")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=5)
-    parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     import tensorflow as tf
@@ -200,14 +233,53 @@ def main(argv=None):
           f"{info['onednn_env']}); TensorFlow {tf.__version__}")
     print(f"auto -> {info['auto']}: {info['auto_reason']}\n")
 
-    report["inference"] = inference_rows(args.sizes, args.repeats, args.threads)
+    if "inference" in args.sections:
+        report["inference"] = inference_rows(args.sizes, args.repeats, args.threads)
+        print_inference(report["inference"], args)
+    if "guard" in args.sections:
+        report["guard"] = guard_rows()
+        print("\nquality guard (bf16 against fp32, bundled photos, 64 x 64 crops):")
+        for row in report["guard"]:
+            print(f"  {row['preset']}: min {row['min_psnr_db']:.1f} dB, mean "
+                  f"{row['mean_psnr_db']:.1f} dB over {row['photos']} photos")
+    if "train" in args.sections:
+        report["train"], report["train_torch"] = train_rows(args.train_steps)
+        print_train(report["train"], report["train_torch"], args)
+    if "cold_start" in args.sections:
+        report["cold_start"] = cold_start_rows()
+        print("\ncold start: keras-sr upscale, one 64 x 64 image, realesrgan-x4plus, fresh "
+              "process, median of 3")
+        for row in report["cold_start"]:
+            print(f"  {row['precision']}: {row['wall_s']:.2f} s  ({row['said']})")
+    if "onednn" in args.sections:
+        report["onednn"] = onednn_rows()
+        print("\noneDNN: Keras float32, LR 64, fresh process")
+        for row in report["onednn"]:
+            print(f"  TF_ENABLE_ONEDNN_OPTS {row['TF_ENABLE_ONEDNN_OPTS']}: "
+                  f"{row['lr64_float32_s']:.3f} s")
+    if "serving" in args.sections:
+        report["serving"] = serving_rows([size for size in args.sizes if size <= 128],
+                                         args.repeats)
+        print("\nserving_default of the exported SavedModel, median of "
+              f"{args.repeats}")
+        for row in report["serving"]:
+            print(f"  LR {row['lr_size']}: float32 export {row['float32_s']:.3f} s, bfloat16 "
+                  f"export {row['bfloat16_s']:.3f} s, {row['bfloat16_psnr_db']:.1f} dB from "
+                  "the float32 one")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0
+
+
+def print_inference(rows, args):
     print(f"{PRESET}, batch 1, median of {args.repeats}; ncnn and TFLite with "
           f"{args.threads} threads")
     print("| LR size | Keras fp32 s | Keras bf16 s | TFLite fp32 s | ncnn fp32 s "
           "| Keras bf16 / ncnn | Keras fp32 / ncnn | bf16 vs fp32 | TFLite vs fp32 "
           "| ncnn vs fp32 |")
     print("|---" * 10 + "|")
-    for row in report["inference"]:
+    for row in rows:
         print(f"| {row['lr_size']} | {row['keras_float32_s']:.3f} | {row['keras_bfloat16_s']:.3f}"
               f" | {row['tflite_float32_s']:.3f} | {row['ncnn_float32_s']:.3f}"
               f" | {row['keras_bfloat16_over_ncnn']:.2f} | {row['keras_float32_over_ncnn']:.2f}"
@@ -215,45 +287,21 @@ def main(argv=None):
               f" | {row['tflite_float32_psnr_db']:.1f} dB"
               f" | {row['ncnn_float32_psnr_db']:.1f} dB |")
 
-    report["guard"] = guard_rows()
-    print("\nquality guard (bf16 against fp32, bundled photos, 64 x 64 crops):")
-    for row in report["guard"]:
-        print(f"  {row['preset']}: min {row['min_psnr_db']:.1f} dB, mean "
-              f"{row['mean_psnr_db']:.1f} dB over {row['photos']} photos")
 
-    if not args.skip_train:
-        keras_rows, torch_rows = train_rows(args.train_steps)
-        report["train"], report["train_torch"] = keras_rows, torch_rows
-        torch_by_name = {row["experiment"]: row["step_s"] for row in torch_rows or []}
-        print(f"\ntraining step, batch 4, HR 128, median of {args.train_steps} after the first")
-        print("| experiment | Keras fp32 s | Keras bf16 s | PyTorch fp32 s | bf16 / PyTorch "
-              "| bf16 / fp32 |")
-        print("|---|---|---|---|---|---|")
-        for experiment in ("rrdb_psnr_x4", "esrgan_x4"):
-            step = {row["precision"]: row["step_s"] for row in keras_rows
-                    if row["experiment"] == experiment}
-            reference = torch_by_name.get(experiment)
-            print(f"| {experiment} | {step['float32']:.2f} | {step['bfloat16']:.2f} | "
-                  + (f"{reference:.2f} | {step['bfloat16'] / reference:.2f}" if reference
-                     else "n/a (no PyTorch) | n/a")
-                  + f" | {step['bfloat16'] / step['float32']:.2f} |")
-
-    if not args.skip_cold_start:
-        report["cold_start"] = cold_start_rows()
-        print("\ncold start: keras-sr upscale, one 64 x 64 image, realesrgan-x4plus, fresh "
-              "process, median of 3")
-        for row in report["cold_start"]:
-            print(f"  {row['precision']}: {row['wall_s']:.2f} s  ({row['said']})")
-
-    report["onednn"] = onednn_rows()
-    print("\noneDNN: Keras float32, LR 64, fresh process")
-    for row in report["onednn"]:
-        print(f"  TF_ENABLE_ONEDNN_OPTS {row['TF_ENABLE_ONEDNN_OPTS']}: "
-              f"{row['lr64_float32_s']:.3f} s")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-    return 0
+def print_train(keras_rows, torch_rows, args):
+    torch_by_name = {row["experiment"]: row["step_s"] for row in torch_rows or []}
+    print(f"\ntraining step, batch 4, HR 128, median of {args.train_steps} after the first")
+    print("| experiment | Keras fp32 s | Keras bf16 s | PyTorch fp32 s | bf16 / PyTorch "
+          "| bf16 / fp32 |")
+    print("|---|---|---|---|---|---|")
+    for experiment in ("rrdb_psnr_x4", "esrgan_x4"):
+        step = {row["precision"]: row["step_s"] for row in keras_rows
+                if row["experiment"] == experiment}
+        reference = torch_by_name.get(experiment)
+        print(f"| {experiment} | {step['float32']:.2f} | {step['bfloat16']:.2f} | "
+              + (f"{reference:.2f} | {step['bfloat16'] / reference:.2f}" if reference
+                 else "n/a (no PyTorch) | n/a")
+              + f" | {step['bfloat16'] / step['float32']:.2f} |")
 
 
 if __name__ == "__main__":

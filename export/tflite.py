@@ -235,6 +235,7 @@ def main(argv=None):
 
     from keras_sr import atomic, presets
     from keras_sr.data.images import list_images
+    from keras_sr.precision import with_precision
 
     report_path = f"{args.out}.parity.json"
     try:
@@ -242,7 +243,8 @@ def main(argv=None):
         outputs.writable_file(report_path, args.overwrite, what="the parity report")
         folder = args.representative or str(resources.files("keras_sr.data") / "samples")
         images = crops(list_images(folder))
-        model = presets.load_model(args.model)
+        # TFLite quantizes on its own terms (--quantize); the conversion starts from float32.
+        model = with_precision(presets.load_model(args.model), "float32")
         flatbuffer = convert(model, args.input_size, args.quantize,
                              images if args.quantize == "int8" else None)
         flex = [op for op in operator_names(flatbuffer) if op == "CUSTOM" or op.startswith("Flex")]

@@ -13,11 +13,16 @@ from training import fit
 
 
 def test_trained_model_exports_and_upscales_a_photo(tmp_path, image_folder):  # noqa: F811
-    config = tiny_config(image_folder, "train.steps=2")
+    # Trained in bfloat16 (what `auto` picks on CPUs with native bf16), saved as float32: the
+    # exporters, TFLite's included, start from float32 weights and policy.
+    config = tiny_config(image_folder, "train.steps=2", "train.precision=bfloat16")
     run_dir = tmp_path / "run"
     fit.prepare_run_dir(str(run_dir), config)
     assert fit.train(config, str(run_dir), log=lambda m: None) == 0
     generator = str(run_dir / "generator_last.keras")
+    import keras
+
+    assert keras.saving.load_model(generator).dtype_policy.name == "float32"
 
     assert saved_model.main(["--model", generator, "--out", str(tmp_path / "models" / "sr")]) == 0
     assert tflite.main(["--model", generator, "--out", str(tmp_path / "sr.tflite")]) == 0

@@ -275,11 +275,14 @@ class DataError(ValueError):
 
 
 def save_model(model, path):
-    """A `.keras` file that appears whole: a crash mid-save keeps the previous one."""
+    """A `.keras` file that appears whole: a crash mid-save keeps the previous one. Saved as
+    float32 whatever precision trained it: the precision is a choice of the machine that runs
+    the model (`keras_sr.precision`), not a property of the weights."""
     from keras_sr.atomic import atomic_path
+    from keras_sr.precision import with_precision
 
     with atomic_path(path) as temporary:
-        model.save(temporary)
+        with_precision(model, "float32").save(temporary)
 
 
 def train(config, run_dir, feature_extractor_factory=None, log=print, source=None,
