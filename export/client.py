@@ -133,7 +133,8 @@ def main(argv=None):
         outputs.refuse_collisions(jobs, "upscale them into different folders")
         outputs.writable_directory(args.output)
     except (OSError, ValueError) as error:
-        parser.error(str(error))
+        print(f"export.client: error: {error}", file=sys.stderr)
+        return 2
     client = GrpcClient(args.grpc, args.model_name, args.version) if args.grpc else \
         RestClient(args.url, args.model_name, args.version)
     failures = 0

@@ -214,3 +214,27 @@ def test_the_guard_verdict_is_cached_and_the_model_built_once(tmp_path, monkeypa
     assert chosen == "float32" and "30.0 dB" in reason and model.dtype_policy.name == "float32"
     model, chosen, reason = precisions.load_model(path, "auto", device)
     assert chosen == "float32" and "below the 45 dB guard" in reason
+
+
+def test_without_native_bfloat16_auto_is_the_float32_path_unchanged(tmp_path, monkeypatch):
+    """On a CPU without AVX512_BF16 / AMX, `auto` loads the float32 model once, as before it
+    existed: no clone, no guard."""
+    import keras
+
+    model = randomized(SRVGGNetCompact(num_convs=1, num_features=4))
+    path = str(tmp_path / "g.keras")
+    model.save(path)
+
+    def no_guard(*args, **kwargs):
+        raise AssertionError("the guard ran")
+
+    monkeypatch.setattr(precisions, "_quality", no_guard)
+    builds = []
+    load = keras.saving.load_model
+    monkeypatch.setattr(keras.saving, "load_model",
+                        lambda *args, **kwargs: builds.append(args) or load(*args, **kwargs))
+    loaded, chosen, reason = precisions.load_model(path, "auto", Device((), AVX2_ONLY, False))
+    assert (chosen, reason) == ("float32", "the CPU has no native bfloat16 (no AVX512_BF16 or "
+                                "AMX)")
+    assert len(builds) == 1 and loaded.dtype_policy.name == "float32"
+    assert precisions.with_precision(loaded, "float32") is loaded
