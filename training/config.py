@@ -248,7 +248,7 @@ def validate(config):
         require(not (optimizer.schedule == "cosine" and optimizer.milestones),
                 f"{name}.milestones", "are for the step schedule, not cosine")
         require(0 <= optimizer.warmup_steps < train.steps, f"{name}.warmup_steps",
-                "in [0, train.steps)")
+                f"{optimizer.warmup_steps} is not in [0, train.steps) = [0, {train.steps})")
     for key in ("log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
         require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
     require(train.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}")

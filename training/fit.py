@@ -41,11 +41,12 @@ def parse_args(argv):
     return parser, parser.parse_args(argv)
 
 
-def resolve_config(experiment, config_path=None, overrides=(), init_from=None):
+def resolve_config(experiment, config_path=None, overrides=(), init_from=None, log=None):
     if experiment not in EXPERIMENTS:
         raise config_lib.ConfigError(
             f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
-    config = EXPERIMENTS[experiment]()
+    default = EXPERIMENTS[experiment]()
+    config = default
     if config_path:
         config = config_lib.merge(config, config_lib.load_yaml(config_path))
     for override in overrides:
@@ -53,7 +54,25 @@ def resolve_config(experiment, config_path=None, overrides=(), init_from=None):
     if init_from:
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, init_from=init_from))
-    return config_lib.validate(config)
+    return config_lib.validate(fit_warmup(config, default, log))
+
+
+def fit_warmup(config, default, log=None):
+    """A warm-up the experiment set for its own length, scaled to a shorter run (a smoke test
+    of `quick` with train.steps=30 keeps the same share of warm-up), with a note. A warm-up
+    the user set is left for validation to judge."""
+    changes = {}
+    for name in ("g_optimizer", "d_optimizer"):
+        optimizer, original = getattr(config, name), getattr(default, name)
+        if optimizer.warmup_steps and optimizer.warmup_steps == original.warmup_steps \
+                and optimizer.warmup_steps >= config.train.steps:
+            scaled = optimizer.warmup_steps * config.train.steps // default.train.steps
+            changes[name] = dataclasses.replace(optimizer, warmup_steps=scaled)
+            if log:
+                log(f"note: {name}.warmup_steps {optimizer.warmup_steps} does not fit "
+                    f"train.steps {config.train.steps}; scaled to {scaled} (the experiment's "
+                    f"share, {optimizer.warmup_steps} of {default.train.steps})")
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def prepare_run_dir(run_dir, config):
@@ -523,7 +542,8 @@ def main(argv=None):
             print(f"{name:<14}{factory.__doc__.splitlines()[0]}")
         return 0
     try:
-        config = resolve_config(args.experiment, args.config, args.set, args.init_from)
+        config = resolve_config(args.experiment, args.config, args.set, args.init_from,
+                                log=lambda line: print(line, file=sys.stderr))
         run_dir = args.output or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         existed = plan_run_dir(run_dir)

@@ -77,11 +77,32 @@ def test_precedence_experiment_then_yaml_then_set(tmp_path):
     ("loss.adversarial=sometimes", "loss.adversarial"),
     ("train.steps", "--set needs section.key=value"),
     ("g_optimizer.schedule=linear", "g_optimizer.schedule: one of"),
-    ("g_optimizer.warmup_steps=5000", "g_optimizer.warmup_steps: in"),
+    ("g_optimizer.warmup_steps=5000",
+     r"g_optimizer.warmup_steps: 5000 is not in \[0, train.steps\) = \[0, 1800\)"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         fit.resolve_config("quick", overrides=[override])
+
+
+def test_a_short_smoke_run_scales_the_experiments_warm_up():
+    notes = []
+    config = fit.resolve_config("quick", overrides=["train.steps=30"], log=notes.append)
+    assert config.g_optimizer.warmup_steps == 100 * 30 // 1800 == 1
+    assert notes == ["note: g_optimizer.warmup_steps 100 does not fit train.steps 30; scaled "
+                     "to 1 (the experiment's share, 100 of 1800)"]
+    # A warm-up the user chose is theirs: too long is an error naming both values.
+    with pytest.raises(config_lib.ConfigError, match=r"warmup_steps: 40 is not in \[0, "
+                       r"train.steps\) = \[0, 30\)"):
+        fit.resolve_config("quick", overrides=["train.steps=30", "g_optimizer.warmup_steps=40"])
+
+
+def test_the_readme_smoke_test_runs(tmp_path, capsys):
+    """`python -m training.fit quick --set train.steps=30`, as the README gives it."""
+    assert fit.main(["quick", "--set", "train.steps=30", "--output",
+                     str(tmp_path / "smoke")]) == 0
+    assert "scaled to 1" in capsys.readouterr().err
+    assert json.loads((tmp_path / "smoke" / "summary.json").read_text())["steps"] == 30
 
 
 def test_numbers_in_any_spelling():
