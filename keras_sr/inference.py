@@ -83,23 +83,23 @@ def saved_model_upscaler(path):
 
 
 def tflite_upscaler(path, num_threads=None):
-    from export import tflite
+    from keras_sr import litert
 
     with open(path, "rb") as file:
-        interpreter = tflite.interpreter(file.read(), num_threads=num_threads)
+        interpreter = litert.interpreter(file.read(), num_threads=num_threads)
     signature = interpreter.get_input_details()[0]["shape_signature"]
     if all(side > 0 for side in signature):
         fixed = tuple(int(side) for side in signature[1:3])
 
         def run(lr_images):
-            return _run_fixed(lambda x: tflite.run(interpreter, x), lr_images, fixed)
+            return _run_fixed(lambda x: litert.run(interpreter, x), lr_images, fixed)
         scale = interpreter.get_output_details()[0]["shape"][1] // fixed[0]
         upscaler = Upscaler(run, int(scale), path)
         upscaler.fixed_size = fixed
         return upscaler
 
     def run(lr_images):
-        return tflite.run(interpreter, lr_images)
+        return litert.run(interpreter, lr_images)
     return Upscaler(run, _probe_scale(run), path)
 
 

@@ -48,6 +48,19 @@ def test_networks_never_import_training_code():
     assert not offenders
 
 
+def test_the_library_never_imports_its_applications():
+    # STYLE.md: training/ and export/ are applications on top of keras_sr, never the reverse.
+    library = [p for p in SOURCES if p.relative_to(ROOT).parts[0] == "keras_sr"]
+    assert len(library) > 20
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in library
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.match(r"\s*(from|import) (training|export|benchmarks|tests)\b", line)
+    ]
+    assert not offenders, offenders
+
+
 @pytest.mark.parametrize("name", ["RRDBNet", "SRResNet", "SRGANDiscriminator",
                                   "VGGStyleDiscriminator"])
 def test_tensorflow_checkpoints_hold_every_variable(name, tmp_path):
