@@ -124,6 +124,8 @@ def main(argv=None):
     parser.add_argument("--url", default="http://localhost:8501", help="REST endpoint")
     parser.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC instead of REST")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
     jobs = [(path, os.path.join(args.output, os.path.splitext(os.path.basename(path))[0]
                                 + ".png")) for path in args.images]

@@ -232,12 +232,15 @@ def main(argv=None):
                         help="what the served graph computes in (default float32; bfloat16 "
                         "for servers whose CPU or GPU computes it natively; auto decides for "
                         "the machine exporting, which may not be the server)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
 
     try:
         outputs.writable_directory(args.out, what="--out")
         model, chosen, reason = precisions.load_model(args.model, args.precision)
-        print(f"export.saved_model: {args.model} at {chosen} ({reason})", file=sys.stderr)
+        print(f"export.saved_model: {args.model} exported at {chosen} ({reason})",
+              file=sys.stderr)
         path = export(model, args.out, args.version, args.max_pixels,
                       memory_budget_mb=args.memory_budget, tile_pad=args.tile_pad)
     except (ValueError, OSError, RuntimeError) as error:

@@ -11,6 +11,9 @@ import re
 import sys
 import tempfile
 
+import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 
@@ -171,6 +174,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=outputs.int_at_least(1), default=2,
                         help="LiteRT threads for the report")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
 
     from importlib import resources

@@ -9,6 +9,10 @@ every serializable class (networks, layers, metrics, losses, schedules), so that
 
 __version__ = "0.1.0"
 
+from keras_sr import _quiet  # noqa: E402
+
+_quiet.import_tensorflow_quietly()
+
 # Imported for the API and for their registrations; order does not matter.
 from keras_sr import (  # noqa: E402
     convert,

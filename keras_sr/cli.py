@@ -29,6 +29,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=versions())
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     convert = commands.add_parser(
         "convert", help="import pretrained weights to .keras, or export to BasicSR's layout",
@@ -79,6 +81,9 @@ def build_parser():
                          help="threads for .tflite models")
     upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     upscale.add_argument("--no-progress", action="store_true")
+    for command in (convert, upscale):
+        command.add_argument("--verbose", action="store_true",
+                             help="show TensorFlow's own log lines (hidden by default)")
     return parser
 
 

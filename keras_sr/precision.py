@@ -84,17 +84,30 @@ class Device:
     gpu_capabilities: tuple = ()
     cpu_flags: frozenset = frozenset()
     onednn: bool = False
+    gpu_names: tuple = ()
 
     @classmethod
     def current(cls):
         import tensorflow as tf
 
-        capabilities = []
+        capabilities, names = [], []
         for gpu in tf.config.list_physical_devices("GPU"):
             details = tf.config.experimental.get_device_details(gpu)
             capabilities.append(tuple(details.get("compute_capability", (0, 0))))
+            names.append(details.get("device_name", gpu.name))
         flags = cpu_flags()
-        return cls(tuple(capabilities), flags, onednn_enabled(flags))
+        return cls(tuple(capabilities), flags, onednn_enabled(flags), tuple(names))
+
+    def describe(self):
+        """What runs the model, for the one line every command prints."""
+        if self.gpu_capabilities:
+            names = sorted(set(self.gpu_names)) or ["GPU"]
+            return f"{len(self.gpu_capabilities)} x {' / '.join(names)}"
+        return f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
+
+
+def describe_device(device=None):
+    return (device or Device.current()).describe()
 
 
 def resolve(precision="auto", device=None):

@@ -12,6 +12,7 @@ from keras_sr.data.images import (
     list_images,
     read_image_exact,
 )
+from keras_sr.precision import describe_device
 
 FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
 COLLISION_HINT = ("pass --keep-extension to name each output after its whole input file name, "
@@ -155,7 +156,8 @@ def main(args):
     jobs = plan(args, sources)
     upscaler = inference.load_upscaler(args.model, num_threads=args.threads,
                                        precision=getattr(args, "precision", "float32"))
-    log(f"keras-sr upscale: {args.model} at {upscaler.precision} ({upscaler.precision_reason})")
+    log(f"keras-sr upscale: {args.model} on {describe_device()} at {upscaler.precision} "
+        f"({upscaler.precision_reason})")
     if args.tile is None and not getattr(upscaler, "fixed_size", None):
         # A budget too small to tile with is a mistake to say now, not on the first big image.
         inference.tile_side(upscaler.scale, args.memory_budget

@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -80,3 +81,34 @@ def test_convert_errors_name_the_problem(tmp_path, monkeypatch, capsys, argv, me
     (tmp_path / "notes.txt").write_text("not weights")
     assert cli.main(argv) == 1
     assert message in capsys.readouterr().err
+
+
+def test_commands_are_quiet_unless_asked(tmp_path):
+    """TensorFlow's start-up chatter (absl, oneDNN, CUDA-driver and cuInit lines) stays off
+    stderr; the one line left says what runs the model and at which precision; --verbose
+    shows TensorFlow's lines again."""
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    from keras_sr.models import SRVGGNetCompact
+
+    SRVGGNetCompact(scale=2, num_convs=1, num_features=4).save(tmp_path / "g.keras")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_SR_VERBOSE")}
+    command = [console_script(), "upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"),
+               "--model", str(tmp_path / "g.keras"), "--overwrite"]
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                           env=environment)
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    for noise in ("E0000", "W0000", "I0000", "cuInit", "absl", "oneDNN custom operations"):
+        assert not any(noise in line for line in lines), (noise, quiet.stderr)
+    assert lines[0].startswith("keras-sr upscale: ") and " on CPU (" in lines[0] \
+        or " on 1 x " in lines[0]
+    assert len(lines) == 2 and lines[1].endswith("a.png")
+    loud = subprocess.run(command + ["--verbose"], capture_output=True, text=True, timeout=300,
+                          env=environment)
+    assert loud.returncode == 0 and "I0000" in loud.stderr

@@ -8,6 +8,9 @@ import os
 import signal
 import time
 
+import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 

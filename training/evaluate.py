@@ -56,7 +56,8 @@ def load_upscaler(model_spec, scale, precision="float32", log=None):
 
     model, chosen, reason = precisions.load_model(model_spec, precision)
     if log:
-        log(f"training.evaluate: {model_spec} at {chosen} ({reason})")
+        log(f"training.evaluate: {model_spec} on {precisions.describe_device()} at {chosen} "
+            f"({reason})")
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{model_spec} is a x{model_scale} model but --scale is {scale}")
@@ -214,6 +215,8 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --json file or saved images")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
 
     try:

@@ -38,6 +38,8 @@ def parse_args(argv):
     parser.add_argument("--init-from", help="generator to start from: a .keras file or a run "
                                             "directory (the second stage of a recipe)")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     return parser, parser.parse_args(argv)
 
 
@@ -326,7 +328,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
     stopwatch = Stopwatch()
     is_chief, task_index = cluster_role()
     precision, reason = training_precision(config.train.precision)
-    log(f"training at {precision} ({reason})")
+    log(f"training on {precisions.describe_device()} at {precision} ({reason})")
     policy = precisions.policy(precision)
     keras.config.set_dtype_policy(policy)
     strategy = make_strategy()

@@ -57,6 +57,8 @@ def main(argv=None):
                         help="0 = PSNR model, 1 = GAN")
     parser.add_argument("--out", required=True, help="output .keras file")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
     if not args.out.endswith(".keras"):
         parser.error(f"--out must be a .keras file, got {args.out!r}")

@@ -97,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--shards", type=outputs.int_at_least(1), default=8)
     parser.add_argument("--prefix", default="train", help="shard file name prefix")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
     try:
         written, skipped = write_shards(args.sources, args.out, args.shards, args.prefix,
