@@ -111,10 +111,10 @@ class GrpcClient:
             raise ServingError(f"gRPC {error.code().name}: {error.details()}") from None
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m export.client"):
     from keras_sr import atomic, outputs
 
-    parser = argparse.ArgumentParser(prog="python -m export.client",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files to upscale")
     parser.add_argument("-o", "--output", required=True, help="folder for the PNG results")

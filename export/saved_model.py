@@ -206,12 +206,12 @@ def write_warmup(path, model_name):
             writer.write(_field(6, _field(1, request)))
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m export.saved_model"):
     from keras_sr import inference, outputs
     from keras_sr import precision as precisions
     from keras_sr.precision import PRECISIONS
 
-    parser = argparse.ArgumentParser(prog="python -m export.saved_model",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help=".keras file or preset name")
     parser.add_argument("--out", required=True, help="TF-Serving model folder, e.g. models/NAME")

@@ -155,11 +155,11 @@ def parity_report(model, tflite_model, images, quantize, num_threads=None):
     return report
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m export.tflite"):
     from keras_sr import outputs
 
     parser = argparse.ArgumentParser(
-        prog="python -m export.tflite",
+        prog=prog,
         description="Convert a generator to TFLite (builtin ops only) and report its parity "
         "with the Keras model on real photos.")
     parser.add_argument("--model", required=True, help=".keras file or preset name")

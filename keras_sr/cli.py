@@ -23,8 +23,8 @@ def versions():
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-sr",
-        description="SRGAN and ESRGAN super-resolution for TensorFlow 2 / Keras 3. "
-        "Training: python -m training.fit; evaluation: python -m training.evaluate.",
+        description="SRGAN and ESRGAN super-resolution for TensorFlow 2 / Keras 3: train, "
+        "evaluate, interpolate, export, upscale and convert. Each command has its --help.",
     )
     parser.add_argument("--version", action="version", version=versions())
     parser.add_argument("--debug", action="store_true",
@@ -32,6 +32,14 @@ def build_parser():
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own log lines (hidden by default)")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    for name, (module, summary) in APPLICATIONS.items():
+        # The applications' own parsers: everything after the command goes to them.
+        application = commands.add_parser(name, help=summary, add_help=False)
+        application.add_argument("arguments", nargs=argparse.REMAINDER)
+    export = commands.add_parser("export", help="export for serving or phones: saved-model, "
+                                 "tflite (keras-sr export COMMAND --help)", add_help=False)
+    export.add_argument("target", nargs="?", metavar="saved-model|tflite")
+    export.add_argument("arguments", nargs=argparse.REMAINDER)
     convert = commands.add_parser(
         "convert", help="import pretrained weights to .keras, or export to BasicSR's layout",
         description="Import an RRDBNet / SRVGGNetCompact from PyTorch (.pth: original ESRGAN, "
@@ -87,6 +95,33 @@ def build_parser():
     return parser
 
 
+# The commands that are applications on top of the library (training/, export/), each run with
+# its own parser under its `keras-sr` name. The console script is the one place in keras_sr
+# that reaches them, by module name, when one of these commands is given.
+APPLICATIONS = {
+    "train": ("training.fit", "train a model (the papers' recipes; python -m training.fit)"),
+    "evaluate": ("training.evaluate", "PSNR / SSIM on benchmark folders, the papers' protocol"),
+    "interpolate": ("training.interpolate", "ESRGAN network interpolation of two generators"),
+}
+EXPORTS = {"saved-model": "export.saved_model", "tflite": "export.tflite"}
+
+
+def run_application(module_name, arguments, prog):
+    import importlib
+
+    return importlib.import_module(module_name).main(arguments, prog=prog)
+
+
+def run_export(args):
+    if args.target not in EXPORTS:
+        print("usage: keras-sr export {saved-model,tflite} ...\n"
+              f"keras-sr export: error: choose saved-model or tflite, got {args.target!r}",
+              file=sys.stderr)
+        return 2
+    return run_application(EXPORTS[args.target], args.arguments,
+                           f"keras-sr export {args.target}")
+
+
 def run_upscale(args):
     from keras_sr import upscale
 
@@ -120,7 +155,30 @@ def run_convert(args):
     return 0
 
 
+def dispatch_application(argv):
+    """`keras-sr [--debug] [--verbose] train|evaluate|interpolate|export TARGET ARGS...` runs
+    the application with ARGS as they are (argparse's REMAINDER drops a first `--option`);
+    None for the library's own commands."""
+    position = 0
+    while position < len(argv) and argv[position] in ("--debug", "--verbose"):
+        position += 1
+    if position == len(argv):
+        return None
+    command, rest = argv[position], list(argv[position + 1:])
+    if command in APPLICATIONS:
+        return run_application(APPLICATIONS[command][0], rest, f"keras-sr {command}")
+    if command == "export":
+        if rest and rest[0] in EXPORTS:
+            return run_application(EXPORTS[rest[0]], rest[1:], f"keras-sr export {rest[0]}")
+        return run_export(argparse.Namespace(target=rest[0] if rest else None, arguments=[]))
+    return None
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    status = dispatch_application(argv)
+    if status is not None:
+        return status
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -112,3 +112,35 @@ def test_commands_are_quiet_unless_asked(tmp_path):
     loud = subprocess.run(command + ["--verbose"], capture_output=True, text=True, timeout=300,
                           env=environment)
     assert loud.returncode == 0 and "I0000" in loud.stderr
+
+
+def test_every_entry_point_is_a_keras_sr_command(tmp_path, capsys):
+    """The applications run under `keras-sr` with their own parsers and `keras-sr` names."""
+    import numpy as np
+    from PIL import Image
+
+    from keras_sr.models import SRVGGNetCompact
+
+    assert cli.main(["train", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "quick" in listing and "esrgan_x4" in listing
+    assert "ten on one without; `chelsea.png` is held out for validation." in listing
+    (tmp_path / "hr").mkdir()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "hr" / "a.png")
+    assert cli.main(["evaluate", "--model", "bicubic", "--data", str(tmp_path / "hr"),
+                     "--scale", "2", "--no-progress"]) == 0
+    model = tmp_path / "g.keras"
+    SRVGGNetCompact(scale=2, num_convs=1, num_features=4).save(model)
+    assert cli.main(["interpolate", "--psnr", str(model), "--gan", str(model), "--alpha",
+                     "0.5", "--out", str(tmp_path / "mix.keras")]) == 0
+    assert cli.main(["export", "saved-model", "--model", str(model), "--out",
+                     str(tmp_path / "models" / "g")]) == 0
+    assert (tmp_path / "models" / "g" / "1" / "saved_model.pb").is_file()
+    assert cli.main(["export", "tflite", "--model", str(model), "--out",
+                     str(tmp_path / "g.tflite")]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["export", "tflite", "--help"])
+    assert capsys.readouterr().out.startswith("usage: keras-sr export tflite")
+    assert cli.main(["export", "onnx"]) == 2
+    assert "choose saved-model or tflite" in capsys.readouterr().err

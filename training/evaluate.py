@@ -195,8 +195,8 @@ def plan(args):
     return datasets
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate",
+def main(argv=None, prog="python -m training.evaluate"):
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True,
                         help="a .keras file, a preset (e.g. realesrgan-x4plus), or 'bicubic'")

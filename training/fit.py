@@ -26,8 +26,8 @@ from training.experiments import EXPERIMENTS
 EXIT_NON_FINITE = 3
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m training.fit",
+def parse_args(argv, prog="python -m training.fit"):
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("experiment", nargs="?", default="quick",
                         help=f"one of {', '.join(EXPERIMENTS)} (default: quick)")
@@ -537,11 +537,13 @@ def fail(message):
     return 2
 
 
-def main(argv=None):
-    parser, args = parse_args(argv)
+def main(argv=None, prog="python -m training.fit"):
+    parser, args = parse_args(argv, prog)
     if args.list:
         for name, factory in EXPERIMENTS.items():
-            print(f"{name:<14}{factory.__doc__.splitlines()[0]}")
+            # The docstring's first paragraph, whole (its first line alone stops mid-sentence).
+            summary = " ".join(factory.__doc__.split("\n\n")[0].split())
+            print(f"{name:<14}{summary}")
         return 0
     try:
         config = resolve_config(args.experiment, args.config, args.set, args.init_from,

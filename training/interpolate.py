@@ -46,10 +46,10 @@ def interpolate(psnr_model, gan_model, alpha):
     return merged
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m training.interpolate"):
     from keras_sr import outputs
 
-    parser = argparse.ArgumentParser(prog="python -m training.interpolate",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--psnr", required=True, help="PSNR-oriented generator (.keras or run)")
     parser.add_argument("--gan", required=True, help="GAN generator (.keras or run)")

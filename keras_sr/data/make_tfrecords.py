@@ -89,8 +89,8 @@ def write_shards(sources, out_dir, shards, prefix="train", overwrite=False, prog
     return written, skipped
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m keras_sr.data.make_tfrecords",
+def main(argv=None, prog="python -m keras_sr.data.make_tfrecords"):
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", help="HR image folders, files or globs")
     parser.add_argument("--out", required=True, help="folder for the shards")
