@@ -206,7 +206,8 @@ def main(argv=None, prog="python -m export.tflite"):
                    "input_size": args.input_size or "dynamic", "images_from": folder})
     atomic.write_bytes(report_path, json.dumps(report, indent=2).encode())
     verdict = "meets" if report["meets_target"] else "MISSES"
-    print(f"wrote {args.out} ({len(flatbuffer) / 2**20:.1f} MiB, {args.quantize}); parity on "
+    kind = "float32, not quantized" if args.quantize == "none" else f"{args.quantize} quantized"
+    print(f"wrote {args.out} ({len(flatbuffer) / 2**20:.1f} MiB, {kind}); parity on "
           f"{report['images']} photos: max abs error {report['max_abs_error']:.2e}, min PSNR "
           f"{report['min_psnr_db']:.1f} dB ({verdict} {report['target']}); "
           f"report in {report_path}")

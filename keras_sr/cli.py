@@ -7,6 +7,7 @@ from importlib import metadata
 import keras_sr
 from keras_sr import outputs
 from keras_sr.precision import PRECISIONS
+from keras_sr.presets import PRESETS
 
 
 def versions():
@@ -65,7 +66,8 @@ def build_parser():
     upscale.add_argument("-o", "--output", required=True, metavar="OUT",
                          help="output folder (or a file name for a single input)")
     upscale.add_argument("--model", required=True,
-                         help=".keras, SavedModel folder, .tflite or preset name")
+                         help=".keras file, SavedModel folder, .tflite file or a preset: "
+                         + ", ".join(PRESETS))
     upscale.add_argument("--scale-out", type=outputs.float_in(0, 16), metavar="S",
                          help="final scale, in (0, 16] (the SR result is resized Lanczos); "
                          "default: the model's")

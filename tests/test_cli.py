@@ -138,9 +138,17 @@ def test_every_entry_point_is_a_keras_sr_command(tmp_path, capsys):
     assert (tmp_path / "models" / "g" / "1" / "saved_model.pb").is_file()
     assert cli.main(["export", "tflite", "--model", str(model), "--out",
                      str(tmp_path / "g.tflite")]) == 0
-    capsys.readouterr()
+    assert "MiB, float32, not quantized); parity" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["export", "tflite", "--help"])
     assert capsys.readouterr().out.startswith("usage: keras-sr export tflite")
     assert cli.main(["export", "onnx"]) == 2
     assert "choose saved-model or tflite" in capsys.readouterr().err
+
+
+def test_upscale_help_names_the_presets(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["upscale", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for preset in ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3-x4"):
+        assert preset in shown

@@ -122,7 +122,9 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=
             save_comparison(save_dir, saved_names(path, keep_extension), lr_image, hr_image,
                             sr_image, scale, images[name]["psnr_y"])
         if bar:
-            bar.update(index, values=[("psnr_y", images[name]["psnr_y"])])
+            # Keras' Progbar shows the last value given, not an average: give it the mean.
+            running = float(np.mean([m["psnr_y"] for m in images.values()]))
+            bar.update(index, values=[("mean_psnr_y", running)])
     summary = {key: float(np.mean([m[key] for m in images.values()])) if images else None
                for key in METRICS + ("seconds",)}
     return {**summary, "images": images}, skipped

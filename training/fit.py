@@ -487,7 +487,9 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
             f"({summary['heldout_psnr_y_model'] - summary['heldout_psnr_y_bicubic']:+.3f} dB)")
     if source.skip_log.count:
         log(f"training data: {source.skip_log.summary()} (listed in summary.json)")
-    log(f"{step} steps in {summary['seconds']:.0f} s; generator saved to "
+    ran = f"{step - start_step} steps (resumed at {start_step}, now at {step})" if start_step \
+        else f"{step} steps"
+    log(f"{ran} in {summary['seconds']:.0f} s; generator saved to "
         f"{os.path.join(run_dir, 'generator_last.keras')}")
     return status
 

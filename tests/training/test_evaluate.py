@@ -104,3 +104,14 @@ def test_a_preset_is_a_model(datasets, fake_package, tmp_path):
                             "--no-progress"])
     assert status == 0
     assert json.loads((tmp_path / "r.json").read_text())["Clean"]["psnr_y"] > 0
+
+
+def test_the_progress_bar_ends_on_the_mean(datasets, capsys):
+    import re
+
+    clean, _ = datasets
+    assert evaluate.main(["--model", "bicubic", "--data", str(clean), "--scale", "2"]) == 0
+    out = capsys.readouterr().out
+    shown = [float(v) for v in re.findall(r"mean_psnr_y: ([0-9.]+)", out)]
+    mean_row = float(re.search(r"^mean\s+([0-9.]+)", out, re.MULTILINE).group(1))
+    assert len(shown) >= 2 and abs(shown[-1] - mean_row) < 1e-3

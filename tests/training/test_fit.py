@@ -145,6 +145,7 @@ def test_a_tiny_run_writes_everything_and_resumes(image_folder, tmp_path):
     messages.clear()
     assert fit.train(longer, str(run_dir), log=messages.append) == 0
     assert any("resuming" in m and "step 6" in m for m in messages)
+    assert any(m.startswith("3 steps (resumed at 6, now at 9) in ") for m in messages)
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 9
     # ...but another configuration in the same directory is refused.
     with pytest.raises(config_lib.ConfigError, match="data.batch_size"):
