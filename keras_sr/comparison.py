@@ -27,37 +27,43 @@ def _as_rgb(image):
     return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
 
 
-def comparison_sheet(panels, panel_width=256, zoom_fraction=0.25):
-    """A uint8 RGB sheet: one column per `(label, image)` panel, full view above, zoom below.
+def comparison_sheet(panels, panel_width=256, zoom_fraction=0.25, title=None):
+    """A uint8 RGB sheet: one column per `(label, image)` panel, full view above, zoom below,
+    under an optional `title` line (which image, which model).
 
-    All images must share one size (upscale LR before passing it). The zoomed crop covers
-    `zoom_fraction` of each side, at the most detailed place of the last panel (the HR image),
-    enlarged with nearest-neighbour so single pixels stay visible.
+    All images must share one size (upscale LR before passing it). Every panel is drawn
+    `panel_width` pixels wide: larger images are reduced (Lanczos), smaller ones enlarged with
+    nearest-neighbour so a small image stays readable and its pixels honest. The zoomed crop
+    covers `zoom_fraction` of each side, at the most detailed place of the last panel (the HR
+    image), enlarged with nearest-neighbour so single pixels stay visible.
     """
     images = [_as_rgb(image) for _, image in panels]
     height, width = images[0].shape[:2]
     if any(image.shape[:2] != (height, width) for image in images):
         raise ValueError(f"comparison panels differ in size: {[i.shape for i in images]}")
-    display_width = min(panel_width, width)
+    display_width = panel_width
     display_height = max(1, round(height * display_width / width))
     crop_height = max(1, int(height * zoom_fraction))
     crop_width = max(1, int(width * zoom_fraction))
     top, left = most_detailed_window(images[-1], crop_height, crop_width)
+    reduce = Image.LANCZOS if width > display_width else Image.NEAREST
 
-    column_height = LABEL_HEIGHT + 2 * display_height + GAP
+    header = LABEL_HEIGHT if title else 0
+    column_height = header + LABEL_HEIGHT + 2 * display_height + GAP
     sheet = Image.new("RGB", (len(panels) * (display_width + GAP) - GAP, column_height), "white")
     draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((2, 2), title, fill="black")
     for index, ((label, _), image) in enumerate(zip(panels, images)):
-        x = index * (display_width + GAP)
-        draw.text((x + 2, 2), label, fill="black")
-        full = Image.fromarray(image).resize((display_width, display_height), Image.LANCZOS)
+        x, y = index * (display_width + GAP), header + LABEL_HEIGHT
+        draw.text((x + 2, header + 2), label, fill="black")
+        full = Image.fromarray(image).resize((display_width, display_height), reduce)
         crop = image[top: top + crop_height, left: left + crop_width]
         zoom = Image.fromarray(crop).resize((display_width, display_height), Image.NEAREST)
-        sheet.paste(full, (x, LABEL_HEIGHT))
-        sheet.paste(zoom, (x, LABEL_HEIGHT + display_height + GAP))
+        sheet.paste(full, (x, y))
+        sheet.paste(zoom, (x, y + display_height + GAP))
         # Mark the zoomed region on the full view.
         ratio = display_width / width
-        draw.rectangle([x + left * ratio, LABEL_HEIGHT + top * ratio,
-                        x + (left + crop_width) * ratio,
-                        LABEL_HEIGHT + (top + crop_height) * ratio], outline="red")
+        draw.rectangle([x + left * ratio, y + top * ratio, x + (left + crop_width) * ratio,
+                        y + (top + crop_height) * ratio], outline="red")
     return np.asarray(sheet)

@@ -126,7 +126,7 @@ class Validation:
             ssims.append(ssim(sr, hr, self.scale))
             if index == 0:
                 sheet = comparison_sheet([("bicubic", bicubic), (f"SR {psnrs[0]:.2f} dB", sr),
-                                          ("HR", hr)])
+                                          ("HR", hr)], title=f"held out: {self.images[0][0]}")
         return float(np.mean(psnrs)), float(np.mean(ssims)), sheet
 
 

@@ -93,7 +93,7 @@ def saved_names(path, keep_extension=False):
 
 
 def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=None,
-                    keep_extension=False):
+                    keep_extension=False, model_name=None):
     """Measures every image in `folder` (or `paths`); returns (results dict, list of
     skipped-file messages)."""
     import keras
@@ -120,7 +120,8 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=
         images[name] = {**measure(sr_image, hr_image, scale), "seconds": seconds}
         if save_dir is not None:
             save_comparison(save_dir, saved_names(path, keep_extension), lr_image, hr_image,
-                            sr_image, scale, images[name]["psnr_y"])
+                            sr_image, scale, images[name]["psnr_y"],
+                            title=f"{name} x{scale}" + (f", {model_name}" if model_name else ""))
         if bar:
             # Keras' Progbar shows the last value given, not an average: give it the mean.
             running = float(np.mean([m["psnr_y"] for m in images.values()]))
@@ -130,8 +131,10 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=
     return {**summary, "images": images}, skipped
 
 
-def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, sr_psnr):
-    """Writes the SR image and a sheet: nearest LR | bicubic | SR | HR, full and zoomed."""
+def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, sr_psnr,
+                    title=None):
+    """Writes the SR image and a sheet: nearest LR | bicubic | SR | HR, full and zoomed, under
+    `title` (which image, which model)."""
     from keras_sr.comparison import comparison_sheet
 
     sr_name, sheet_name = names
@@ -144,7 +147,7 @@ def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, sr_psn
         (f"SR {sr_psnr:.2f} dB", sr_image),
         ("HR", hr_image),
     ]
-    write_image(Path(save_dir) / sheet_name, comparison_sheet(panels))
+    write_image(Path(save_dir) / sheet_name, comparison_sheet(panels, title=title))
 
 
 def print_table(dataset, results):
@@ -235,7 +238,8 @@ def main(argv=None, prog="python -m training.evaluate"):
         save_dir = Path(args.save_images) / name if args.save_images else None
         results, skipped = evaluate_folder(folder, upscale, args.scale, save_dir,
                                            progress=not args.no_progress, paths=paths,
-                                           keep_extension=args.keep_extension)
+                                           keep_extension=args.keep_extension,
+                                           model_name=os.path.basename(args.model))
         report[name] = results
         all_skipped.extend(skipped)
         print_table(name, results)

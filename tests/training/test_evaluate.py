@@ -68,7 +68,11 @@ def test_keras_model_with_saved_images_and_comparison_sheets(datasets, tmp_path)
     assert Image.open(saved / "Clean" / "a.png").size == (38, 50)
     assert Image.open(saved / "Mixed" / "gray.png").mode == "L"
     sheet = Image.open(saved / "Clean" / "a_comparison.png")
-    assert sheet.width >= 4 * 38  # four panels side by side
+    # Four panels side by side, each enlarged to 256 pixels however small the image.
+    assert sheet.width == 4 * 256 + 3 * 4
+    pixels = np.asarray(sheet.convert("L"))
+    # A title line above the panel labels names the image and the model.
+    assert (pixels[:18] < 128).any() and (pixels[:18, 600:] == 255).all()
     assert json.loads((tmp_path / "r.json").read_text())["Clean"]["seconds"] > 0
 
 
