@@ -23,8 +23,6 @@ import zipfile
 from training import config as config_lib
 from training.experiments import EXPERIMENTS
 
-EXIT_NON_FINITE = 3
-
 
 def parse_args(argv, prog="python -m training.fit"):
     parser = argparse.ArgumentParser(prog=prog,
@@ -102,7 +100,7 @@ def prepare_run_dir(run_dir, config):
                 "differ); use a new --output, or the same settings to resume")
         return config
     os.makedirs(run_dir, exist_ok=True)
-    from training.callbacks import write_json
+    from training.loop import write_json
 
     write_json(path, config_lib.to_dict(config))
     return config
@@ -291,41 +289,21 @@ def load_initial_generator(init_from, generator):
     generator.set_weights(source.get_weights())
 
 
-class DataError(ValueError):
-    """Training data that cannot be used (none found, none decodable); the message says which."""
-
-
-def save_model(model, path):
-    """A `.keras` file that appears whole: a crash mid-save keeps the previous one. Saved as
-    float32 whatever precision trained it: the precision is a choice of the machine that runs
-    the model (`keras_sr.precision`), not a property of the weights."""
-    from keras_sr.atomic import atomic_path
-    from keras_sr.precision import with_precision
-
-    with atomic_path(path) as temporary:
-        with_precision(model, "float32").save(temporary)
-
-
-def train(config, run_dir, feature_extractor_factory=None, log=print, source=None,
-          validation=None):
-    """Runs (or resumes) the configured training in `run_dir`; returns the exit status.
-    `source` and `validation`: the training source and the held-out images, already made by
-    `check_inputs` (main makes them first, to check the data before anything is built); made
-    here when not given (the source again when resuming, seeded by the step).
+def build_run(config, run_dir, feature_extractor_factory=None, log=print):
+    """A `training.loop.Run` from the configuration: precision, strategy, networks, trainer,
+    optimizers, EMA and checkpoints (restored when the run resumes, else the generator
+    initialised from `train.init_from`). Built inside the strategy's scope.
 
     Raises:
         ConfigError: the run cannot resume (train.steps below the step reached, or no
             checkpoint readable).
-        DataError: no training pair could be decoded."""
+    """
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from keras_sr import precision as precisions
-    from keras_sr.data.pipeline import training_dataset
-    from training.callbacks import Interruption, RunCheckpoints, Stopwatch, Validation, write_json
+    from training.checkpoints import RunCheckpoints
+    from training.loop import Run
 
-    stopwatch = Stopwatch()
     is_chief, task_index = cluster_role()
     precision, reason = training_precision(config.train.precision)
     log(f"training on {precisions.describe_device()} at {precision} ({reason})")
@@ -339,8 +317,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
         discriminator = build_discriminator(config) if gan else None
         trainer = build_trainer(config, generator, discriminator, feature_extractor_factory)
         optimizers = {"g_optimizer": build_optimizer(
-            config.g_optimizer, generator.trainable_variables, policy,
-            config.train.steps)}
+            config.g_optimizer, generator.trainable_variables, policy, config.train.steps)}
         if gan:
             optimizers["d_optimizer"] = build_optimizer(
                 config.d_optimizer, discriminator.trainable_variables, policy,
@@ -377,121 +354,53 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
             if ema_generator is not None:
                 ema_generator.set_weights(generator.get_weights())
             log(f"generator initialised from {config.train.init_from}")
+    return Run(config, run_dir, precision, strategy, trainer, generator, optimizers,
+               checkpoints, start_step, ema_generator, is_chief, write_dir)
 
-    # A resumed run continues with a fresh, deterministic data stream keyed by its step.
-    seed = config.data.seed + start_step
-    if source is None or start_step:
+
+def data_stream(run, source=None):
+    """`(source, distributed iterator)` of training batches. A resumed run continues with a
+    fresh, deterministic stream keyed by its step; `source` is reused for a new run."""
+    from keras_sr.data.pipeline import training_dataset
+
+    config = run.config
+    seed = config.data.seed + run.start_step
+    if source is None or run.start_step:
         source = make_source(config, shuffle_seed=seed)
     cache = {"auto": "auto", "yes": True, "no": False}[config.data.cache]
     dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
                                config.data.batch_size, seed=seed, cache=cache)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    if validation is None and config.data.validation and is_chief:
-        validation = Validation(config.data.validation, config.model.scale)
-    elif not is_chief:
+    return source, iter(run.strategy.experimental_distribute_dataset(dataset))
+
+
+def train(config, run_dir, feature_extractor_factory=None, log=print, source=None,
+          validation=None):
+    """Runs (or resumes) the configured training in `run_dir`; returns the exit status.
+    `source` and `validation`: the training source and the held-out images, already made by
+    `check_inputs` (main makes them first, to check the data before anything is built); made
+    here when not given (the source again when resuming, seeded by the step).
+
+    Raises:
+        ConfigError: the run cannot resume (see `build_run`).
+        DataError: no training pair could be decoded."""
+    from training import loop
+    from training.validation import Validation
+
+    stopwatch = loop.Stopwatch()
+    run = build_run(config, run_dir, feature_extractor_factory, log)
+    source, iterator = data_stream(run, source)
+    if not run.is_chief:
         validation = None
-
-    decay = config.train.ema_decay
-
-    @tf.function
-    def train_step(iterator):
-        strategy.run(trainer.train_step, args=(next(iterator),))
-        if ema_generator is not None:
-            for average, weight in zip(ema_generator.weights, generator.weights):
-                average.assign(decay * average + (1.0 - decay) * weight)
-        return {name: tracker.result() for name, tracker in trainer.trackers.items()}
-
-    # What is validated and saved: the EMA generator when there is one.
-    served = ema_generator if ema_generator is not None else generator
-    upscale = tf.function(lambda lr: served(lr, training=False), reduce_retracing=True)
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if is_chief \
-        else tf.summary.create_noop_writer()
-    summary_path = os.path.join(run_dir, "summary.json")
-
-    def learning_rate():
-        optimizer = optimizers["g_optimizer"]
-        rate = optimizer.learning_rate
-        return float(rate(optimizer.iterations) if callable(rate) else rate)
-
-    validated = {}  # step -> PSNR-Y, so the summary does not validate the same weights again
-
-    def validate(step):
-        psnr_y, ssim_y, sheet = validation.run(lambda lr: upscale(lr).numpy())
-        validated[step] = psnr_y
-        with writer.as_default(step=step):
-            tf.summary.scalar("validation/psnr_y", psnr_y)
-            tf.summary.scalar("validation/ssim_y", ssim_y)
-            tf.summary.image("validation/bicubic_sr_hr", sheet[None])
-        if psnr_y > validation.best_psnr:
-            validation.best_psnr = psnr_y
-            save_model(served, os.path.join(run_dir, "generator_best.keras"))
-        log(f"\nstep {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
-        return psnr_y
-
-    total = config.train.steps
-    progress = keras.utils.Progbar(total, stateful_metrics=list(trainer.trackers),
-                                   unit_name="step")
-    status, step, last_logs = 0, start_step, {}
-    with Interruption() as interruption:
-        while step < total:
-            try:
-                logs = train_step(iterator)
-            except tf.errors.OutOfRangeError:
-                # Every image failed to decode (their headers looked fine).
-                writer.close()
-                raise DataError(f"no training pair could be made: {source.skip_log.summary()}"
-                                f" ({'; '.join(list(source.skip_log.skipped)[:5])})") from None
-            step += 1
-            values = {name: float(value) for name, value in logs.items()}
-            if not all(np.isfinite(v) for v in values.values()):
-                log(f"\nnon-finite loss at step {step} ({values}); stopping. The last good "
-                    f"checkpoint is {checkpoints.latest or 'none (no checkpoint yet)'}.")
-                writer.close()
-                return EXIT_NON_FINITE
-            last_logs = values
-            if step % config.train.log_every == 0 or step == total:
-                progress.update(step, values=list(values.items()))
-                with writer.as_default(step=step):
-                    for name, value in values.items():
-                        tf.summary.scalar(f"train/{name}", value)
-                    tf.summary.scalar("train/learning_rate", learning_rate())
-                for tracker in trainer.trackers.values():
-                    tracker.reset_state()
-            if step % config.train.checkpoint_every == 0 or step == total:
-                checkpoints.save(step)
-            if validation and (step % config.train.validate_every == 0 or step == total):
-                validate(step)
-            if interruption.signal is not None:
-                checkpoints.save(step)
-                log(f"\nstopped by signal {interruption.signal} at step {step}; checkpoint "
-                    f"{checkpoints.latest} saved, rerun with --output {run_dir} to resume")
-                status = 128 + interruption.signal
-                break
-
-    writer.close()
-    if not is_chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
-        return status
-    save_model(served, os.path.join(run_dir, "generator_last.keras"))
-    summary = {"experiment": config.name, "steps": step, "seconds": stopwatch.seconds,
-               "last_losses": last_logs, "ema": bool(ema_generator is not None),
-               "skipped_images": dict(source.skip_log.skipped), "precision": precision}
-    if validation:
-        summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
-        summary["heldout_psnr_y_model"] = validated[step] if step in validated else \
-            validation.run(lambda lr: upscale(lr).numpy())[0]
-    write_json(summary_path, summary)
-    if validation:
-        log(f"\nheld-out PSNR-Y: bicubic {summary['heldout_psnr_y_bicubic']:.3f} dB, model "
-            f"{summary['heldout_psnr_y_model']:.3f} dB "
-            f"({summary['heldout_psnr_y_model'] - summary['heldout_psnr_y_bicubic']:+.3f} dB)")
-    if source.skip_log.count:
-        log(f"training data: {source.skip_log.summary()} (listed in summary.json)")
-    ran = f"{step - start_step} steps (resumed at {start_step}, now at {step})" if start_step \
-        else f"{step} steps"
-    log(f"{ran} in {summary['seconds']:.0f} s; generator saved to "
-        f"{os.path.join(run_dir, 'generator_last.keras')}")
-    return status
+    elif validation is None and config.data.validation:
+        validation = Validation(config.data.validation, config.model.scale)
+    reporter = loop.Reporter(run, validation, log)
+    try:
+        result = loop.train_loop(run, iterator, source, validation, log, reporter)
+    finally:
+        reporter.writer.close()
+    if result.status == loop.EXIT_NON_FINITE:
+        return result.status
+    return loop.finish(run, result, source, validation, reporter, stopwatch, log)
 
 
 def plan_run_dir(run_dir):
@@ -513,7 +422,7 @@ def check_inputs(config):
     (every image's header), the held-out images (decoded) and the generator to start from.
     Returns `(source, validation)`; raises ConfigError naming what is wrong."""
     from keras_sr.data.images import UnreadableImageError
-    from training.callbacks import Validation
+    from training.validation import Validation
 
     try:
         source = make_source(config, shuffle_seed=config.data.seed)
@@ -557,6 +466,7 @@ def main(argv=None, prog="python -m training.fit"):
     except config_lib.ConfigError as error:
         return fail(error)
     from keras_sr.losses.perceptual import VGGWeightsUnavailable
+    from training.loop import DataError
 
     try:
         if cluster_role()[0]:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.robustness import corpus
-from training import fit
+from training import fit, loop
 
 TINY = ["data.hr_patch_size=32", "data.batch_size=2", "model.num_blocks=1",
         "model.num_features=8", "model.growth_channels=4", "train.log_every=1"]
@@ -146,7 +146,7 @@ def test_saved_generators_appear_whole(tmp_path, monkeypatch):
 
     model = SRVGGNetCompact(num_convs=1, num_features=4)
     target = tmp_path / "generator_best.keras"
-    fit.save_model(model, str(target))
+    loop.save_model(model, str(target))
     previous = target.read_bytes()
 
     def broken_save(self, path, *args, **kwargs):
@@ -156,6 +156,6 @@ def test_saved_generators_appear_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        fit.save_model(model, str(target))
+        loop.save_model(model, str(target))
     assert target.read_bytes() == previous
     assert sorted(os.listdir(tmp_path)) == ["generator_best.keras"]

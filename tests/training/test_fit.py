@@ -13,7 +13,7 @@ from PIL import Image
 from tests.losses.test_perceptual import tiny_extractor
 from tests.training.test_evaluate import natural_like
 from training import config as config_lib
-from training import fit
+from training import fit, loop
 from training.experiments import EXPERIMENTS
 
 TINY_MODEL = ["model.num_blocks=1", "model.num_features=8", "model.growth_channels=4"]
@@ -257,7 +257,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(ima
     run_dir = tmp_path / "run"
     fit.prepare_run_dir(str(run_dir), config)
     messages = []
-    assert fit.train(config, str(run_dir), log=messages.append) == fit.EXIT_NON_FINITE
+    assert fit.train(config, str(run_dir), log=messages.append) == loop.EXIT_NON_FINITE
     stop = next(m for m in messages if "non-finite loss" in m)
     step = int(stop.split("at step ")[1].split()[0])
     assert 1 < step < 20
@@ -322,3 +322,18 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(image_folder, tmp_path):
     assert latest_checkpoint_step(run_dir) == stopped_at
     assert os.path.isfile(run_dir / "generator_last.keras")
     assert np.isfinite(json.loads((run_dir / "summary.json").read_text())["seconds"])
+
+
+def test_building_a_run_and_the_loop_are_separate_parts(image_folder, tmp_path):
+    config = tiny_config(image_folder, "train.steps=3", "train.checkpoint_every=3")
+    run = fit.build_run(config, str(tmp_path / "run"), log=lambda message: None)
+    assert run.start_step == 0 and run.served is run.generator
+    source, iterator = fit.data_stream(run)
+    result = loop.train_loop(run, iterator, source, validation=None, log=lambda message: None)
+    assert (result.status, result.step) == (0, 3)
+    assert set(result.last_losses) == {"g_loss", "pixel_loss"}
+    assert run.checkpoints.latest.endswith("ckpt-3")
+    resumed = fit.build_run(config, str(tmp_path / "run"), log=lambda message: None)
+    assert resumed.start_step == 3
+    for saved, restored in zip(run.generator.get_weights(), resumed.generator.get_weights()):
+        np.testing.assert_array_equal(saved, restored)

@@ -1,0 +1,63 @@
+"""A run's checkpoints: every variable of the run, kept under `run_dir/checkpoints`, restored
+from the newest one that can be read."""
+
+import os
+
+import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
+
+# isort: split
+import tensorflow as tf
+
+
+class RunCheckpoints:
+    """Generator, discriminator, both optimizers and the step, kept under `run_dir/checkpoints`.
+
+    `tf.train.CheckpointManager` writes the data files first and replaces the small index file
+    last, so a crash mid-write leaves the previous checkpoint as the latest; the last `keep` are
+    kept. Restoring brings back the weights, the optimizer slots and the step.
+    """
+
+    def __init__(self, run_dir, keep, restore_dir=None, **objects):
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **objects)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=keep)
+        self.restore_dir = os.path.join(restore_dir or run_dir, "checkpoints")
+        self.restored = None
+
+    def restore(self, log=print):
+        """Restores the newest readable checkpoint, if there is one; returns the step reached.
+
+        A checkpoint that cannot be read (truncated or corrupt files) is skipped with a warning
+        naming it and the one used instead (`tf.train.CheckpointManager` keeps the last
+        `keep`); when none can be read, ValueError names them all.
+        """
+        state = tf.train.get_checkpoint_state(self.restore_dir)
+        if state is None or not state.model_checkpoint_path:
+            return 0
+        candidates = list(reversed(state.all_model_checkpoint_paths)) or \
+            [state.model_checkpoint_path]
+        failures = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, IndexError, AssertionError) as error:
+                reason = str(error).strip().splitlines()[0][:200] or type(error).__name__
+                failures.append(f"{path}: {reason}")
+                continue
+            if failures:
+                log(f"warning: checkpoint {candidates[0]} cannot be read ({failures[0]}); "
+                    f"resuming from {path} instead")
+            self.restored = path
+            return int(self.step.numpy())
+        raise ValueError(f"no readable checkpoint in {self.restore_dir}: "
+                         + "; ".join(failures) + " (start a new --output, or remove the "
+                         "damaged checkpoints)")
+
+    def save(self, step):
+        self.step.assign(step)
+        return self.manager.save(checkpoint_number=step)
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint

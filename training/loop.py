@@ -1,0 +1,232 @@
+"""The training loop of `python -m training.fit`, apart from how a run is built (`training.fit`
+builds the networks, trainer, optimizers and checkpoints from the configuration into a `Run`):
+steps, logging, checkpoints, validation, interruption, non-finite losses, and the summary.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import time
+
+import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
+
+# isort: split
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_sr import atomic
+from keras_sr.precision import with_precision
+
+EXIT_NON_FINITE = 3
+
+
+class DataError(ValueError):
+    """Training data that cannot be used (none found, none decodable); the message says which."""
+
+
+@dataclasses.dataclass
+class Run:
+    """What a run is made of once built: the configuration and where it writes, the strategy,
+    the trainer (with its generator, discriminator and optimizers), the generator EMA, the
+    checkpoints and the step they resumed at."""
+
+    config: object
+    run_dir: str
+    precision: str
+    strategy: object
+    trainer: object
+    generator: object
+    optimizers: dict
+    checkpoints: object
+    start_step: int
+    ema_generator: object = None
+    is_chief: bool = True
+    write_dir: str = ""
+
+    @property
+    def served(self):
+        """What is validated and saved: the EMA generator when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+
+class Interruption:
+    """SIGINT / SIGTERM set a flag the loop checks after each step (save, then exit)."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def write_json(path, content):
+    """Writes JSON atomically: a reader never sees half a file."""
+    atomic.write_bytes(path, json.dumps(content, indent=2).encode())
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return time.perf_counter() - self.start
+
+
+def save_model(model, path):
+    """A `.keras` file that appears whole: a crash mid-save keeps the previous one. Saved as
+    float32 whatever precision trained it: the precision is a choice of the machine that runs
+    the model (`keras_sr.precision`), not a property of the weights."""
+    with atomic.atomic_path(path) as temporary:
+        with_precision(model, "float32").save(temporary)
+
+
+def training_step(run):
+    """One distributed step, then the EMA update: a tf.function of the data iterator that
+    returns the trainer's logged values."""
+    strategy, trainer = run.strategy, run.trainer
+    decay, average_weights = run.config.train.ema_decay, None
+    if run.ema_generator is not None:
+        average_weights = list(zip(run.ema_generator.weights, run.generator.weights))
+
+    @tf.function
+    def step(iterator):
+        strategy.run(trainer.train_step, args=(next(iterator),))
+        for average, weight in average_weights or ():
+            average.assign(decay * average + (1.0 - decay) * weight)
+        return {name: tracker.result() for name, tracker in trainer.trackers.items()}
+
+    return step
+
+
+class Reporter:
+    """Where a run's progress goes: the progress bar, TensorBoard (the chief only) and the
+    validation results it has seen."""
+
+    def __init__(self, run, validation, log):
+        self.run, self.validation, self.log = run, validation, log
+        self.writer = tf.summary.create_file_writer(os.path.join(run.run_dir, "tensorboard")) \
+            if run.is_chief else tf.summary.create_noop_writer()
+        self.progress = keras.utils.Progbar(run.config.train.steps,
+                                            stateful_metrics=list(run.trainer.trackers),
+                                            unit_name="step")
+        served = run.served
+        self.upscale = tf.function(lambda lr: served(lr, training=False), reduce_retracing=True)
+        self.validated = {}  # step -> PSNR-Y, so the summary does not validate twice
+
+    def learning_rate(self):
+        optimizer = self.run.optimizers["g_optimizer"]
+        rate = optimizer.learning_rate
+        return float(rate(optimizer.iterations) if callable(rate) else rate)
+
+    def losses(self, step, values):
+        self.progress.update(step, values=list(values.items()))
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(f"train/{name}", value)
+            tf.summary.scalar("train/learning_rate", self.learning_rate())
+
+    def held_out_psnr(self):
+        return self.validation.run(lambda lr: self.upscale(lr).numpy())
+
+    def validate(self, step):
+        psnr_y, ssim_y, sheet = self.held_out_psnr()
+        self.validated[step] = psnr_y
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("validation/psnr_y", psnr_y)
+            tf.summary.scalar("validation/ssim_y", ssim_y)
+            tf.summary.image("validation/bicubic_sr_hr", sheet[None])
+        if psnr_y > self.validation.best_psnr:
+            self.validation.best_psnr = psnr_y
+            save_model(self.run.served, os.path.join(self.run.run_dir, "generator_best.keras"))
+        self.log(f"\nstep {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
+
+
+@dataclasses.dataclass
+class LoopResult:
+    status: int
+    step: int
+    last_losses: dict
+
+
+def train_loop(run, iterator, source, validation, log=print, reporter=None):
+    """Steps from `run.start_step` to `train.steps`: logs every `log_every`, checkpoints every
+    `checkpoint_every` and at the end, validates every `validate_every` and at the end;
+    SIGINT / SIGTERM save a checkpoint and stop (status 128 + signal); a non-finite loss stops
+    with EXIT_NON_FINITE, keeping the last good checkpoint. Raises DataError when the data
+    stream is empty (every image failed to decode)."""
+    train = run.config.train
+    reporter = reporter or Reporter(run, validation, log)
+    step_function = training_step(run)
+    step, last_losses = run.start_step, {}
+    with Interruption() as interruption:
+        while step < train.steps:
+            try:
+                logs = step_function(iterator)
+            except tf.errors.OutOfRangeError:
+                raise DataError(f"no training pair could be made: {source.skip_log.summary()}"
+                                f" ({'; '.join(list(source.skip_log.skipped)[:5])})") from None
+            step += 1
+            values = {name: float(value) for name, value in logs.items()}
+            if not all(np.isfinite(v) for v in values.values()):
+                log(f"\nnon-finite loss at step {step} ({values}); stopping. The last good "
+                    f"checkpoint is {run.checkpoints.latest or 'none (no checkpoint yet)'}.")
+                return LoopResult(EXIT_NON_FINITE, step, last_losses)
+            last_losses = values
+            if step % train.log_every == 0 or step == train.steps:
+                reporter.losses(step, values)
+                for tracker in run.trainer.trackers.values():
+                    tracker.reset_state()
+            if step % train.checkpoint_every == 0 or step == train.steps:
+                run.checkpoints.save(step)
+            if validation and (step % train.validate_every == 0 or step == train.steps):
+                reporter.validate(step)
+            if interruption.signal is not None:
+                run.checkpoints.save(step)
+                log(f"\nstopped by signal {interruption.signal} at step {step}; checkpoint "
+                    f"{run.checkpoints.latest} saved, rerun with --output {run.run_dir} to "
+                    "resume")
+                return LoopResult(128 + interruption.signal, step, last_losses)
+    return LoopResult(0, step, last_losses)
+
+
+def finish(run, result, source, validation, reporter, stopwatch, log=print):
+    """After the loop: the chief saves generator_last.keras and summary.json and says what
+    the run reached; other workers remove their scratch folders. Returns the exit status."""
+    if not run.is_chief:
+        shutil.rmtree(run.write_dir, ignore_errors=True)
+        return result.status
+    step = result.step
+    save_model(run.served, os.path.join(run.run_dir, "generator_last.keras"))
+    summary = {"experiment": run.config.name, "steps": step, "seconds": stopwatch.seconds,
+               "last_losses": result.last_losses, "ema": run.ema_generator is not None,
+               "skipped_images": dict(source.skip_log.skipped), "precision": run.precision}
+    if validation:
+        summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
+        summary["heldout_psnr_y_model"] = reporter.validated[step] \
+            if step in reporter.validated else reporter.held_out_psnr()[0]
+    write_json(os.path.join(run.run_dir, "summary.json"), summary)
+    if validation:
+        gain = summary["heldout_psnr_y_model"] - summary["heldout_psnr_y_bicubic"]
+        log(f"\nheld-out PSNR-Y: bicubic {summary['heldout_psnr_y_bicubic']:.3f} dB, model "
+            f"{summary['heldout_psnr_y_model']:.3f} dB ({gain:+.3f} dB)")
+    if source.skip_log.count:
+        log(f"training data: {source.skip_log.summary()} (listed in summary.json)")
+    ran = f"{step - run.start_step} steps (resumed at {run.start_step}, now at {step})" \
+        if run.start_step else f"{step} steps"
+    log(f"{ran} in {summary['seconds']:.0f} s; generator saved to "
+        f"{os.path.join(run.run_dir, 'generator_last.keras')}")
+    return result.status
