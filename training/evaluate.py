@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_sr import atomic, outputs
-from keras_sr.data.degradations import imresize, quantize
+from keras_sr.data.degradations import imresize, modcrop, quantize
 from keras_sr.data.images import (
     IMAGE_EXTENSIONS,
     UnreadableImageError,
@@ -33,11 +33,6 @@ from keras_sr.metrics import psnr, ssim, to_uint8
 from keras_sr.precision import PRECISIONS
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-
-
-def modcrop(image, scale):
-    height, width = image.shape[:2]
-    return image[: height - height % scale, : width - width % scale]
 
 
 def bicubic_upscaler(scale):

@@ -9,10 +9,10 @@ import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_
 import numpy as np
 
 from keras_sr.comparison import comparison_sheet
-from keras_sr.data.degradations import imresize, quantize
+from keras_sr.data.degradations import imresize, modcrop, quantize
 from keras_sr.data.images import read_image
 from keras_sr.metrics import psnr, ssim, to_uint8
-from training.evaluate import bicubic_upscaler, modcrop
+from training.evaluate import bicubic_upscaler
 
 
 class Validation:

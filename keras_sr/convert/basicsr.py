@@ -6,6 +6,7 @@ import re
 import numpy as np
 
 from keras_sr.convert.errors import ConversionError
+from keras_sr.models.rrdbnet import UNSHUFFLE_FACTORS
 
 _RRDB_HEAD = r"(conv_first|conv_body|conv_up[12]|conv_hr|conv_last)"
 # Each layout: (pattern, replacement) pairs taking its keys to BasicSR's.
@@ -38,7 +39,8 @@ LAYOUTS = {
 }
 # Real-ESRGAN keeps the EMA weights (the published ones) beside the raw ones.
 WRAPPERS = ("params_ema", "params", "state_dict", "model")
-UNSHUFFLE_IN_CHANNELS = {3: 4, 12: 2, 48: 1}  # RRDBNet conv_first inputs -> scale
+# RRDBNet's conv_first input channels -> scale: x2 and x1 take pixel-unshuffled inputs.
+UNSHUFFLE_IN_CHANNELS = {3 * factor * factor: scale for scale, factor in UNSHUFFLE_FACTORS.items()}
 
 
 def unwrap(checkpoint, source="checkpoint"):
@@ -134,7 +136,7 @@ def parameter_map(model):
     from keras_sr.models import RRDBNet, SRVGGNetCompact
 
     if isinstance(model, RRDBNet):
-        unshuffle = {4: 1, 2: 2, 1: 4}[model.scale]
+        unshuffle = UNSHUFFLE_FACTORS[model.scale]
         entries = [("conv_first", model.get_layer("conv_first"),
                     ("conv_in_shuffled", unshuffle) if unshuffle > 1 else ("conv",))]
         for index in range(model.num_blocks):

@@ -96,6 +96,14 @@ def _plan(size, scale, output_shape):
     return scales, tuple(int(n) for n in output_shape)
 
 
+def modcrop(image, scale):
+    """The top-left part of an `(H, W, ...)` image whose sides are multiples of `scale`, as the
+    papers' scripts crop HR images before making their LR ones. Numpy arrays and tensors
+    (in the graph) alike."""
+    size = tf.shape(image)[:2] if tf.is_tensor(image) else image.shape[:2]
+    return image[: size[0] - size[0] % scale, : size[1] - size[1] % scale]
+
+
 def round_half_up(values):
     """MATLAB's `round` on the non-negative pixel range: halves go up (numpy's go to even)."""
     return np.floor(np.asarray(values, dtype=np.float64) + 0.5)

@@ -95,17 +95,3 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return with_shard_policy(dataset, source.file_based)
-
-
-def evaluation_dataset(source, cache=False):
-    """Whole images, one at a time: `(name, lr_image, hr_image)` with float32 images in [0, 1]."""
-    dataset = source.dataset.cache() if should_cache(source, cache) else source.dataset
-    dataset = dataset.map(
-        lambda name, lr_image, hr_image: (
-            name,
-            tf.image.convert_image_dtype(lr_image, tf.float32)[None],
-            tf.image.convert_image_dtype(hr_image, tf.float32)[None],
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return with_shard_policy(dataset.prefetch(tf.data.AUTOTUNE), source.file_based)

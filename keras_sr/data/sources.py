@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_sr.data.degradations import imresize_tf, quantize_tf
+from keras_sr.data.degradations import imresize_tf, modcrop, quantize_tf
 from keras_sr.data.images import (
     IMAGE_EXTENSIONS,
     PILLOW_ERRORS,
@@ -45,14 +45,12 @@ class Source:
     Attributes:
         dataset: the tf.data.Dataset.
         skip_log: files skipped so far (`SkipLog`).
-        num_images: images expected, or None when unknown before reading.
         decoded_bytes: memory the decoded LR + HR images need, or None when unknown.
         file_based: read from sharded files (auto-shard by FILE under multi-worker).
     """
 
     dataset: tf.data.Dataset
     skip_log: "SkipLog"
-    num_images: int | None = None
     decoded_bytes: int | None = None
     file_based: bool = False
 
@@ -145,8 +143,7 @@ def trim_to_lr(hr_image, lr_image, scale):
 
 def degrade(hr_image, scale):
     """Modcrops a uint8 HR image to a multiple of `scale` and makes its bicubic LR (uint8)."""
-    size = tf.shape(hr_image)[:2]
-    hr_image = hr_image[: size[0] - size[0] % scale, : size[1] - size[1] % scale]
+    hr_image = modcrop(hr_image, scale)
     lr_image = quantize_tf(imresize_tf(tf.cast(hr_image, tf.float32), 1.0 / scale))
     return lr_image, hr_image
 
@@ -202,7 +199,7 @@ def folder_source(sources, scale, min_hr_size=0, skip_log=None, shuffle_seed=Non
     dataset = dataset.filter(lambda path, hr_image: tf.size(hr_image) > 0)
     dataset = dataset.map(lambda path, hr_image: (path, *degrade(hr_image, scale)),
                           num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(dataset, skip_log, len(usable), int(decoded_bytes))
+    return Source(dataset, skip_log, decoded_bytes=int(decoded_bytes))
 
 
 def find_lr_partner(hr_path, lr_dir, scale):
@@ -264,7 +261,7 @@ def paired_source(hr_dir, lr_dir, scale, min_hr_size=0, skip_log=None, shuffle_s
     dataset = tf.data.Dataset.from_tensor_slices((hr_list, lr_list))
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.filter(lambda name, lr_image, hr_image: tf.size(hr_image) > 0)
-    return Source(dataset, skip_log, len(pairs), int(decoded_bytes))
+    return Source(dataset, skip_log, decoded_bytes=int(decoded_bytes))
 
 
 def tfds_source(name, scale, split="train", data_dir=None, min_hr_size=0, download=False):
@@ -287,9 +284,7 @@ def tfds_source(name, scale, split="train", data_dir=None, min_hr_size=0, downlo
     dataset = dataset.map(to_triple, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.filter(lambda name_, lr_image, hr_image:
                              _keep_pair(name_, lr_image, hr_image, min_hr_size, scale))
-    num_images = builder.info.splits[split].num_examples if split in builder.info.splits \
-        else None
-    return Source(dataset, SkipLog(), num_images)
+    return Source(dataset, SkipLog())
 
 
 def tfrecord_source(patterns, scale, min_hr_size=0):

@@ -1,15 +1,6 @@
 import keras
 
-
-def pytorch_batch_norm(dtype, name):
-    """BatchNormalization with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5).
-
-    Matching them keeps imported PyTorch statistics and training dynamics the same. The batch
-    statistics are synchronized across replicas under a distribution strategy, so N replicas
-    train exactly as one device with the global batch would (on one device it is plain BN).
-    """
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True,
-                                           dtype=dtype, name=name)
+from keras_sr.layers import pytorch_defaults
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
@@ -32,16 +23,10 @@ class ResidualBlock(keras.layers.Layer):
         self.num_features = num_features
         dtype = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv1")
-        self.bn1 = pytorch_batch_norm(dtype, "bn1")
-        # He et al. 2015 initialise PReLU slopes at 0.25; Keras' default of 0 would start as ReLU.
-        self.prelu = keras.layers.PReLU(
-            alpha_initializer=keras.initializers.Constant(0.25),
-            shared_axes=[1, 2],
-            dtype=dtype,
-            name="prelu",
-        )
+        self.bn1 = pytorch_defaults.batch_norm(dtype, "bn1")
+        self.prelu = pytorch_defaults.prelu(dtype, "prelu")
         self.conv2 = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv2")
-        self.bn2 = pytorch_batch_norm(dtype, "bn2")
+        self.bn2 = pytorch_defaults.batch_norm(dtype, "bn2")
 
     def build(self, input_shape):
         if input_shape[-1] != self.num_features:

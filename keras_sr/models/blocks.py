@@ -1,6 +1,6 @@
 import keras
 
-from keras_sr.layers.residual_block import pytorch_batch_norm
+from keras_sr.layers import pytorch_defaults
 from keras_sr.models.dtypes import output_dtype
 
 
@@ -16,7 +16,7 @@ def conv_bn_leaky_relu(features, filters, kernel_size, strides, dtype, name):
         filters, kernel_size, strides=strides, padding="same", use_bias=False, dtype=dtype,
         name=f"{name}_conv",
     )(features)
-    features = pytorch_batch_norm(dtype, f"{name}_bn")(features)
+    features = pytorch_defaults.batch_norm(dtype, f"{name}_bn")(features)
     return keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"{name}_lrelu")(features)
 
 

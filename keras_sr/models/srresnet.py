@@ -1,8 +1,9 @@
 import keras
 
+from keras_sr.layers import pytorch_defaults
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
 from keras_sr.layers.pixel_shuffle import PixelShuffle
-from keras_sr.layers.residual_block import ResidualBlock, pytorch_batch_norm
+from keras_sr.layers.residual_block import ResidualBlock
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
 
 # SRGAN Fig. 4 upsamples with x2 sub-pixel blocks; x3 uses a single x3 shuffle.
@@ -42,12 +43,7 @@ class SRResNet(keras.Model):
 
         # === Layers ===
         def prelu(name):
-            return keras.layers.PReLU(
-                alpha_initializer=keras.initializers.Constant(0.25),
-                shared_axes=[1, 2],
-                dtype=dtype,
-                name=name,
-            )
+            return pytorch_defaults.prelu(dtype, name)
 
         conv_first = keras.layers.Conv2D(num_features, 9, padding="same", dtype=dtype,
                                          name="conv_first")
@@ -56,7 +52,7 @@ class SRResNet(keras.Model):
                   for index in range(num_blocks)]
         conv_body = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype,
                                         name="conv_body")
-        bn_body = pytorch_batch_norm(dtype, "bn_body")
+        bn_body = pytorch_defaults.batch_norm(dtype, "bn_body")
         add_skip = keras.layers.Add(dtype=dtype, name="long_skip")
         upsamplers = [
             (

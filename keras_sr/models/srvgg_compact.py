@@ -1,5 +1,6 @@
 import keras
 
+from keras_sr.layers import pytorch_defaults
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
 from keras_sr.layers.nearest_upsampling import NearestUpsampling
 from keras_sr.layers.pixel_shuffle import PixelShuffle
@@ -58,7 +59,7 @@ class SRVGGNetCompact(keras.Model):
 
         def activation_layer(name):
             if activation == "prelu":
-                return keras.layers.PReLU(shared_axes=[1, 2], dtype=dtype, name=name)
+                return pytorch_defaults.prelu(dtype, name)
             if activation == "relu":
                 return keras.layers.ReLU(dtype=dtype, name=name)
             return keras.layers.LeakyReLU(negative_slope=0.1, dtype=dtype, name=name)

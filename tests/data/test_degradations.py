@@ -65,3 +65,16 @@ def test_constant_image_stays_constant_and_quantize_rounds_like_matlab():
 def test_bad_scale_is_named(bad):
     with pytest.raises(ValueError, match="scale"):
         imresize(np.zeros((4, 4)), **bad)
+
+
+def test_modcrop_crops_arrays_and_tensors_alike():
+    import tensorflow as tf
+
+    from keras_sr.data.degradations import modcrop
+
+    image = np.arange(7 * 10 * 3).reshape(7, 10, 3)
+    assert modcrop(image, 4).shape == (4, 8, 3)
+    np.testing.assert_array_equal(modcrop(tf.constant(image), 4).numpy(), image[:4, :8])
+    graph = tf.function(lambda x: modcrop(x, 3),
+                        input_signature=[tf.TensorSpec([None, None, 3], tf.int64)])
+    assert tuple(graph(tf.constant(image)).shape) == (6, 9, 3)

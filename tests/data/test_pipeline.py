@@ -13,7 +13,7 @@ from keras_sr.data import pipeline
 from keras_sr.data.degradations import imresize, quantize
 from keras_sr.data.make_tfrecords import main as make_tfrecords_main
 from keras_sr.data.make_tfrecords import write_shards
-from keras_sr.data.pipeline import evaluation_dataset, should_cache, training_dataset
+from keras_sr.data.pipeline import should_cache, training_dataset
 from keras_sr.data.sources import (
     SkipLog,
     Source,
@@ -36,7 +36,7 @@ def blocky_source(rng, scale, sizes):
     spec = tf.TensorSpec([None, None, 3], tf.uint8)
     dataset = tf.data.Dataset.from_generator(
         generate, output_signature=(tf.TensorSpec([], tf.string), spec, spec))
-    return Source(dataset, SkipLog(), len(lr_images))
+    return Source(dataset, SkipLog())
 
 
 def upsample_nearest(lr, scale):
@@ -54,7 +54,7 @@ def hr_folder(tmp_path, rng):
 
 def test_folder_source_makes_lr_with_matlab_bicubic(hr_folder):
     source = folder_source(hr_folder, scale=4)
-    assert source.num_images == 3 and source.skip_log.count == 0
+    assert source.skip_log.total == 3 and source.skip_log.count == 0
     for name, lr_image, hr_image in source.dataset:
         expected_hr = np.asarray(Image.open(name.numpy().decode()))
         expected_hr = expected_hr[: expected_hr.shape[0] // 4 * 4, : expected_hr.shape[1] // 4 * 4]
@@ -150,7 +150,7 @@ def test_patch_size_must_be_a_multiple_of_the_scale(rng):
 
 
 def test_cache_auto_follows_the_memory_budget(monkeypatch, rng):
-    source = Source(tf.data.Dataset.range(1), SkipLog(), 1, decoded_bytes=10**9)
+    source = Source(tf.data.Dataset.range(1), SkipLog(), decoded_bytes=10**9)
     monkeypatch.setattr(pipeline, "physical_memory_bytes", lambda: 10**10)
     assert should_cache(source, "auto")
     monkeypatch.setattr(pipeline, "physical_memory_bytes", lambda: 10**9)
@@ -181,7 +181,7 @@ def test_paired_div2k_layout_with_mismatches_named(tmp_path, rng, caplog):
     hr_dir, lr_dir = div2k_layout(tmp_path, rng, 2)
     with caplog.at_level(logging.WARNING, logger="keras_sr.data"):
         source = paired_source(hr_dir, lr_dir, scale=2)
-    assert source.num_images == 2
+    assert source.skip_log.total - source.skip_log.count == 2
     assert "0003.png" in caplog.text and "no LR image" in caplog.text
     assert "0004.png" in caplog.text and "0004x2.png" in caplog.text  # both names
     for name, lr_image, hr_image in source.dataset:
@@ -245,11 +245,11 @@ def test_tfds_div2k_through_mock_data(rng):
             == tf.data.experimental.AutoShardPolicy.DATA)
 
 
-def test_evaluation_dataset_gives_whole_images(hr_folder):
-    items = list(evaluation_dataset(folder_source(hr_folder, scale=2)))
-    assert [tuple(hr.shape) for _, _, hr in items] == [(1, 64, 48, 3), (1, 50, 70, 3),
-                                                       (1, 40, 38, 3)]
-    assert all(lr.dtype == tf.float32 for _, lr, _ in items)
+def test_a_folder_source_gives_whole_modcropped_images(hr_folder):
+    items = list(folder_source(hr_folder, scale=2).dataset)
+    assert [tuple(hr.shape) for _, _, hr in items] == [(64, 48, 3), (50, 70, 3), (40, 38, 3)]
+    assert [tuple(lr.shape) for _, lr, _ in items] == [(32, 24, 3), (25, 35, 3), (20, 19, 3)]
+    assert all(lr.dtype == tf.uint8 for _, lr, _ in items)
 
 
 @pytest.mark.slow
@@ -264,7 +264,7 @@ def test_mirrored_strategy_splits_the_global_batch_between_replicas():
         from keras_sr.data.sources import Source, SkipLog
         lr = np.zeros((8, 8, 3), np.uint8)
         data = tf.data.Dataset.from_tensors((tf.constant("x"), lr, lr.repeat(2, 0).repeat(2, 1)))
-        dataset = training_dataset(Source(data, SkipLog(), 1), 8, 2, batch_size=4)
+        dataset = training_dataset(Source(data, SkipLog()), 8, 2, batch_size=4)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         lr_images, hr_images = next(iter(strategy.experimental_distribute_dataset(dataset)))
         print([tuple(t.shape) for t in strategy.experimental_local_results(hr_images)])

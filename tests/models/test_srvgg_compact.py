@@ -66,3 +66,14 @@ def test_mixed_precision_returns_float32():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SRVGGNetCompact(**{**TINY, **kwargs})
+
+
+def test_prelu_slopes_start_where_pytorchs_do():
+    """torch.nn.PReLU starts every slope at 0.25 (Keras' default is 0, a ReLU): a compact model
+    trained from scratch starts as Real-ESRGAN's does."""
+    model = SRVGGNetCompact(num_convs=2, num_features=8)
+    slopes = [layer.get_weights()[0] for layer in model.layers
+              if isinstance(layer, keras.layers.PReLU)]
+    assert len(slopes) == 3
+    for values in slopes:
+        np.testing.assert_array_equal(values, np.full_like(values, 0.25))
