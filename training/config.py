@@ -27,7 +27,9 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed
 class ModelConfig:
     generator: str = "rrdbnet"
     scale: int = 4
-    num_blocks: int = 23  # RRDBs, residual blocks, or (srvgg_compact) hidden convs
+    # What the generator repeats: RRDBs (rrdbnet), residual blocks (srresnet) or hidden
+    # convolutions (srvgg_compact); training.fit.build_generator maps it.
+    num_blocks: int = 23
     num_features: int = 64
     growth_channels: int = 32
     discriminator: str = "none"
@@ -209,7 +211,16 @@ def validate(config):
 
     model, data, loss, train = config.model, config.data, config.loss, config.train
     require(model.generator in GENERATORS, "model.generator", f"one of {GENERATORS}")
-    scales = {"rrdbnet": (1, 2, 4), "srresnet": (2, 3, 4)}.get(model.generator, (1, 2, 3, 4))
+    from keras_sr.models import (
+        RRDBNet,
+        SRGANDiscriminator,
+        SRResNet,
+        VGGStyleDiscriminator,
+    )
+
+    # The networks say what they support; the compact model takes any scale, its recipes 1-4.
+    scales = {"rrdbnet": RRDBNet.SCALES, "srresnet": SRResNet.SCALES}.get(model.generator,
+                                                                         (1, 2, 3, 4))
     require(model.scale in scales, "model.scale", f"{model.generator} supports {scales}")
     require(model.discriminator in DISCRIMINATORS, "model.discriminator",
             f"one of {DISCRIMINATORS}")
@@ -233,7 +244,8 @@ def validate(config):
     require(gan == (model.discriminator != "none"), "model.discriminator",
             "a discriminator goes with an adversarial loss, and only with one")
     if model.discriminator != "none":
-        multiple = 16 if model.discriminator == "srgan" else 32
+        multiple = {"srgan": SRGANDiscriminator,
+                    "vgg_style": VGGStyleDiscriminator}[model.discriminator].INPUT_MULTIPLE
         require(data.hr_patch_size % multiple == 0, "data.hr_patch_size",
                 f"the {model.discriminator} discriminator needs a multiple of {multiple}")
     require(not gan or loss.perceptual != "none" or loss.perceptual_weight == 0,

@@ -1,5 +1,12 @@
 """`.safetensors` files (a JSON header and raw little-endian tensors: nothing to execute) read and
-written with numpy alone."""
+written with numpy alone.
+
+Why not the `safetensors` package (which the tests use as the reference for what this writes):
+its numpy loader cannot read bfloat16 tensors ("data type 'bfloat16' not understood", safetensors
+0.8), and checkpoints shared today are often bfloat16; this reader widens them to float32. It
+checks every offset, shape and dtype against the file before making an array, and is fuzzed
+(`tests/robustness/test_weight_readers.py`).
+"""
 
 import json
 import math

@@ -39,6 +39,9 @@ class RRDBNet(keras.Model):
     TensorShape([1, 48, 48, 3])
     """
 
+    # The scales it is built for: x4 on the LR image, x2 / x1 on a pixel-unshuffled one.
+    SCALES = tuple(sorted(UNSHUFFLE_FACTORS))
+
     def __init__(
         self,
         scale=4,

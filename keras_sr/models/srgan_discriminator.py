@@ -34,8 +34,11 @@ class SRGANDiscriminator(keras.Model):
     TensorShape([2, 1])
     """
 
+    # Its strided convs halve the patch 4 times before the dense head.
+    INPUT_MULTIPLE = 16
+
     def __init__(self, input_size=96, num_features=64, dtype=None, **kwargs):
-        check_input_size("SRGANDiscriminator", input_size, 16)
+        check_input_size("SRGANDiscriminator", input_size, self.INPUT_MULTIPLE)
 
         # === Functional Model ===
         hr_images = keras.Input(shape=(input_size, input_size, 3), name="hr_images")

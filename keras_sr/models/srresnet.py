@@ -32,6 +32,8 @@ class SRResNet(keras.Model):
     TensorShape([1, 48, 48, 3])
     """
 
+    SCALES = tuple(sorted(UPSAMPLE_FACTORS))  # sub-pixel stages: x2, x3, or x2 twice
+
     def __init__(self, scale=4, num_blocks=16, num_features=64, dtype=None, **kwargs):
         if scale not in UPSAMPLE_FACTORS:
             raise ValueError(f"SRResNet supports scale 2, 3 or 4, got scale={scale!r}")

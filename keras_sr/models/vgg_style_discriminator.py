@@ -32,8 +32,11 @@ class VGGStyleDiscriminator(keras.Model):
     TensorShape([2, 1])
     """
 
+    # Its strided convs halve the patch 5 times before the dense head.
+    INPUT_MULTIPLE = 32
+
     def __init__(self, input_size=128, num_features=64, dtype=None, **kwargs):
-        check_input_size("VGGStyleDiscriminator", input_size, 32)
+        check_input_size("VGGStyleDiscriminator", input_size, self.INPUT_MULTIPLE)
 
         # === Functional Model ===
         hr_images = keras.Input(shape=(input_size, input_size, 3), name="hr_images")

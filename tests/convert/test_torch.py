@@ -257,3 +257,23 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     open(path, "wb").write(data[: len(data) // 2])
     with pytest.raises(ConversionError, match="cut.pth"):
         torch_format.load(path, use_torch=False)
+
+
+def test_bfloat16_safetensors_are_widened_to_float32(tmp_path):
+    """The reason keras-sr reads .safetensors itself: bfloat16 tensors, which the safetensors
+    package's numpy loader cannot represent."""
+    import json
+    import struct
+
+    from keras_sr.convert import safetensors
+
+    values = np.array([1.0, 2.0, -3.5, 0.15625], np.float32)
+    bits = (values.view(np.uint32) >> 16).astype("<u2")
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2, 2],
+                               "data_offsets": [0, bits.nbytes]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bits.tobytes())
+    loaded = safetensors.load(str(path))["w"]
+    assert loaded.dtype == np.float32 and loaded.shape == (2, 2)
+    np.testing.assert_array_equal(loaded.reshape(-1), values)
