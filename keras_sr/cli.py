@@ -37,9 +37,10 @@ def build_parser():
         # The applications' own parsers: everything after the command goes to them.
         application = commands.add_parser(name, help=summary, add_help=False)
         application.add_argument("arguments", nargs=argparse.REMAINDER)
-    export = commands.add_parser("export", help="export for serving or phones: saved-model, "
-                                 "tflite (keras-sr export COMMAND --help)", add_help=False)
-    export.add_argument("target", nargs="?", metavar="saved-model|tflite")
+    export = commands.add_parser("export", help="export for serving or phones, and the serving "
+                                 "client: saved-model, tflite, client (keras-sr export TARGET "
+                                 "--help)", add_help=False)
+    export.add_argument("target", nargs="?", metavar="saved-model|tflite|client")
     export.add_argument("arguments", nargs=argparse.REMAINDER)
     convert = commands.add_parser(
         "convert", help="import pretrained weights to .keras, or export to BasicSR's layout",
@@ -104,8 +105,11 @@ APPLICATIONS = {
     "train": ("training.fit", "train a model (the papers' recipes; python -m training.fit)"),
     "evaluate": ("training.evaluate", "PSNR / SSIM on benchmark folders, the papers' protocol"),
     "interpolate": ("training.interpolate", "ESRGAN network interpolation of two generators"),
+    "make-tfrecords": ("keras_sr.data.make_tfrecords",
+                       "HR images to TFRecord shards for large or multi-worker training"),
 }
-EXPORTS = {"saved-model": "export.saved_model", "tflite": "export.tflite"}
+EXPORTS = {"saved-model": "export.saved_model", "tflite": "export.tflite",
+           "client": "export.client"}
 
 
 def run_application(module_name, arguments, prog):
@@ -116,9 +120,9 @@ def run_application(module_name, arguments, prog):
 
 def run_export(args):
     if args.target not in EXPORTS:
-        print("usage: keras-sr export {saved-model,tflite} ...\n"
-              f"keras-sr export: error: choose saved-model or tflite, got {args.target!r}",
-              file=sys.stderr)
+        print("usage: keras-sr export {saved-model,tflite,client} ...\n"
+              "keras-sr export: error: choose saved-model, tflite or client, got "
+              f"{args.target!r}", file=sys.stderr)
         return 2
     return run_application(EXPORTS[args.target], args.arguments,
                            f"keras-sr export {args.target}")

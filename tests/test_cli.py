@@ -143,7 +143,11 @@ def test_every_entry_point_is_a_keras_sr_command(tmp_path, capsys):
         cli.main(["export", "tflite", "--help"])
     assert capsys.readouterr().out.startswith("usage: keras-sr export tflite")
     assert cli.main(["export", "onnx"]) == 2
-    assert "choose saved-model or tflite" in capsys.readouterr().err
+    assert "choose saved-model, tflite or client" in capsys.readouterr().err
+    for command in (["make-tfrecords", "--help"], ["export", "client", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(command)
+        assert capsys.readouterr().out.startswith(f"usage: keras-sr {' '.join(command[:-1])}")
 
 
 def test_upscale_help_names_the_presets(capsys):
