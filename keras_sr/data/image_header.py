@@ -39,20 +39,16 @@ def _gather(data, indices):
     return tf.cast(tf.gather(data, tf.where(inside, indices, size)), tf.int64)
 
 
-def _byte(data, index):
-    return _gather(data, index)
-
-
 def _uint(data, offset, length, big_endian=False):
     value = tf.constant(0, tf.int64)
     for position in range(length):
         index = offset + (position if big_endian else length - 1 - position)
-        value = value * 256 + _byte(data, index)
+        value = value * 256 + _gather(data, index)
     return value
 
 
 def _starts_with(data, offset, signature):
-    return tf.reduce_all(tf.stack([tf.equal(_byte(data, offset + index), value)
+    return tf.reduce_all(tf.stack([tf.equal(_gather(data, offset + index), value)
                                    for index, value in enumerate(signature)]))
 
 
@@ -76,7 +72,7 @@ def _gif_cost(data):
     """Screen area plus the area of every frame, walking the GIF's blocks from the first; or
     GIF_TOO_COMPLEX when that takes more than GIF_MAX_STEPS steps."""
     size = tf.size(data, out_type=tf.int64) - 1
-    start = 13 + _color_table(_byte(data, 10))
+    start = 13 + _color_table(_gather(data, 10))
     offsets = tf.range(10, dtype=tf.int64)
     full_run = 256 * tf.range(GIF_FULL_RUN, dtype=tf.int64)
 
@@ -139,8 +135,8 @@ def decode_cost(contents):
 
     def bmp():
         # Width and height are signed 32-bit (a negative height is a top-down image).
-        width = tf.abs(_uint(head, 18, 4) - tf.where(_byte(head, 21) >= 128, 2**32, zero))
-        height = tf.abs(_uint(head, 22, 4) - tf.where(_byte(head, 25) >= 128, 2**32, zero))
+        width = tf.abs(_uint(head, 18, 4) - tf.where(_gather(head, 21) >= 128, 2**32, zero))
+        height = tf.abs(_uint(head, 22, 4) - tf.where(_gather(head, 25) >= 128, 2**32, zero))
         pixels = tf.where(length >= 32, width * height, tf.constant(UNSUPPORTED, tf.int64))
         return pixels, width, height, tf.constant(4)
 
@@ -156,7 +152,7 @@ def decode_cost(contents):
                                    tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 14),
                                                           0x3FFF) + 1,
                                    _uint(head, 27, 3) + 1))
-        animated = extended & (tf.bitwise.bitwise_and(_byte(head, 20), 0x02) > 0)
+        animated = extended & (tf.bitwise.bitwise_and(_gather(head, 20), 0x02) > 0)
         known = (lossy | lossless | extended) & (length >= 30)
         pixels = tf.where(animated, tf.constant(ANIMATED_WEBP, tf.int64),
                           tf.where(known, width * height, tf.constant(UNSUPPORTED, tf.int64)))
