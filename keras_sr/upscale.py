@@ -12,6 +12,7 @@ from keras_sr.data.images import (
     list_images,
     read_image_exact,
 )
+from keras_sr.data.pipeline import physical_memory_bytes
 from keras_sr.precision import describe_device
 
 FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
@@ -67,8 +68,8 @@ def check_result_fits(source, height, width, scale_out, channels, bytes_per_valu
     out_values = round(height * scale_out) * round(width * scale_out) * channels
     needed = out_values * bytes_per_value
     try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+        available = physical_memory_bytes()
+    except (ValueError, OSError, AttributeError):  # no sysconf for it on this platform
         return
     if needed > 0.8 * available:
         raise ValueError(f"{source}: its {width}x{height} result at x{scale_out:g} would need "
