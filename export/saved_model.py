@@ -38,7 +38,7 @@ def serving_functions(model, max_pixels, memory_budget_mb=None, tile_pad=None):
     import tensorflow as tf
 
     from keras_sr import inference
-    from keras_sr.data.image_header import check_decode_cost
+    from keras_sr.data.image_header import check_decode_cost, refuse_unless
 
     scale = getattr(model, "scale", None)
     if scale is None:
@@ -52,11 +52,6 @@ def serving_functions(model, max_pixels, memory_budget_mb=None, tile_pad=None):
 
     def upscale(image, dtype):
         return inference.graph_tiled_upscale(run, image, scale, tile, tile_pad, dtype)
-
-    def refuse_unless(condition, *message):
-        return tf.debugging.Assert(condition, [tf.strings.join(
-            [part if isinstance(part, str) else tf.strings.as_string(part)
-             for part in message])], summarize=1)
 
     def serving_default(lr_images):
         shape = tf.shape(lr_images, out_type=tf.int64)

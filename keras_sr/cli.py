@@ -11,7 +11,8 @@ from keras_sr.presets import PRESETS
 
 
 def versions():
-    """keras-sr's version and those of the stack it runs on, read without importing TensorFlow."""
+    """keras-sr's version and those of the stack it runs on, from the installed packages'
+    metadata."""
     parts = [f"keras-sr {keras_sr.__version__}"]
     for package in ("tensorflow", "keras"):
         try:

@@ -41,27 +41,25 @@ def policy(precision):
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}") from None
 
 
-def cpu_flags():
-    """The CPU's feature flags (lower case) from /proc/cpuinfo; empty where there is none."""
+def _cpuinfo(field):
+    """The first value of `field` in /proc/cpuinfo, or None where there is none."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_flags():
+    """The CPU's feature flags (lower case) from /proc/cpuinfo; empty where there is none."""
+    return frozenset((_cpuinfo("flags") or "").split())
+
+
+def cpu_name():
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def onednn_enabled(flags=None, environ=None):
@@ -186,9 +184,6 @@ def _load_as(path, target):
     import zipfile
 
     import keras
-
-    import keras_sr.layers  # noqa: F401  (registers the classes the archive names)
-    import keras_sr.models  # noqa: F401
 
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))

@@ -106,9 +106,7 @@ def load_model(spec):
 
     import keras
 
-    import keras_sr.layers  # noqa: F401  (registers the classes a .keras file names)
-    import keras_sr.models  # noqa: F401
-
+    # Importing anything of keras_sr has registered the classes a .keras file names.
     spec = os.fspath(spec)
     if is_preset(spec):
         return keras.saving.load_model(path(spec), compile=False)

@@ -171,16 +171,23 @@ def decode_cost(contents):
     ], default=unknown, exclusive=False)
 
 
+def refuse_unless(condition, *message):
+    """An assertion op: InvalidArgument with the message made of `message`'s parts (strings,
+    string tensors, or numbers shown as text) unless `condition` holds."""
+    parts = [part if isinstance(part, str) or part.dtype == tf.string
+             else tf.strings.as_string(part) for part in message]
+    return tf.debugging.Assert(condition, [tf.strings.join(parts)], summarize=1)
+
+
 def check_decode_cost(contents, max_pixels, what="image"):
     """An op that fails with InvalidArgument, naming the image (`what`, a string or string
     tensor), its format, size and the limit, when decoding `contents` would exceed
     `max_pixels` or cannot be costed from its header; returns the cost in pixels."""
     pixels, width, height, format_index = decode_cost(contents)
     format_name = tf.gather(tf.constant(FORMATS), format_index)
-    size = tf.strings.join([tf.strings.as_string(width), " x ", tf.strings.as_string(height)])
     refusals = [
         (pixels != UNSUPPORTED, [
-            " (", tf.strings.as_string(tf.strings.length(contents)), " bytes) is not a PNG, "
+            " (", tf.strings.length(contents), " bytes) is not a PNG, "
             "JPEG, GIF, BMP or WebP image, or its header is cut short"]),
         (pixels != ANIMATED_WEBP, [
             " is an animated WebP, which is not accepted (TensorFlow's decoder is unsafe on "
@@ -189,11 +196,10 @@ def check_decode_cost(contents, max_pixels, what="image"):
             f" is a GIF with more than {GIF_MAX_STEPS} blocks or short sub-blocks to check "
             "(thousands of frames, or an unusual encoding); send it as PNG"]),
         ((pixels < 0) | (pixels <= max_pixels), [
-            ": decoding this ", format_name, " (", size, ") takes ",
-            tf.strings.as_string(pixels), f" pixels, above the limit of {max_pixels} pixels "
+            ": decoding this ", format_name, " (", width, " x ", height, ") takes ", pixels,
+            f" pixels, above the limit of {max_pixels} pixels "
             "(--max-pixels)"]),
     ]
-    checks = [tf.debugging.Assert(condition, [tf.strings.join([what, *message])], summarize=1)
-              for condition, message in refusals]
+    checks = [refuse_unless(condition, what, *message) for condition, message in refusals]
     with tf.control_dependencies(checks):
         return tf.identity(pixels)
