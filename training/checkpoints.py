@@ -1,7 +1,9 @@
 """A run's checkpoints: every variable of the run, kept under `run_dir/checkpoints`, restored
 from the newest one that can be read."""
 
+import json
 import os
+import time
 
 import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
 
@@ -9,17 +11,39 @@ import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_
 import tensorflow as tf
 
 
+class SegmentHistory(tf.train.experimental.PythonState):
+    """The run's segments (`[{"steps": [first, last], "seconds": s}, ...]`) in its checkpoints:
+    Python state, not a variable, so no collective has to carry it between workers."""
+
+    def __init__(self):
+        self.earlier, self.saving = [], []
+
+    def serialize(self):
+        return json.dumps(self.saving)
+
+    def deserialize(self, string_value):
+        self.earlier = json.loads(string_value)
+
+
 class RunCheckpoints:
-    """Generator, discriminator, both optimizers and the step, kept under `run_dir/checkpoints`.
+    """Everything a run resumes from, kept under `run_dir/checkpoints`: the networks (EMA
+    included), both optimizers (slots and iterations), the step, the best validation PSNR-Y so
+    far, and how long each segment of the run (start to stop or resume) took.
 
     `tf.train.CheckpointManager` writes the data files first and replaces the small index file
     last, so a crash mid-write leaves the previous checkpoint as the latest; the last `keep` are
-    kept. Restoring brings back the weights, the optimizer slots and the step.
+    kept.
     """
 
     def __init__(self, run_dir, keep, restore_dir=None, **objects):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(step=self.step, **objects)
+        self.best_psnr = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False,
+                                     name="best_psnr")
+        self.history = SegmentHistory()
+        self.checkpoint = tf.train.Checkpoint(step=self.step, best_psnr=self.best_psnr,
+                                              segments=self.history, **objects)
+        self._started = time.perf_counter()
+        self._start_step = 0
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=keep)
         self.restore_dir = os.path.join(restore_dir or run_dir, "checkpoints")
@@ -49,13 +73,20 @@ class RunCheckpoints:
                 log(f"warning: checkpoint {candidates[0]} cannot be read ({failures[0]}); "
                     f"resuming from {path} instead")
             self.restored = path
-            return int(self.step.numpy())
+            self._start_step = int(self.step.numpy())
+            return self._start_step
         raise ValueError(f"no readable checkpoint in {self.restore_dir}: "
                          + "; ".join(failures) + " (start a new --output, or remove the "
                          "damaged checkpoints)")
 
+    def segments(self, step):
+        """The run's segments so far, this one ending at `step`."""
+        return self.history.earlier + [{"steps": [self._start_step, step], "seconds": round(
+            time.perf_counter() - self._started, 3)}]
+
     def save(self, step):
         self.step.assign(step)
+        self.history.saving = self.segments(step)
         return self.manager.save(checkpoint_number=step)
 
     @property

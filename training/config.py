@@ -59,7 +59,9 @@ class LossConfig:
     perceptual_weight: float = 0.0
     adversarial: str = "none"
     adversarial_weight: float = 0.0
-    vgg_weights: str = "imagenet"  # or the path of a VGG19 no-top .h5 file
+    # "imagenet" (Keras' Caffe VGG19, SRGAN's), "torchvision" (vgg19-dcbb9e9d.pth, ESRGAN's),
+    # or the path of either file (.h5 / .pth); see keras_sr.losses.perceptual.
+    vgg_weights: str = "imagenet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +84,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     precision: str = "auto"  # bfloat16 where the device computes it natively, else float32
     ema_decay: float = 0.0  # 0 disables the generator EMA
+    # Length of the learning-rate schedules (cosine's end, the warm-up's share); 0: train.steps
+    # of the run's first segment, kept when a resume raises train.steps.
+    schedule_steps: int = 0
     init_from: str = ""  # a .keras generator or a run directory (second stages)
 
 
@@ -248,8 +253,12 @@ def validate(config):
                     "vgg_style": VGGStyleDiscriminator}[model.discriminator].INPUT_MULTIPLE
         require(data.hr_patch_size % multiple == 0, "data.hr_patch_size",
                 f"the {model.discriminator} discriminator needs a multiple of {multiple}")
-    require(not gan or loss.perceptual != "none" or loss.perceptual_weight == 0,
+    require(loss.perceptual != "none" or loss.perceptual_weight == 0,
             "loss.perceptual_weight", "is set but loss.perceptual is none")
+    require(loss.perceptual == "none" or loss.perceptual_weight > 0, "loss.perceptual",
+            f"is {loss.perceptual} but loss.perceptual_weight is {loss.perceptual_weight}")
+    require(gan or loss.pixel_weight > 0 or loss.perceptual_weight > 0, "loss.pixel_weight",
+            "is 0 with no perceptual or adversarial loss: nothing would be trained")
     require(train.steps >= 1, "train.steps", "must be at least 1")
     for name in ("g_optimizer", "d_optimizer"):
         optimizer = getattr(config, name)
@@ -265,6 +274,12 @@ def validate(config):
         require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
     require(train.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}")
     require(0.0 <= train.ema_decay < 1.0, "train.ema_decay", "in [0, 1)")
+    require(train.schedule_steps >= 0, "train.schedule_steps", "must be 0 (train.steps) or more")
+    for name in ("g_optimizer", "d_optimizer"):
+        warmup = getattr(config, name).warmup_steps
+        require(not train.schedule_steps or warmup < train.schedule_steps,
+                f"{name}.warmup_steps", f"{warmup} is not below train.schedule_steps "
+                f"{train.schedule_steps}")
     return config
 
 

@@ -67,6 +67,8 @@ def rrdb_psnr_x4():
 def esrgan_x4():
     """ESRGAN §4.1: from an rrdb_psnr_x4 run; L = L_percep + 5e-3 L_G^Ra + 1e-2 L1, VGG54 before
     ReLU; Adam 1e-4 (0.9, 0.99) for G and D, halved at 50k/100k/200k/300k; 400k steps."""
+    # The perceptual loss uses torchvision's VGG19, as BasicSR (the code behind the released
+    # models) does: the loss weights were tuned on its features. SRGAN keeps Keras' Caffe VGG.
     schedule = OptimizerConfig(learning_rate=1e-4, beta_1=0.9, beta_2=0.99,
                                milestones=(50_000, 100_000, 200_000, 300_000), decay=0.5)
     return ExperimentConfig(
@@ -75,7 +77,8 @@ def esrgan_x4():
         data=DataConfig(hr_patch_size=128, batch_size=16),
         loss=LossConfig(pixel="l1", pixel_weight=1e-2, perceptual="vgg19_54_before_relu",
                         perceptual_criterion="l1", perceptual_weight=1.0,
-                        adversarial="relativistic", adversarial_weight=5e-3),
+                        adversarial="relativistic", adversarial_weight=5e-3,
+                        vgg_weights="torchvision"),
         g_optimizer=schedule,
         d_optimizer=schedule,
         train=TrainConfig(steps=400_000, validate_every=5000, checkpoint_every=5000),

@@ -75,11 +75,18 @@ def fit_warmup(config, default, log=None):
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def prepare_run_dir(run_dir, config):
-    """Saves the config in a new run directory, or checks it against the one being resumed.
+def prepare_run_dir(run_dir, config, write=True):
+    """Saves the config in a new run directory, or checks it against the one being resumed;
+    returns the config to run, with `train.schedule_steps` resolved.
 
-    Only `train.steps` may change on resume (to train longer); anything else needs a new
-    directory, so a run never mixes two configurations.
+    Only `train.steps` (to train longer) and `train.schedule_steps` may change on resume;
+    anything else needs a new directory, so a run never mixes two configurations. The
+    learning-rate schedules keep the length the run started with (`train.schedule_steps`, or
+    its first `train.steps`), so a resume that trains longer does not make the rate jump; a
+    cosine schedule then stays at its final rate, 0, past its end, and `--set
+    train.schedule_steps=N` stretches it over N steps instead (the rate continues from where
+    the stretched curve is at the step reached). `write=False` (workers other than the chief)
+    checks and resolves without writing anything.
     """
     path = os.path.join(run_dir, "config.json")
     if os.path.exists(path):
@@ -90,7 +97,8 @@ def prepare_run_dir(run_dir, config):
             raise config_lib.ConfigError(f"{path} cannot be read back ({error}); resume "
                                          "needs the run's own config.json") from None
         saved_for_compare = dataclasses.replace(saved, train=dataclasses.replace(
-            saved.train, steps=config.train.steps))
+            saved.train, steps=config.train.steps,
+            schedule_steps=config.train.schedule_steps))
         if saved_for_compare != config:
             old, new = config_lib.to_dict(saved_for_compare), config_lib.to_dict(config)
             changed = [f"{section}.{key}" for section in new if isinstance(new[section], dict)
@@ -98,6 +106,13 @@ def prepare_run_dir(run_dir, config):
             raise config_lib.ConfigError(
                 f"{run_dir} holds a run with another configuration ({', '.join(changed)} "
                 "differ); use a new --output, or the same settings to resume")
+        schedule_steps = config.train.schedule_steps or saved.train.schedule_steps \
+            or saved.train.steps
+        return dataclasses.replace(config, train=dataclasses.replace(
+            config.train, schedule_steps=schedule_steps))
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, schedule_steps=config.train.schedule_steps or config.train.steps))
+    if not write:
         return config
     os.makedirs(run_dir, exist_ok=True)
     from training.loop import write_json
@@ -233,8 +248,11 @@ def build_optimizer(optimizer_config, variables, precision, total_steps):
     import keras
 
     rate = learning_rate_schedule(optimizer_config, total_steps)
+    # epsilon 1e-8 as PyTorch's Adam, which trained the papers' reference models (Keras' default
+    # is 1e-7; Keras also folds the bias correction into the rate, so the two differ only in
+    # how epsilon is corrected over the first few hundred steps).
     optimizer = keras.optimizers.Adam(rate, beta_1=optimizer_config.beta_1,
-                                      beta_2=optimizer_config.beta_2)
+                                      beta_2=optimizer_config.beta_2, epsilon=1e-8)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     # Built here, inside the strategy scope, on the variables it will update.
@@ -246,15 +264,19 @@ def build_trainer(config, generator, discriminator, feature_extractor_factory=No
     from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer
 
     loss = config.loss
-    if loss.adversarial == "none":
-        return PSNRTrainer(generator, config.model.scale, pixel_loss(loss.pixel))
     perceptual = build_perceptual_loss(loss, feature_extractor_factory) \
         if loss.perceptual != "none" else None
+    if loss.adversarial == "none":
+        return PSNRTrainer(generator, config.model.scale, pixel_loss(loss.pixel),
+                           perceptual_loss=perceptual, pixel_weight=loss.pixel_weight,
+                           perceptual_weight=loss.perceptual_weight,
+                           ema_decay=config.train.ema_decay)
     trainer_class = SRGAN if loss.adversarial == "standard" else ESRGAN
     return trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
                          perceptual_weight=loss.perceptual_weight,
                          adversarial_weight=loss.adversarial_weight,
-                         pixel_weight=loss.pixel_weight, pixel_loss=pixel_loss(loss.pixel))
+                         pixel_weight=loss.pixel_weight, pixel_loss=pixel_loss(loss.pixel),
+                         ema_decay=config.train.ema_decay)
 
 
 def init_from_path(init_from):
@@ -316,22 +338,18 @@ def build_run(config, run_dir, feature_extractor_factory=None, log=print):
         generator = build_generator(config.model)
         discriminator = build_discriminator(config) if gan else None
         trainer = build_trainer(config, generator, discriminator, feature_extractor_factory)
+        schedule_steps = config.train.schedule_steps or config.train.steps
         optimizers = {"g_optimizer": build_optimizer(
-            config.g_optimizer, generator.trainable_variables, policy, config.train.steps)}
+            config.g_optimizer, generator.trainable_variables, policy, schedule_steps)}
         if gan:
             optimizers["d_optimizer"] = build_optimizer(
-                config.d_optimizer, discriminator.trainable_variables, policy,
-                config.train.steps)
+                config.d_optimizer, discriminator.trainable_variables, policy, schedule_steps)
         trainer.compile(**optimizers)
         networks = {"generator": generator}
         if gan:
             networks["discriminator"] = discriminator
-        ema_generator = None
-        if config.train.ema_decay:
-            # An exponential moving average of the generator's weights, for validation and the
-            # saved generators (as BasicSR's net_g_ema).
-            ema_generator = build_generator(config.model)
-            ema_generator.set_weights(generator.get_weights())
+        ema_generator = trainer.ema_generator
+        if ema_generator is not None:
             networks["ema_generator"] = ema_generator
         # Every worker takes part in saving; only the chief writes into the run directory,
         # the others into scratch directories, and all resume from the chief's checkpoints.
@@ -469,8 +487,7 @@ def main(argv=None, prog="python -m training.fit"):
     from training.loop import DataError
 
     try:
-        if cluster_role()[0]:
-            config = prepare_run_dir(run_dir, config)
+        config = prepare_run_dir(run_dir, config, write=cluster_role()[0])
         return train(config, run_dir, source=source, validation=validation)
     except (VGGWeightsUnavailable, config_lib.ConfigError, DataError) as error:
         if not existed and not os.path.isdir(os.path.join(run_dir, "checkpoints")):

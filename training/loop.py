@@ -49,7 +49,7 @@ class Run:
     @property
     def served(self):
         """What is validated and saved: the EMA generator when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+        return self.trainer.served
 
 
 class Interruption:
@@ -95,18 +95,13 @@ def save_model(model, path):
 
 
 def training_step(run):
-    """One distributed step, then the EMA update: a tf.function of the data iterator that
-    returns the trainer's logged values."""
+    """One distributed step (the trainer's, EMA included): a tf.function of the data iterator
+    that returns the trainer's logged values."""
     strategy, trainer = run.strategy, run.trainer
-    decay, average_weights = run.config.train.ema_decay, None
-    if run.ema_generator is not None:
-        average_weights = list(zip(run.ema_generator.weights, run.generator.weights))
 
     @tf.function
     def step(iterator):
         strategy.run(trainer.train_step, args=(next(iterator),))
-        for average, weight in average_weights or ():
-            average.assign(decay * average + (1.0 - decay) * weight)
         return {name: tracker.result() for name, tracker in trainer.trackers.items()}
 
     return step
@@ -149,8 +144,10 @@ class Reporter:
             tf.summary.scalar("validation/psnr_y", psnr_y)
             tf.summary.scalar("validation/ssim_y", ssim_y)
             tf.summary.image("validation/bicubic_sr_hr", sheet[None])
-        if psnr_y > self.validation.best_psnr:
-            self.validation.best_psnr = psnr_y
+        # The best PSNR is checkpointed, so a resumed run compares with the run's best so far.
+        best = self.run.checkpoints.best_psnr
+        if psnr_y > float(best.numpy()):
+            best.assign(psnr_y)
             save_model(self.run.served, os.path.join(self.run.run_dir, "generator_best.keras"))
         self.log(f"\nstep {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
 
@@ -211,7 +208,10 @@ def finish(run, result, source, validation, reporter, stopwatch, log=print):
         return result.status
     step = result.step
     save_model(run.served, os.path.join(run.run_dir, "generator_last.keras"))
-    summary = {"experiment": run.config.name, "steps": step, "seconds": stopwatch.seconds,
+    segments = run.checkpoints.segments(step)
+    summary = {"experiment": run.config.name, "steps": step,
+               "seconds": sum(segment["seconds"] for segment in segments),
+               "segments": segments,
                "last_losses": result.last_losses, "ema": run.ema_generator is not None,
                "skipped_images": dict(source.skip_log.skipped), "precision": run.precision}
     if validation:
@@ -227,6 +227,6 @@ def finish(run, result, source, validation, reporter, stopwatch, log=print):
         log(f"training data: {source.skip_log.summary()} (listed in summary.json)")
     ran = f"{step - run.start_step} steps (resumed at {run.start_step}, now at {step})" \
         if run.start_step else f"{step} steps"
-    log(f"{ran} in {summary['seconds']:.0f} s; generator saved to "
+    log(f"{ran} in {stopwatch.seconds:.0f} s; generator saved to "
         f"{os.path.join(run.run_dir, 'generator_last.keras')}")
     return result.status

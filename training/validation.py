@@ -30,7 +30,6 @@ class Validation:
             hr = modcrop(read_image(path), scale)
             lr = quantize(imresize(hr, 1 / scale))
             self.images.append((os.path.basename(path), lr, bicubic(lr), hr))
-        self.best_psnr = -np.inf
 
     def bicubic_psnr_y(self):
         return float(np.mean([psnr(bicubic, hr, self.scale)

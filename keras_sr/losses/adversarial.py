@@ -37,18 +37,29 @@ def standard_generator_loss(real_logits, fake_logits):
 
 
 def relativistic_discriminator_loss(real_logits, fake_logits):
-    """ESRGAN eq. 1: BCE(C(x_r) - E[C(x_f)], 1) + BCE(C(x_f) - E[C(x_r)], 0)."""
-    real_mean, fake_mean = global_batch_mean(real_logits), global_batch_mean(fake_logits)
-    return (binary_crossentropy(ops.ones_like(real_logits), real_logits - fake_mean)
-            + binary_crossentropy(ops.zeros_like(fake_logits), fake_logits - real_mean))
+    """ESRGAN eq. 1 as BasicSR computes it (the code behind the released models):
+    0.5 BCE(C(x_r) - E[C(x_f)], 1) + 0.5 BCE(C(x_f) - E[C(x_r)], 0), each side's batch mean
+    held constant (no gradient through the other side's mean).
+
+    The paper's eq. 1 is the plain sum with gradients through both means; BasicSR halves each
+    term and detaches the means (its esrgan_model.py: needed there to back-propagate the two
+    halves separately), which is what the published ESRGAN weights were trained with.
+    """
+    real_mean = ops.stop_gradient(global_batch_mean(real_logits))
+    fake_mean = ops.stop_gradient(global_batch_mean(fake_logits))
+    return 0.5 * (binary_crossentropy(ops.ones_like(real_logits), real_logits - fake_mean)
+                  + binary_crossentropy(ops.zeros_like(fake_logits), fake_logits - real_mean))
 
 
 def relativistic_generator_loss(real_logits, fake_logits):
-    """ESRGAN eq. 2, symmetric: BCE(C(x_r) - E[C(x_f)], 0) + BCE(C(x_f) - E[C(x_r)], 1).
+    """ESRGAN eq. 2 as BasicSR computes it: the mean of
+    BCE(C(x_r) - E[C(x_f)], 0) and BCE(C(x_f) - E[C(x_r)], 1).
 
     The generator also learns from the real images' term (ESRGAN §3.2: gradients from both
-    generated and real data), which is why the real logits are passed in.
+    generated and real data), which is why the real logits are passed in. The paper's eq. 2
+    sums the two terms; BasicSR (whose training made the released models, with lambda 5e-3)
+    averages them, so the paper's sum would double the effective adversarial weight.
     """
     real_mean, fake_mean = global_batch_mean(real_logits), global_batch_mean(fake_logits)
-    return (binary_crossentropy(ops.zeros_like(real_logits), real_logits - fake_mean)
-            + binary_crossentropy(ops.ones_like(fake_logits), fake_logits - real_mean))
+    return 0.5 * (binary_crossentropy(ops.zeros_like(real_logits), real_logits - fake_mean)
+                  + binary_crossentropy(ops.ones_like(fake_logits), fake_logits - real_mean))

@@ -1,13 +1,20 @@
 """VGG19 perceptual loss (SRGAN §2.2.1, ESRGAN §3.3).
 
-The feature extractor maps [0, 1] RGB images to VGG19 features, preprocessed the way Keras'
-ImageNet weights expect (caffe style: RGB -> BGR on 0-255, minus the ImageNet channel means).
+The feature extractor maps [0, 1] RGB images to VGG19 features, from either of two sets of
+ImageNet weights, each with the preprocessing it was trained with:
+
+- "imagenet": Keras' weights, converted from the original Caffe VGG19 that SRGAN used (RGB ->
+  BGR on 0-255, minus the ImageNet channel means).
+- "torchvision": torchvision's `vgg19-dcbb9e9d.pth`, which ESRGAN's code (BasicSR) uses: RGB on
+  [0, 1], normalised by the ImageNet mean and standard deviation. ESRGAN's loss weights (1.0 /
+  5e-3 / 1e-2) were tuned on these features, whose magnitudes differ from the Caffe ones.
+
 Keras' VGG convs carry their ReLU, so ESRGAN's "before activation" features come from a linear
 copy of the target conv holding the same weights.
 
-The weights are never silently random: `resolve_vgg19_weights` finds them (an explicit path, the
-`KERAS_SR_VGG19_WEIGHTS` environment variable, Keras' cache, or a download with a timeout) or
-raises `VGGWeightsUnavailable` saying how to supply the file, before any training starts.
+The weights are never silently random: `resolve_vgg19_weights` finds them (an explicit path, an
+environment variable, Keras' or PyTorch's cache, or a download with a timeout) or raises
+`VGGWeightsUnavailable` saying how to supply the file, before any training starts.
 """
 
 import hashlib
@@ -15,6 +22,7 @@ import os
 import urllib.request
 
 import keras
+import numpy as np
 from keras import ops
 
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -26,23 +34,43 @@ DOWNLOAD_TIMEOUT_SECONDS = 30
 # Caffe-style preprocessing of Keras' ImageNet VGG weights: BGR channel means on 0-255.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
+TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
+TORCHVISION_URL = "https://download.pytorch.org/models/" + TORCHVISION_FILE
+# torchvision names its files after the first hex digits of their SHA-256.
+TORCHVISION_SHA256_PREFIX = "dcbb9e9d"
+TORCHVISION_ENVIRONMENT_VARIABLE = "KERAS_SR_VGG19_TORCHVISION_WEIGHTS"
+# torchvision's normalisation: RGB on [0, 1], ImageNet mean and standard deviation.
+IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
+# Index in torchvision's `vgg19().features` of each conv, in Keras' VGG19 layer order.
+TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+KERAS_CONV_NAMES = tuple(f"block{block}_conv{conv}" for block, convs in
+                         ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for conv in range(1, convs + 1))
+
 
 class VGGWeightsUnavailable(RuntimeError):
     """The VGG19 ImageNet weights could not be found or fetched."""
 
 
-def _how_to_supply(reason):
-    return (
-        f"VGG19 ImageNet weights are needed for the perceptual loss, but {reason}. "
-        f"Download {VGG19_NOTOP_URL} (MD5 {VGG19_NOTOP_MD5}) on a machine with internet "
-        f"access and pass its path with `--set loss.vgg_weights=PATH` or the "
-        f"{WEIGHTS_ENVIRONMENT_VARIABLE} environment variable (or place it in "
-        f"~/.keras/models/). Training with a random VGG would be meaningless, so it stops here."
-    )
+def _how_to_supply(reason, weights="imagenet"):
+    if weights == "torchvision":
+        where = (f"Download {TORCHVISION_URL} on a machine with internet access and pass its "
+                 f"path with `--set loss.vgg_weights=PATH` or the "
+                 f"{TORCHVISION_ENVIRONMENT_VARIABLE} environment variable (or place it in "
+                 f"{torch_cache_path()}); `--set loss.vgg_weights=imagenet` uses Keras' Caffe "
+                 "weights instead, which are not the features ESRGAN's loss weights were tuned on")
+    else:
+        where = (f"Download {VGG19_NOTOP_URL} (MD5 {VGG19_NOTOP_MD5}) on a machine with internet "
+                 f"access and pass its path with `--set loss.vgg_weights=PATH` or the "
+                 f"{WEIGHTS_ENVIRONMENT_VARIABLE} environment variable (or place it in "
+                 f"~/.keras/models/)")
+    return (f"VGG19 ImageNet weights ({weights}) are needed for the perceptual loss, but "
+            f"{reason}. {where}. Training with a random VGG would be meaningless, so it stops "
+            "here.")
 
 
-def _md5(path):
-    digest = hashlib.md5()
+def _digest(path, algorithm):
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
@@ -54,33 +82,24 @@ def keras_cache_path():
     return os.path.join(keras_home, "models", VGG19_NOTOP_FILE)
 
 
-def resolve_vgg19_weights(weights="imagenet", download=True):
-    """Path of a VGG19 (no top) weights file, or raises `VGGWeightsUnavailable`.
+def torch_cache_path():
+    """Where `torch.hub` keeps torchvision's file ($TORCH_HOME, default ~/.cache/torch)."""
+    torch_home = os.environ.get("TORCH_HOME", os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+        "torch"))
+    return os.path.join(torch_home, "hub", "checkpoints", TORCHVISION_FILE)
 
-    Args:
-        weights: "imagenet", or the path of a Keras VGG19 no-top `.h5` / `.weights.h5` file.
-        download: with "imagenet", fetch the file into Keras' cache when no local copy exists
-            (bounded by a 30 s timeout, so an offline machine fails fast).
-    """
-    if weights != "imagenet":
-        if not os.path.isfile(weights):
-            raise VGGWeightsUnavailable(_how_to_supply(f"the file {weights!r} does not exist"))
-        return weights
-    from_environment = os.environ.get(WEIGHTS_ENVIRONMENT_VARIABLE)
-    if from_environment:
-        if not os.path.isfile(from_environment):
-            raise VGGWeightsUnavailable(_how_to_supply(
-                f"{WEIGHTS_ENVIRONMENT_VARIABLE}={from_environment!r} is not a file"))
-        return from_environment
-    cached = keras_cache_path()
-    if os.path.isfile(cached) and _md5(cached) == VGG19_NOTOP_MD5:
-        return cached
-    if not download:
-        raise VGGWeightsUnavailable(_how_to_supply(f"there is no copy at {cached}"))
-    partial = cached + ".partial"
+
+def is_torchvision_file(path):
+    """A PyTorch state dict (`.pth` / `.pt`) rather than a Keras `.h5` weights file."""
+    return os.path.splitext(path)[1].lower() in (".pth", ".pt")
+
+
+def _download(url, destination, verify, weights):
+    partial = destination + ".partial"
     try:
-        os.makedirs(os.path.dirname(cached), exist_ok=True)
-        response = urllib.request.urlopen(VGG19_NOTOP_URL, timeout=DOWNLOAD_TIMEOUT_SECONDS)
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS)
         with response, open(partial, "wb") as handle:
             while chunk := response.read(1 << 20):
                 handle.write(chunk)
@@ -88,12 +107,80 @@ def resolve_vgg19_weights(weights="imagenet", download=True):
         if os.path.exists(partial):
             os.remove(partial)
         raise VGGWeightsUnavailable(_how_to_supply(
-            f"downloading them failed ({type(error).__name__}: {error})")) from None
-    if _md5(partial) != VGG19_NOTOP_MD5:
+            f"downloading them failed ({type(error).__name__}: {error})", weights)) from None
+    if not verify(partial):
         os.remove(partial)
-        raise VGGWeightsUnavailable(_how_to_supply("the downloaded file has the wrong checksum"))
-    os.replace(partial, cached)
-    return cached
+        raise VGGWeightsUnavailable(_how_to_supply("the downloaded file has the wrong checksum",
+                                                   weights))
+    os.replace(partial, destination)
+    return destination
+
+
+def resolve_vgg19_weights(weights="imagenet", download=True):
+    """Path of a VGG19 weights file, or raises `VGGWeightsUnavailable`.
+
+    Args:
+        weights: "imagenet" (Keras' Caffe-converted no-top `.h5`), "torchvision"
+            (torchvision's `vgg19-dcbb9e9d.pth`), or the path of either kind of file (a
+            `.pth` / `.pt` path is read as torchvision's layout).
+        download: fetch the named file into Keras' (or PyTorch's) cache when no local copy
+            exists (bounded by a 30 s timeout, so an offline machine fails fast).
+    """
+    if weights not in ("imagenet", "torchvision"):
+        if not os.path.isfile(weights):
+            raise VGGWeightsUnavailable(_how_to_supply(
+                f"the file {weights!r} does not exist",
+                "torchvision" if is_torchvision_file(weights) else "imagenet"))
+        return weights
+    variable = WEIGHTS_ENVIRONMENT_VARIABLE if weights == "imagenet" \
+        else TORCHVISION_ENVIRONMENT_VARIABLE
+    from_environment = os.environ.get(variable)
+    if from_environment:
+        if not os.path.isfile(from_environment):
+            raise VGGWeightsUnavailable(_how_to_supply(
+                f"{variable}={from_environment!r} is not a file", weights))
+        return from_environment
+    if weights == "imagenet":
+        cached, url = keras_cache_path(), VGG19_NOTOP_URL
+
+        def verify(path):
+            return _digest(path, "md5") == VGG19_NOTOP_MD5
+    else:
+        cached, url = torch_cache_path(), TORCHVISION_URL
+
+        def verify(path):
+            return _digest(path, "sha256").startswith(TORCHVISION_SHA256_PREFIX)
+    if os.path.isfile(cached) and verify(cached):
+        return cached
+    if not download:
+        raise VGGWeightsUnavailable(_how_to_supply(f"there is no copy at {cached}", weights))
+    return _download(url, cached, verify, weights)
+
+
+def torchvision_weights(path):
+    """`{keras conv name: [kernel, bias]}` from torchvision's VGG19 state dict at `path`
+    (`features.N.weight` / `.bias`, OIHW), read without running code from the file."""
+    from keras_sr.convert import torch as torch_files
+    from keras_sr.convert.errors import ConversionError
+
+    try:
+        state_dict = torch_files.load(path)
+    except ConversionError as error:
+        raise VGGWeightsUnavailable(_how_to_supply(str(error), "torchvision")) from None
+    if isinstance(state_dict, dict) and isinstance(state_dict.get("state_dict"), dict):
+        state_dict = state_dict["state_dict"]
+    weights = {}
+    for name, index in zip(KERAS_CONV_NAMES, TORCHVISION_CONV_INDICES):
+        keys = (f"features.{index}.weight", f"features.{index}.bias")
+        missing = [key for key in keys if not isinstance(state_dict, dict)
+                   or key not in state_dict]
+        if missing:
+            raise VGGWeightsUnavailable(_how_to_supply(
+                f"{path} is not torchvision's VGG19 state dict (no {missing[0]})",
+                "torchvision"))
+        kernel, bias = (np.asarray(state_dict[key], np.float32) for key in keys)
+        weights[name] = [kernel.transpose(2, 3, 1, 0), bias]  # OIHW -> HWIO
+    return weights
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
@@ -105,25 +192,43 @@ class CaffePreprocess(keras.layers.Layer):
         return bgr - ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
 
 
+@keras.saving.register_keras_serializable(package="keras_sr")
+class TorchvisionPreprocess(keras.layers.Layer):
+    """[0, 1] RGB -> (x - mean) / std with ImageNet's statistics, as torchvision's VGG19 expects
+    (and BasicSR's VGGFeatureExtractor with use_input_norm, range_norm off)."""
+
+    def call(self, images):
+        mean = ops.convert_to_tensor(IMAGENET_RGB_MEAN, dtype=images.dtype)
+        std = ops.convert_to_tensor(IMAGENET_RGB_STD, dtype=images.dtype)
+        return (images - mean) / std
+
+
 def vgg19_features(layer_name="block5_conv4", before_activation=True, weights="imagenet"):
     """A frozen VGG19 feature extractor: [0, 1] RGB images -> the features of `layer_name`.
 
     Args:
-        layer_name: a conv layer of Keras' VGG19, e.g. "block5_conv4" (phi_5,4).
+        layer_name: a conv layer of Keras' VGG19, e.g. "block5_conv4" (phi_5,4; torchvision's
+            `features.34`, BasicSR's "conv5_4").
         before_activation: take the conv output before its ReLU (ESRGAN §3.3: sparse, post-ReLU
             features weaken supervision and shift brightness); False gives SRGAN's post-ReLU
             features.
-        weights: "imagenet" or a local weights path (see `resolve_vgg19_weights`); None builds
-            a random VGG, for timing only.
+        weights: "imagenet" (Keras' Caffe weights), "torchvision", or a local file of either
+            (see `resolve_vgg19_weights`); the preprocessing follows the weights. None builds
+            a random VGG with Keras' preprocessing, for timing only.
     """
     path = None if weights is None else resolve_vgg19_weights(weights)
     vgg = keras.applications.VGG19(include_top=False, weights=None,
                                    input_shape=(None, None, 3))
-    if path is not None:
+    torchvision = path is not None and is_torchvision_file(path)
+    if torchvision:
+        for name, values in torchvision_weights(path).items():
+            vgg.get_layer(name).set_weights(values)
+    elif path is not None:
         vgg.load_weights(path)
     target = vgg.get_layer(layer_name)
     images = keras.Input((None, None, 3), name="images")
-    features = CaffePreprocess(name="caffe_preprocess")(images)
+    features = TorchvisionPreprocess(name="torchvision_preprocess")(images) if torchvision \
+        else CaffePreprocess(name="caffe_preprocess")(images)
     for layer in vgg.layers[1: vgg.layers.index(target)]:
         features = layer(features)
     if before_activation:

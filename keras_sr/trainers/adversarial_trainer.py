@@ -14,16 +14,17 @@ class AdversarialTrainer(GeneratorTrainer):
     Each step (in BasicSR's order) runs the generator once, updates it on
     `perceptual_weight * perceptual + pixel_weight * pixel + adversarial_weight * adversarial`
     with the discriminator fixed, then updates the discriminator on the same, detached SR batch.
-    Logged: g_loss, d_loss, pixel_loss, perceptual_loss, adversarial_loss, and d_real / d_fake,
-    the mean sigmoid of the discriminator's logits on HR and SR images.
+    With `ema_decay`, the generator's EMA is updated after each generator step (see
+    `GeneratorTrainer`). Logged: g_loss, d_loss, pixel_loss, perceptual_loss, adversarial_loss,
+    and d_real / d_fake, the mean sigmoid of the discriminator's logits on HR and SR images.
     """
 
     generator_adversarial_loss = None
     discriminator_adversarial_loss = None
 
     def __init__(self, generator, discriminator, perceptual_loss, pixel_loss, scale,
-                 perceptual_weight, pixel_weight, adversarial_weight, **kwargs):
-        super().__init__(generator, scale, TRACKED, **kwargs)
+                 perceptual_weight, pixel_weight, adversarial_weight, ema_decay=0.0, **kwargs):
+        super().__init__(generator, scale, TRACKED, ema_decay=ema_decay, **kwargs)
         if perceptual_loss is None and perceptual_weight:
             raise ValueError("a perceptual_weight needs a perceptual_loss")
         self.discriminator = discriminator
@@ -57,6 +58,7 @@ class AdversarialTrainer(GeneratorTrainer):
                       + self.adversarial_weight * adversarial_loss)
             g_scaled = self.g_optimizer.scale_loss(g_loss)
         self.minimize(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
+        self.update_ema()
 
         sr_images = ops.stop_gradient(sr_images)
         with tf.GradientTape() as tape:

@@ -1,28 +1,51 @@
 import keras
+import tensorflow as tf
+from keras import ops
 
 from keras_sr.metrics import PSNR, SSIM
 
 
+def replicas_in_sync():
+    """How many replicas compute this step (1 outside a distribution strategy)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 class GeneratorTrainer(keras.Model):
-    """What every keras-sr trainer shares: the generator, loss trackers and validation.
+    """What every keras-sr trainer shares: the generator, its EMA, loss trackers and validation.
 
     Subclasses define `train_step`. `call` passes through to the generator, so a trainer
     predicts like its generator; `test_step` measures PSNR and SSIM on the Y channel the way the
-    papers do (uint8 grid, `scale` pixels cropped from every border).
+    papers do (uint8 grid, `scale` pixels cropped from every border), on the EMA generator when
+    there is one.
 
     Args:
         generator: the network being trained.
         scale: int, its SR factor (the validation border crop).
         tracked: names of the values `train_step` logs.
+        ema_decay: float, keeps `ema_generator`, an exponential moving average of the
+            generator's weights updated after every generator step (BasicSR's net_g_ema, 0.999
+            in its recipes). 0 (the default) keeps none.
     """
 
-    def __init__(self, generator, scale, tracked, **kwargs):
+    def __init__(self, generator, scale, tracked, ema_decay=0.0, **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         self.generator = generator
         self.scale = scale
+        self.ema_decay = ema_decay
+        self.ema_generator = None
+        if ema_decay:
+            self.ema_generator = type(generator).from_config(generator.get_config())
+            self.ema_generator.set_weights(generator.get_weights())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
         self.psnr = PSNR(border=scale, name="psnr")
         self.ssim = SSIM(border=scale, name="ssim")
+
+    @property
+    def served(self):
+        """What is validated and saved: the EMA generator when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def call(self, lr_images, training=False):
         return self.generator(lr_images, training=training)
@@ -32,7 +55,13 @@ class GeneratorTrainer(keras.Model):
         return [*self.trackers.values(), self.psnr, self.ssim]
 
     def record(self, **values):
+        """Updates the trackers. Keras losses divide by the number of replicas (their gradients
+        are summed across replicas), so each `*_loss` is scaled back: the logs show the loss of
+        the global batch whatever the number of replicas."""
+        replicas = replicas_in_sync()
         for name, value in values.items():
+            if name.endswith("_loss") and replicas > 1:
+                value = ops.multiply(value, ops.cast(replicas, value.dtype))
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in self.trackers}
 
@@ -43,9 +72,33 @@ class GeneratorTrainer(keras.Model):
         gradients = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(gradients, variables))
 
+    def update_ema(self):
+        """ema = decay * ema + (1 - decay) * weight for every generator weight (batch-norm
+        statistics included, as BasicSR's model_ema does)."""
+        if self.ema_generator is None:
+            return
+        decay = self.ema_decay
+        # `.value`: the tf.Variable (mirrored under a strategy) behind each Keras variable.
+        pairs = [(average.value, weight.value) for average, weight
+                 in zip(self.ema_generator.weights, self.generator.weights)]
+
+        def update(strategy):
+            # In cross-replica context, as Keras' optimizers update: once per device copy of
+            # each (mirrored) average, from the same device's copy of the weight.
+            for average, weight in pairs:
+                strategy.extended.update(
+                    average, lambda a, w: a.assign(decay * a + (1.0 - decay) * w),
+                    args=(weight,), group=False)
+
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            update(tf.distribute.get_strategy())
+        else:
+            context.merge_call(update)
+
     def test_step(self, data):
         lr_images, hr_images, _ = keras.utils.unpack_x_y_sample_weight(data)
-        sr_images = self.generator(lr_images, training=False)
+        sr_images = self.served(lr_images, training=False)
         self.psnr.update_state(hr_images, sr_images)
         self.ssim.update_state(hr_images, sr_images)
         return {"psnr": self.psnr.result(), "ssim": self.ssim.result()}

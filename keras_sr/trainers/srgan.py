@@ -21,6 +21,7 @@ class SRGAN(AdversarialTrainer):
         perceptual_weight: Defaults to 1.0.
         adversarial_weight: Defaults to 1e-3 (SRGAN eq. 3).
         pixel_weight: an optional MSE pixel term; 0.0 in the paper's SRGAN-VGG54.
+        ema_decay: keeps an EMA of the generator (`GeneratorTrainer`); 0 keeps none.
         pixel_loss: the Keras loss of the pixel term. Defaults to MSE.
 
     Example:
@@ -34,7 +35,8 @@ class SRGAN(AdversarialTrainer):
 
     def __init__(self, generator, discriminator, perceptual_loss, scale=4,
                  perceptual_weight=1.0, adversarial_weight=1e-3, pixel_weight=0.0,
-                 pixel_loss=None, **kwargs):
+                 pixel_loss=None, ema_decay=0.0, **kwargs):
         super().__init__(generator, discriminator, perceptual_loss,
                          pixel_loss or keras.losses.MeanSquaredError(), scale, perceptual_weight,
-                         pixel_weight, adversarial_weight, **kwargs)
+                         pixel_weight, adversarial_weight, ema_decay=ema_decay,
+                         **kwargs)

@@ -124,3 +124,86 @@ def test_perceptual_loss_gradient_reaches_only_the_sr_images():
 def test_bad_criterion_is_named():
     with pytest.raises(ValueError, match="criterion must be 'l1' or 'mse', got 'l2'"):
         PerceptualLoss(tiny_extractor(), "l2")
+
+
+@pytest.fixture(scope="module")
+def torchvision_file(tmp_path_factory):
+    """The fixture's random VGG19, written as torchvision's state dict (with a classifier key,
+    as the real file has, which is ignored)."""
+    from keras_sr.convert import torch as torch_files
+    from tests.fixtures import torchvision_vgg19
+
+    path = tmp_path_factory.mktemp("torchvision") / "vgg19-random.pth"
+    state = torchvision_vgg19.state_dict()
+    state["classifier.6.bias"] = np.zeros(1000, np.float32)
+    torch_files.save(str(path), state, wrapper=None)
+    return str(path)
+
+
+def keras_conv5_4(path):
+    from tests.fixtures import torchvision_vgg19
+
+    extractor = vgg19_features("block5_conv4", before_activation=True, weights=path)
+    return keras.ops.convert_to_numpy(extractor(torchvision_vgg19.images()))
+
+
+def test_torchvision_weights_give_torchvisions_features(torchvision_file):
+    # The values PyTorch computed once (tests/fixtures/torchvision_vgg19.py): this runs
+    # without PyTorch.
+    from tests.fixtures import torchvision_vgg19
+
+    expected = np.load(torchvision_vgg19.OUTPUT)["features"]
+    features = keras_conv5_4(torchvision_file)
+    assert (features < 0).any()  # before the ReLU
+    assert np.abs(features - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_torchvision_weights_match_pytorch_now(torchvision_file):
+    pytest.importorskip("torch", reason="PyTorch is not installed (pip install keras-sr[torch])")
+    from tests.fixtures import torchvision_vgg19
+
+    expected = torchvision_vgg19.torch_features(torchvision_vgg19.state_dict(),
+                                                torchvision_vgg19.images())
+    features = keras_conv5_4(torchvision_file)
+    assert np.abs(features - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_a_pth_file_that_is_not_vgg19_is_named(tmp_path):
+    from keras_sr.convert import torch as torch_files
+
+    path = tmp_path / "not-vgg.pth"
+    torch_files.save(str(path), {"features.0.weight": np.zeros((64, 3, 3, 3), np.float32)},
+                     wrapper=None)
+    with pytest.raises(VGGWeightsUnavailable, match="not-vgg.pth.*no features.0.bias"):
+        vgg19_features(weights=str(path))
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(VGGWeightsUnavailable, match="garbage.pth"):
+        vgg19_features(weights=str(tmp_path / "garbage.pth"))
+
+
+def test_torchvision_weights_are_found_or_the_message_says_where(tmp_path, monkeypatch,
+                                                                   torchvision_file):
+    monkeypatch.delenv(perceptual.TORCHVISION_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(perceptual.urllib.request, "urlopen", lambda url, timeout: (
+        _ for _ in ()).throw(urllib.error.URLError("offline")))
+    with pytest.raises(VGGWeightsUnavailable) as error:
+        resolve_vgg19_weights("torchvision")
+    message = str(error.value)
+    assert perceptual.TORCHVISION_URL in message and "loss.vgg_weights" in message
+    assert perceptual.TORCHVISION_ENVIRONMENT_VARIABLE in message
+    # A cached file whose SHA-256 does not start with the name's digits is not trusted.
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / perceptual.TORCHVISION_FILE
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"half a download")
+    with pytest.raises(VGGWeightsUnavailable, match="no copy at"):
+        resolve_vgg19_weights("torchvision", download=False)
+    monkeypatch.setenv(perceptual.TORCHVISION_ENVIRONMENT_VARIABLE, torchvision_file)
+    assert resolve_vgg19_weights("torchvision") == torchvision_file
+
+
+def test_torchvision_preprocessing_is_imagenet_mean_and_std():
+    images = random_images((2, 5, 4, 3))
+    expected = (images - np.array(perceptual.IMAGENET_RGB_MEAN)) / np.array(
+        perceptual.IMAGENET_RGB_STD)
+    np.testing.assert_allclose(perceptual.TorchvisionPreprocess()(images), expected, rtol=1e-5)

@@ -208,13 +208,14 @@ def test_an_esrgan_run_with_an_injected_feature_extractor(image_folder, tmp_path
 
 
 def test_missing_vgg_weights_stop_before_training(image_folder, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("KERAS_SR_VGG19_WEIGHTS", str(tmp_path / "nowhere.h5"))
+    # esrgan_x4 uses torchvision's VGG19 (BasicSR's), found through this variable first.
+    monkeypatch.setenv("KERAS_SR_VGG19_TORCHVISION_WEIGHTS", str(tmp_path / "nowhere.pth"))
     run_dir = tmp_path / "gan"
     status = fit.main(["esrgan_x4", "--output", str(run_dir), "--set",
                        f"data.train={image_folder}", "--set", "data.hr_patch_size=32",
                        *[item for o in TINY_MODEL for item in ("--set", o)]])
     assert status == 2
-    assert "nowhere.h5" in capsys.readouterr().err
+    assert "nowhere.pth" in capsys.readouterr().err
     assert not (run_dir / "checkpoints").exists()
 
 
