@@ -132,11 +132,12 @@ def build(torch):
 
         def forward(self, images):
             if self.preprocess == "torchvision":
-                mean = torch.tensor(IMAGENET_RGB_MEAN).view(1, 3, 1, 1)
-                std = torch.tensor(IMAGENET_RGB_STD).view(1, 3, 1, 1)
+                mean = torch.tensor(IMAGENET_RGB_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
+                std = torch.tensor(IMAGENET_RGB_STD, dtype=images.dtype).view(1, 3, 1, 1)
                 images = (images - mean) / std
             else:
-                images = images.flip(1) * 255.0 - torch.tensor(IMAGENET_BGR_MEAN).view(1, 3, 1, 1)
+                images = images.flip(1) * 255.0 - torch.tensor(
+                    IMAGENET_BGR_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
             return self.features(images)
 
     return RRDBNet, VGGStyleDiscriminator, VGG19Features
@@ -155,7 +156,7 @@ def psnr_step(torch, generator, g_optimizer, lr, hr, pixel="l1"):
     loss = criterion(generator(lr), hr)
     loss.backward()
     g_optimizer.step()
-    return {"g_loss": float(loss)}
+    return {"g_loss": loss.item()}
 
 
 def esrgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, lr, hr,
@@ -187,9 +188,9 @@ def esrgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, 
     d_fake = bce(fake - real.detach().mean(), torch.zeros_like(fake)) * 0.5
     d_fake.backward()
     d_optimizer.step()
-    return {"g_loss": float(g_loss), "pixel_loss": float(pixel),
-            "perceptual_loss": float(perceptual), "adversarial_loss": float(adversarial),
-            "d_loss": float(d_real + d_fake)}
+    return {"g_loss": g_loss.item(), "pixel_loss": pixel.item(),
+            "perceptual_loss": perceptual.item(), "adversarial_loss": adversarial.item(),
+            "d_loss": (d_real + d_fake).item()}
 
 
 def srgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, lr, hr,
@@ -217,8 +218,8 @@ def srgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, l
     d_fake = bce(fake, torch.zeros_like(fake))
     d_fake.backward()
     d_optimizer.step()
-    return {"g_loss": float(g_loss), "perceptual_loss": float(perceptual),
-            "adversarial_loss": float(adversarial), "d_loss": float(d_real + d_fake)}
+    return {"g_loss": g_loss.item(), "perceptual_loss": perceptual.item(),
+            "adversarial_loss": adversarial.item(), "d_loss": (d_real + d_fake).item()}
 
 
 # --- Moving weights between keras-sr's networks and these. ---

@@ -247,12 +247,11 @@ def training_precision(configured):
 def build_optimizer(optimizer_config, variables, precision, total_steps):
     import keras
 
+    from keras_sr.trainers import PyTorchAdam
+
     rate = learning_rate_schedule(optimizer_config, total_steps)
-    # epsilon 1e-8 as PyTorch's Adam, which trained the papers' reference models (Keras' default
-    # is 1e-7; Keras also folds the bias correction into the rate, so the two differ only in
-    # how epsilon is corrected over the first few hundred steps).
-    optimizer = keras.optimizers.Adam(rate, beta_1=optimizer_config.beta_1,
-                                      beta_2=optimizer_config.beta_2, epsilon=1e-8)
+    # PyTorch's Adam, which trained the papers' reference models, step for step.
+    optimizer = PyTorchAdam(rate, beta_1=optimizer_config.beta_1, beta_2=optimizer_config.beta_2)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     # Built here, inside the strategy scope, on the variables it will update.

@@ -11,7 +11,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-binary_crossentropy = keras.losses.BinaryCrossentropy(from_logits=True)
+
+def binary_crossentropy(targets, logits):
+    """Keras' BinaryCrossentropy on logits, computed in float32 or wider (float64 logits stay
+    float64; a loss object made once would compute in the float type current at import)."""
+    dtype = keras.backend.result_type(logits.dtype, "float32")
+    return keras.losses.BinaryCrossentropy(from_logits=True, dtype=dtype)(targets, logits)
 
 
 def global_batch_mean(values):

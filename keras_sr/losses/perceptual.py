@@ -271,7 +271,9 @@ class PerceptualLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         hr_features = ops.stop_gradient(self.feature_extractor(y_true, training=False))
         sr_features = self.feature_extractor(y_pred, training=False)
-        difference = (ops.cast(sr_features, "float32") - ops.cast(hr_features, "float32")) \
+        # At least float32: bfloat16 / float16 features are compared in float32.
+        dtype = keras.backend.result_type(sr_features.dtype, "float32")
+        difference = (ops.cast(sr_features, dtype) - ops.cast(hr_features, dtype)) \
             * self.feature_scale
         distance = ops.abs(difference) if self.criterion == "l1" else ops.square(difference)
         return ops.mean(distance, axis=(1, 2, 3))

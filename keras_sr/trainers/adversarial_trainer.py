@@ -39,23 +39,15 @@ class AdversarialTrainer(GeneratorTrainer):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
 
-    def content_losses(self, hr_images, sr_images):
-        zero = ops.zeros((), "float32")
-        pixel = self.pixel_loss(hr_images, sr_images) if self.pixel_weight else zero
-        perceptual = (self.perceptual_loss(hr_images, sr_images) if self.perceptual_weight
-                      else zero)
-        return pixel, perceptual
-
     def train_step(self, data):
         lr_images, hr_images, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             sr_images = self.generator(lr_images, training=True)
-            pixel_loss, perceptual_loss = self.content_losses(hr_images, sr_images)
+            content_loss, logged = self.content_loss(hr_images, sr_images)
             real_logits = ops.stop_gradient(self.discriminator(hr_images, training=True))
             fake_logits = self.discriminator(sr_images, training=True)
             adversarial_loss = self.generator_adversarial_loss(real_logits, fake_logits)
-            g_loss = (self.perceptual_weight * perceptual_loss + self.pixel_weight * pixel_loss
-                      + self.adversarial_weight * adversarial_loss)
+            g_loss = content_loss + self.adversarial_weight * adversarial_loss
             g_scaled = self.g_optimizer.scale_loss(g_loss)
         self.minimize(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         self.update_ema()
@@ -69,6 +61,6 @@ class AdversarialTrainer(GeneratorTrainer):
         self.minimize(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
 
         return self.record(
-            g_loss=g_loss, d_loss=d_loss, pixel_loss=pixel_loss, perceptual_loss=perceptual_loss,
-            adversarial_loss=adversarial_loss, d_real=ops.mean(ops.sigmoid(real_logits)),
-            d_fake=ops.mean(ops.sigmoid(fake_logits)))
+            g_loss=g_loss, d_loss=d_loss, adversarial_loss=adversarial_loss,
+            d_real=ops.mean(ops.sigmoid(real_logits)), d_fake=ops.mean(ops.sigmoid(fake_logits)),
+            **logged)

@@ -65,6 +65,18 @@ class GeneratorTrainer(keras.Model):
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in self.trackers}
 
+    def content_loss(self, hr_images, sr_images):
+        """`(pixel_weight x pixel + perceptual_weight x perceptual, {name: term})`; a term whose
+        weight is 0 is neither computed nor logged (its tracker shows 0). Subclasses set
+        `pixel_loss`, `perceptual_loss` and their weights."""
+        terms, total = {}, 0.0
+        for name, weight in (("pixel_loss", self.pixel_weight),
+                             ("perceptual_loss", self.perceptual_weight)):
+            if weight:
+                terms[name] = getattr(self, name)(hr_images, sr_images)
+                total = total + weight * terms[name]
+        return total, terms
+
     @staticmethod
     def minimize(optimizer, tape, scaled_loss, variables):
         """One optimizer step on `optimizer.scale_loss(loss)`, which must be computed inside the

@@ -47,12 +47,7 @@ class PSNRTrainer(GeneratorTrainer):
         lr_images, hr_images, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             sr_images = self.generator(lr_images, training=True)
-            pixel_loss = self.pixel_loss(hr_images, sr_images)
-            g_loss = self.pixel_weight * pixel_loss
-            logged = {"pixel_loss": pixel_loss}
-            if self.perceptual_loss is not None:
-                logged["perceptual_loss"] = self.perceptual_loss(hr_images, sr_images)
-                g_loss += self.perceptual_weight * logged["perceptual_loss"]
+            g_loss, logged = self.content_loss(hr_images, sr_images)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         self.minimize(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
         self.update_ema()

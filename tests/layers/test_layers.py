@@ -91,15 +91,17 @@ def test_crop_to_scaled_size_keeps_top_left():
         1, 74, 106, 3)
 
 
-def test_clip_to_unit_range_clips_and_passes_gradient_only_while_training():
+def test_clip_to_unit_range_clips_at_inference_and_trains_on_the_raw_output():
+    # BasicSR computes its losses on the unclipped output; keras-sr trains the same way.
     values = tf.constant([-0.5, 0.25, 1.5])
     layer = ClipToUnitRange()
     np.testing.assert_allclose(layer(values), [0.0, 0.25, 1.0])
-    for training, expected_gradient in [(True, [1.0, 1.0, 1.0]), (False, [0.0, 1.0, 0.0])]:
+    for training, expected, expected_gradient in [
+            (True, [-0.5, 0.25, 1.5], [1.0, 1.0, 1.0]), (False, [0.0, 0.25, 1.0], [0.0, 1.0, 0.0])]:
         with tf.GradientTape() as tape:
             tape.watch(values)
             outputs = layer(values, training=training)
-        np.testing.assert_allclose(outputs, [0.0, 0.25, 1.0])
+        np.testing.assert_allclose(outputs, expected)
         np.testing.assert_allclose(tape.gradient(outputs, values), expected_gradient)
 
 

@@ -1,0 +1,187 @@
+"""keras-sr's training steps against PyTorch re-implementations of BasicSR's
+(`benchmarks/torch_reference.py`): the same tiny networks from identical weights, the same
+batches, Adam (0.9, 0.99) as the recipes use; the weights after one and after three steps and
+the logged losses must agree.
+
+Both sides compute in float64. In float32 the gradients agree to rounding (checked with SGD:
+6e-4 of each update at worst), but Adam divides each gradient by its own magnitude, so a weight
+whose gradient is rounding noise (~1e-9) moves by up to a full learning rate in either
+direction, and after three steps such weights differ by about the learning rate whatever the
+losses; in float64 that noise is 1e-17 and every weight must match.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from benchmarks import torch_reference as reference
+from keras_sr.convert.basicsr import state_dict_of
+from keras_sr.losses import perceptual
+from keras_sr.losses.perceptual import PerceptualLoss, vgg19_features
+from keras_sr.models import RRDBNet, VGGStyleDiscriminator
+from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer, PyTorchAdam
+from tests.helpers import random_images
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install "
+                                            "keras-sr[torch]); CI installs it")
+
+LEARNING_RATE = 1e-4
+# On weights, after steps that each move a weight by up to 1e-4; the weights are compared
+# through the converters' float32 state dicts.
+TOLERANCE = 1e-7
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory):
+    from keras_sr.convert import torch as torch_files
+    from tests.fixtures import torchvision_vgg19
+
+    path = tmp_path_factory.mktemp("vgg") / "vgg19-random.pth"
+    torch_files.save(str(path), torchvision_vgg19.state_dict(), wrapper=None)
+    return str(path)
+
+
+def batches(count=3, size=32, scale=4):
+    return [(random_images((4, size // scale, size // scale, 3), seed=10 + index),
+             random_images((4, size, size, 3), seed=20 + index)) for index in range(count)]
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_dtype_policy("float64")
+    keras.config.set_floatx("float64")  # the pixel losses' float type
+    yield
+    keras.config.set_dtype_policy(previous[0])
+    keras.config.set_floatx(previous[1])
+
+
+def nchw(images):
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).double()
+
+
+def adam(parameters):
+    return torch.optim.Adam(parameters, LEARNING_RATE, betas=(0.9, 0.99), eps=1e-8)
+
+
+def keras_adam():
+    return PyTorchAdam(LEARNING_RATE, beta_1=0.9, beta_2=0.99)
+
+
+def float32_rounded(model):
+    """The same starting point on both sides: the converters hand PyTorch float32 values."""
+    model.set_weights([np.float32(weight) for weight in model.get_weights()])
+    return model
+
+
+def twins(with_discriminator=True):
+    """Tiny keras-sr networks and PyTorch copies holding the same weights."""
+    rrdbnet, discriminator_class, _ = reference.build(torch)
+    keras.utils.set_random_seed(3)
+    generator = float32_rounded(RRDBNet(num_blocks=1, num_features=8, growth_channels=4))
+    torch_generator = rrdbnet(num_blocks=1, num_features=8, growth=4).double()
+    reference.load_state(torch_generator, state_dict_of(generator))
+    if not with_discriminator:
+        return generator, torch_generator
+    discriminator = float32_rounded(VGGStyleDiscriminator(input_size=32, num_features=8))
+    torch_discriminator = discriminator_class(num_features=8, input_size=32).double()
+    reference.load_state(torch_discriminator, reference.discriminator_state_dict(discriminator))
+    return generator, torch_generator, discriminator, torch_discriminator
+
+
+def largest_difference(ours, theirs, skip=("running_", "num_batches")):
+    theirs = {key: value.detach().numpy() for key, value in theirs.state_dict().items()}
+    keys = [key for key in ours if not any(part in key for part in skip)]
+    assert keys and set(keys) <= set(theirs)
+    return max(float(np.abs(ours[key] - theirs[key]).max()) for key in keys)
+
+
+def check_losses(logs, torch_logs):
+    for name, value in torch_logs.items():
+        assert logs[name] == pytest.approx(value, rel=1e-6), name
+
+
+def run_gan(trainer, generator, discriminator, torch_step, torch_generator,
+            torch_discriminator):
+    differences = []
+    for index, (lr, hr) in enumerate(batches()):
+        logs = trainer.train_on_batch(lr, hr, return_dict=True)
+        torch_logs = torch_step(nchw(lr), nchw(hr))
+        check_losses(logs, torch_logs)
+        if index in (0, 2):
+            differences.append((
+                largest_difference(state_dict_of(generator), torch_generator),
+                largest_difference(reference.discriminator_state_dict(discriminator),
+                                   torch_discriminator)))
+    return differences
+
+
+@pytest.mark.slow
+def test_esrgan_step_equals_basicsrs(vgg_file):
+    generator, torch_generator, discriminator, torch_discriminator = twins()
+    trainer = ESRGAN(generator, discriminator,
+                     PerceptualLoss(vgg19_features("block5_conv4", True, vgg_file), "l1"))
+    trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
+    vgg = reference.build(torch)[2](last=34, preprocess="torchvision").double()
+    reference.load_state(vgg, perceptual_state(vgg_file))
+    g_optimizer, d_optimizer = adam(torch_generator.parameters()), adam(
+        torch_discriminator.parameters())
+
+    def torch_step(lr, hr):
+        return reference.esrgan_step(torch, torch_generator, torch_discriminator, vgg,
+                                     g_optimizer, d_optimizer, lr, hr)
+
+    for generator_difference, discriminator_difference in run_gan(
+            trainer, generator, discriminator, torch_step, torch_generator,
+            torch_discriminator):
+        assert generator_difference < TOLERANCE
+        assert discriminator_difference < TOLERANCE
+
+
+def perceptual_state(path):
+    from keras_sr.convert import torch as torch_files
+
+    return {key: value for key, value in torch_files.load(path).items()
+            if key.startswith("features.")}
+
+
+@pytest.mark.slow
+def test_srgan_step_equals_the_reference(vgg_file):
+    # SRGAN §2.2: MSE between VGG54 features after ReLU, both rescaled by 1/12.75, + 1e-3 BCE;
+    # Keras' (Caffe) preprocessing, here with the fixture's random VGG weights.
+    generator, torch_generator, discriminator, torch_discriminator = twins()
+    extractor = vgg19_features("block5_conv4", before_activation=False, weights=None)
+    for name, values in perceptual.torchvision_weights(vgg_file).items():
+        extractor.get_layer(name).set_weights(values)
+    trainer = SRGAN(generator, discriminator,
+                    PerceptualLoss(extractor, "mse", feature_scale=1 / 12.75))
+    trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
+    vgg = reference.build(torch)[2](last=35, preprocess="caffe").double()
+    reference.load_state(vgg, reference.vgg_state_dict(extractor))
+    g_optimizer, d_optimizer = adam(torch_generator.parameters()), adam(
+        torch_discriminator.parameters())
+
+    def torch_step(lr, hr):
+        return reference.srgan_step(torch, torch_generator, torch_discriminator, vgg,
+                                    g_optimizer, d_optimizer, lr, hr)
+
+    for generator_difference, discriminator_difference in run_gan(
+            trainer, generator, discriminator, torch_step, torch_generator,
+            torch_discriminator):
+        assert generator_difference < TOLERANCE
+        assert discriminator_difference < TOLERANCE
+
+
+@pytest.mark.parametrize("pixel", ["l1", "mse"])
+def test_psnr_step_equals_the_reference(pixel):
+    generator, torch_generator = twins(with_discriminator=False)
+    trainer = PSNRTrainer(generator, scale=4, pixel_loss=keras.losses.MeanAbsoluteError()
+                          if pixel == "l1" else keras.losses.MeanSquaredError())
+    trainer.compile(g_optimizer=keras_adam())
+    optimizer = adam(torch_generator.parameters())
+    for index, (lr, hr) in enumerate(batches()):
+        logs = trainer.train_on_batch(lr, hr, return_dict=True)
+        check_losses(logs, reference.psnr_step(torch, torch_generator, optimizer, nchw(lr),
+                                               nchw(hr), pixel))
+        if index in (0, 2):
+            assert largest_difference(state_dict_of(generator), torch_generator) < TOLERANCE
