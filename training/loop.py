@@ -187,10 +187,11 @@ def train_loop(run, iterator, source, validation, log=print, reporter=None):
                 reporter.losses(step, values)
                 for tracker in run.trainer.trackers.values():
                     tracker.reset_state()
-            if step % train.checkpoint_every == 0 or step == train.steps:
-                run.checkpoints.save(step)
+            # Validation first, so that the checkpoint holds the best PSNR including this step.
             if validation and (step % train.validate_every == 0 or step == train.steps):
                 reporter.validate(step)
+            if step % train.checkpoint_every == 0 or step == train.steps:
+                run.checkpoints.save(step)
             if interruption.signal is not None:
                 run.checkpoints.save(step)
                 log(f"\nstopped by signal {interruption.signal} at step {step}; checkpoint "

@@ -168,3 +168,27 @@ def test_mirrored_esrgan_steps_equal_one_device():
     assert set(report["single"]) == GAN_LOGS
     for name, value in report["single"].items():
         assert report["mirrored"][name] == pytest.approx(value, rel=1e-4), name
+
+
+def test_a_trainer_keeps_its_generators_ema_through_plain_fit():
+    # BasicSR's net_g_ema: ema = decay * ema + (1 - decay) * weights, after every generator
+    # step, here without training.fit's loop; evaluate() scores the EMA generator.
+    keras.utils.set_random_seed(1)
+    generator = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
+    trainer = PSNRTrainer(generator, scale=4, ema_decay=0.75)
+    trainer.compile(g_optimizer=keras.optimizers.SGD(0.1))
+    start = generator.get_weights()
+    lr, hr = batch()
+    trainer.fit(tf.data.Dataset.from_tensors((lr, hr)).repeat(1), verbose=0)
+    after_one = generator.get_weights()
+    for average, first, second in zip(trainer.ema_generator.get_weights(), start, after_one):
+        np.testing.assert_allclose(average, 0.75 * first + 0.25 * second, rtol=1e-5, atol=1e-7)
+    assert any(not np.array_equal(a, b) for a, b in zip(start, after_one))
+    assert trainer.served is trainer.ema_generator
+    results = trainer.evaluate(lr, hr, return_dict=True, verbose=0)
+    from keras_sr.metrics import psnr
+    sr = keras.ops.convert_to_numpy(trainer.ema_generator(lr))
+    assert results["psnr"] == pytest.approx(np.mean([psnr(s, h, 4) for s, h in zip(sr, hr)]),
+                                            abs=1e-3)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\), got 1.0"):
+        PSNRTrainer(generator, scale=4, ema_decay=1.0)

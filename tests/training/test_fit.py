@@ -338,3 +338,32 @@ def test_building_a_run_and_the_loop_are_separate_parts(image_folder, tmp_path):
     assert resumed.start_step == 3
     for saved, restored in zip(run.generator.get_weights(), resumed.generator.get_weights()):
         np.testing.assert_array_equal(saved, restored)
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_float16_training_scales_the_loss_so_small_gradients_survive(scaled):
+    # A loss whose gradient at the output is ~1e-4 / 12288 per pixel: below float16's smallest
+    # subnormal (6e-8), so unscaled float16 back-propagation gives exact zeros; the optimizer
+    # training.fit builds for float16 scales the loss (2^15 to start) and the step moves the
+    # weights. The unscaled case is the control: it shows the check can fail.
+    import keras
+
+    from keras_sr.trainers import PSNRTrainer, PyTorchAdam
+    from tests.trainers.test_trainers import batch
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        generator = fit.build_generator(config_lib.ModelConfig(
+            generator="rrdbnet", scale=4, num_blocks=1, num_features=8, growth_channels=4))
+        trainer = PSNRTrainer(generator, 4, pixel_weight=1e-4)
+        optimizer = fit.build_optimizer(config_lib.OptimizerConfig(learning_rate=1e-3),
+                                        generator.trainable_variables, "mixed_float16", 10) \
+            if scaled else PyTorchAdam(1e-3)
+        trainer.compile(g_optimizer=optimizer)
+        before = generator.get_weights()
+        trainer.train_on_batch(*batch())
+        moved = [not np.array_equal(a, b) for a, b in zip(before, generator.get_weights())]
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert all(moved) if scaled else not any(moved)
