@@ -125,7 +125,10 @@ class Reporter:
     def learning_rate(self):
         optimizer = self.run.optimizers["g_optimizer"]
         rate = optimizer.learning_rate
-        return float(rate(optimizer.iterations) if callable(rate) else rate)
+        if callable(rate):
+            rate = rate(optimizer.iterations)
+        # A constant rate is a (mirrored, under a strategy) variable: read its value.
+        return float(tf.convert_to_tensor(rate).numpy())
 
     def losses(self, step, values):
         self.progress.update(step, values=list(values.items()))

@@ -23,15 +23,26 @@ WORKER = textwrap.dedent("""
         f"data.train={folder}", "data.hr_patch_size=32", "data.batch_size=4",
         "train.steps=3", "train.checkpoint_every=2", "train.log_every=1",
         "model.num_blocks=1", "model.num_features=8", "model.growth_channels=4",
-        "model.discriminator_features=8"])
+        "model.discriminator_features=8", "train.precision=float32"])
     chief, index = fit.cluster_role()
-    if chief:
-        fit.prepare_run_dir(run_dir, config)
+    config = fit.prepare_run_dir(run_dir, config, write=chief)
+    # Plain SGD: Adam would normalise away a wrong gradient scale (see test_trainers).
+    def sgd(optimizer_config, variables, precision, total_steps):
+        optimizer = keras.optimizers.SGD(0.05)
+        optimizer.build(variables)
+        return optimizer
+
+    fit.build_optimizer = sgd
     built = {}
     build_generator = fit.build_generator
-    fit.build_generator = lambda model: built.setdefault("generator", build_generator(model))
+    def keep(model):
+        generator = built.setdefault("generator", build_generator(model))
+        built.setdefault("start", generator.get_weights())
+        return generator
+
+    fit.build_generator = keep
     status = fit.train(config, run_dir, feature_extractor_factory=tiny_extractor, log=print)
-    np.savez(out, *built["generator"].get_weights())
+    np.savez(out, *built["generator"].get_weights(), *built["start"])
     print("status", status, "chief", chief)
 """)
 
@@ -62,14 +73,30 @@ def test_two_workers_train_esrgan_to_identical_weights(tmp_path, rng):
             [sys.executable, "-c", WORKER, str(run_dir), str(folder),
              str(tmp_path / f"worker{index}.npz")],
             env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    # The same run in one process (one device, the same global batch of 4).
+    processes.append(subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path / "single"), str(folder),
+         str(tmp_path / "single.npz")],
+        env={key: value for key, value in os.environ.items() if key != "TF_CONFIG"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=540) for process in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
         assert "status 0" in out
     first, second = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    single = np.load(tmp_path / "single.npz")
     assert len(first.files) == len(second.files) > 0
     for name in first.files:
         np.testing.assert_allclose(first[name], second[name], atol=1e-6)
+    # Against one process on the same global batches (float32: bfloat16 rounding would differ
+    # between the two reduction orders by ~0.2% of the update): summation order leaves ~2e-4
+    # of the update; other batches, or a wrong 1/N, would leave most of it.
+    half = len(first.files) // 2
+    trained = [f"arr_{index}" for index in range(half)]
+    difference = max(float(np.abs(first[name] - single[name]).max()) for name in trained)
+    update = max(float(np.abs(single[name] - single[f"arr_{index + half}"]).max())
+                 for index, name in enumerate(trained))
+    assert update > 1e-3 and difference < 1e-3 * update
     # Only the chief wrote the run directory; the other worker's scratch space is gone.
     assert (run_dir / "generator_last.keras").is_file()
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
