@@ -376,25 +376,17 @@ def build_run(config, run_dir, feature_extractor_factory=None, log=print):
 
 
 def data_stream(run, source=None):
-    """`(source, distributed iterator)` of training batches. A resumed run continues with a
-    fresh, deterministic stream keyed by its step; `source` is reused for a new run."""
-    import tensorflow as tf
-
+    """`(source, distributed iterator)` of training batches, continuing where the run stopped
+    (see `keras_sr.data.pipeline.element_stream` for how exactly each source resumes)."""
     from keras_sr.data.pipeline import training_dataset
 
     config = run.config
-    seed = config.data.seed + run.start_step
-    if source is None or run.start_step:
-        source = make_source(config, shuffle_seed=seed)
+    if source is None:
+        source = make_source(config, shuffle_seed=config.data.seed)
     cache = {"auto": "auto", "yes": True, "no": False}[config.data.cache]
     dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
-                               config.data.batch_size, seed=seed, cache=cache)
-    # Every worker builds the same seeded stream and takes its share of each global batch, so N
-    # workers train on exactly the batches one process would (sharding by file would give each
-    # worker other images, and other global batches, at the cost of each decoding them all).
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
+                               config.data.batch_size, seed=config.data.seed, cache=cache,
+                               start_step=run.start_step)
     return source, iter(run.strategy.experimental_distribute_dataset(dataset))
 
 

@@ -3,10 +3,11 @@
     source = folder_source("T91/", scale=4, min_hr_size=128, shuffle_seed=0)
     dataset = training_dataset(source, hr_patch_size=128, scale=4, batch_size=16, seed=0)
 
-Order of work: read the files in a seeded random order (the sources' `shuffle_seed`), decode and
-degrade each full image once, cache the uint8 pairs in memory when they fit, shuffle a few
-dozen whole images at a time, repeat, then per element a seeded aligned random crop, flip and
-90-degree rotation, batch, and prefetch. Under `tf.distribute`, pass the dataset to
+Order of work: pass after pass over the source, each pass in its own seeded order (the file
+list permuted before decoding, or the cached decoded images shuffled whole; see
+`element_stream`), decode and degrade each full image, cache the uint8 pairs in memory when they
+fit, then per element a seeded aligned random crop, flip and 90-degree rotation, batch, and
+prefetch. Under `tf.distribute`, pass the dataset to
 `strategy.experimental_distribute_dataset`; the auto-shard policy is set here (FILE for TFRecord
 shards, DATA otherwise).
 """
@@ -14,6 +15,7 @@ shards, DATA otherwise).
 import logging
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from keras_sr.data.transforms import random_crop_pair, random_flip_rotate_pair
@@ -51,9 +53,61 @@ def with_shard_policy(dataset, file_based):
     return dataset.with_options(options)
 
 
+def element_stream(source, seed=0, start_element=0, cache="auto", shuffle_buffer=64):
+    """The source's `(index, (name, lr, hr))` elements pass after pass, from element
+    `start_element` of the stream, each pass in a new order drawn from the seed.
+
+    - A source with a file list (folders, DIV2K pairs) is permuted whole each pass (by the
+      pass's seed), before decoding; resuming starts at the same pass and position, skipped
+      before decoding: exact, unless some images failed to decode.
+    - A cached source (decoded images in memory) is shuffled whole each pass from the cache;
+      resuming replays the skipped passes' shuffles from memory: exact.
+    - tfds and TFRecord sources are read in sequence (TFRecords with their shards permuted
+      each pass) through a seeded shuffle window; a tfds source resumes at its pass and
+      position (skipped records are decoded), a TFRecord source, whose length is unknown, with
+      a new seeded pass. Both then shuffle with a window seeded by where they resumed, so the
+      order is close to, not equal to, an uninterrupted run's.
+    - A source with only a fixed order is window-shuffled and replayed: exact, but slow to
+      resume.
+    """
+    count = source.count
+
+    def pass_seed(index):
+        return tf.stack([tf.constant(seed, tf.int64), index])
+
+    if should_cache(source, cache) or source.epoch is None:
+        base = source.dataset if source.epoch is None else source.epoch(
+            pass_seed(tf.constant(-1, tf.int64)), tf.constant(0, tf.int64))
+        if should_cache(source, cache):
+            base = base.cache()
+        buffer = max(count or 0, shuffle_buffer) if should_cache(source, cache) \
+            else shuffle_buffer
+        # A Python seed: Dataset.shuffle mishandles tensor seeds under a global seed of 0.
+        elements = base.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+        elements = elements.skip(start_element)
+    else:
+        first_pass, offset = divmod(start_element, count) if count else (start_element, 0)
+
+        def one_pass(index):
+            skip = tf.where(index == first_pass, tf.constant(offset, tf.int64),
+                            tf.constant(0, tf.int64))
+            return source.epoch(pass_seed(index), skip)
+
+        elements = tf.data.Dataset.range(first_pass, tf.int64.max).flat_map(one_pass)
+        if not source.permutes:
+            resumed_seed = int(np.random.SeedSequence([seed, first_pass]).generate_state(1)[0])
+            elements = elements.shuffle(shuffle_buffer, seed=resumed_seed)
+    return tf.data.Dataset.zip(tf.data.Dataset.range(start_element, tf.int64.max), elements)
+
+
 def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="auto",
-                     flip=True, rotate=True, shuffle_buffer=64):
+                     flip=True, rotate=True, shuffle_buffer=64, start_step=0):
     """Random aligned patch batches for training.
+
+    One patch per image per pass; every pass visits the images in a new order (see
+    `element_stream`), and each patch's crop, flip and rotation are drawn from the seed and its
+    position in the stream, so `start_step=k` continues exactly where a run that stopped after
+    k steps left off.
 
     Args:
         source: a `keras_sr.data.sources.Source`.
@@ -63,9 +117,8 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
         seed: int; the same seed gives the same batches.
         cache: True, False, or "auto" (cache when the decoded images fit in 40% of memory).
         flip, rotate: random horizontal flips and 90-degree rotations.
-        shuffle_buffer: how many decoded images are shuffled together. Keep it small: the first
-            batch waits until the buffer is full. Let the source read its files in a seeded
-            random order (`shuffle_seed`) for the global mixing.
+        shuffle_buffer: the window of the shuffles of sources that cannot be permuted whole.
+        start_step: batches already consumed (a resumed run).
     Returns:
         An infinite dataset of `(lr_images, hr_images)`, float32 in [0, 1], shapes
         `[batch, P / scale, P / scale, 3]` and `[batch, P, P, 3]`.
@@ -74,16 +127,15 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
         raise ValueError(f"hr_patch_size {hr_patch_size} is not a multiple of scale {scale}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    dataset = source.dataset
-    if should_cache(source, cache):
-        dataset = dataset.cache()
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat()
-    # Per-element seeds from a seeded stream: patches do not depend on map parallelism.
-    dataset = tf.data.Dataset.zip(tf.data.Dataset.random(seed=seed), dataset)
+    dataset = element_stream(source, seed, start_step * batch_size, cache, shuffle_buffer)
+    seed_tensor = tf.constant(seed, tf.int64)
 
-    def patch(element_seed, element):
+    def patch(index, element):
         _, lr_image, hr_image = element
+        # Per-element seeds from the stream position: patches depend neither on map
+        # parallelism nor on where the run was resumed.
+        element_seed = tf.random.stateless_uniform(
+            [], tf.stack([seed_tensor, index]), minval=0, maxval=tf.int64.max, dtype=tf.int64)
         lr_patch, hr_patch = random_crop_pair(lr_image, hr_image, hr_patch_size, scale,
                                               element_seed)
         lr_patch, hr_patch = random_flip_rotate_pair(lr_patch, hr_patch, element_seed,

@@ -43,16 +43,26 @@ class Source:
     """A source's dataset of `(name, lr, hr)` uint8 triples and what is known about it.
 
     Attributes:
-        dataset: the tf.data.Dataset.
+        dataset: the tf.data.Dataset, one pass in a fixed order.
         skip_log: files skipped so far (`SkipLog`).
         decoded_bytes: memory the decoded LR + HR images need, or None when unknown.
         file_based: read from sharded files (auto-shard by FILE under multi-worker).
+        epoch: `epoch(seed, skip)`, one pass without its first `skip` elements, left out
+            before they are decoded where the source can, in an order drawn from `seed` (a
+            [2] int64 tensor) when `permutes`; None for a source that has only its fixed order.
+        count: elements in one pass when known before reading (images that fail to decode
+            make the real count smaller).
+        permutes: `epoch` permutes the whole pass (a file list); otherwise the pipeline
+            shuffles a window.
     """
 
     dataset: tf.data.Dataset
     skip_log: "SkipLog"
     decoded_bytes: int | None = None
     file_based: bool = False
+    epoch: object = None
+    count: int | None = None
+    permutes: bool = False
 
 
 class SkipLog:
@@ -148,6 +158,13 @@ def degrade(hr_image, scale):
     return lr_image, hr_image
 
 
+def permuted(columns, seed):
+    """`columns` (equal-length lists) as a dataset of rows in the order `seed` draws."""
+    order = tf.random.experimental.stateless_shuffle(tf.range(len(columns[0])), seed)
+    return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(column, order)
+                                                    for column in columns))
+
+
 def seeded_order(items, shuffle_seed):
     """Items in a seeded random order (training reads files shuffled), or as listed for None."""
     if shuffle_seed is None:
@@ -194,12 +211,18 @@ def folder_source(sources, scale, min_hr_size=0, skip_log=None, shuffle_seed=Non
         hr_image = tf.ensure_shape(hr_image, [None, None, 3])
         return path, hr_image
 
-    dataset = tf.data.Dataset.from_tensor_slices(seeded_order(usable, shuffle_seed))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.filter(lambda path, hr_image: tf.size(hr_image) > 0)
-    dataset = dataset.map(lambda path, hr_image: (path, *degrade(hr_image, scale)),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(dataset, skip_log, decoded_bytes=int(decoded_bytes))
+    def triples(paths):
+        dataset = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.filter(lambda path, hr_image: tf.size(hr_image) > 0)
+        return dataset.map(lambda path, hr_image: (path, *degrade(hr_image, scale)),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch(seed, skip):
+        return triples(permuted([usable], seed).map(lambda path: path).skip(skip))
+
+    dataset = triples(tf.data.Dataset.from_tensor_slices(seeded_order(usable, shuffle_seed)))
+    return Source(dataset, skip_log, decoded_bytes=int(decoded_bytes), epoch=epoch,
+                  count=len(usable), permutes=True)
 
 
 def find_lr_partner(hr_path, lr_dir, scale):
@@ -257,11 +280,17 @@ def paired_source(hr_dir, lr_dir, scale, min_hr_size=0, skip_log=None, shuffle_s
         lr_size = tf.shape(lr_image)[:2]
         return hr_path, lr_image, hr_image[: lr_size[0] * scale, : lr_size[1] * scale]
 
+    def triples(pair_paths):
+        dataset = pair_paths.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.filter(lambda name, lr_image, hr_image: tf.size(hr_image) > 0)
+
+    def epoch(seed, skip):
+        return triples(permuted([list(c) for c in zip(*pairs)], seed).skip(skip))
+
     hr_list, lr_list = (list(column) for column in zip(*seeded_order(pairs, shuffle_seed)))
-    dataset = tf.data.Dataset.from_tensor_slices((hr_list, lr_list))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.filter(lambda name, lr_image, hr_image: tf.size(hr_image) > 0)
-    return Source(dataset, skip_log, decoded_bytes=int(decoded_bytes))
+    dataset = triples(tf.data.Dataset.from_tensor_slices((hr_list, lr_list)))
+    return Source(dataset, skip_log, decoded_bytes=int(decoded_bytes), epoch=epoch,
+                  count=len(pairs), permutes=True)
 
 
 def tfds_source(name, scale, split="train", data_dir=None, min_hr_size=0, download=False):
@@ -275,16 +304,27 @@ def tfds_source(name, scale, split="train", data_dir=None, min_hr_size=0, downlo
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         builder.download_and_prepare()
-    dataset = builder.as_dataset(split=split, shuffle_files=False)
+    examples = builder.as_dataset(split=split, shuffle_files=False)
 
     def to_triple(example):
         lr_image, hr_image = example["lr"], example["hr"]
         return tf.constant(name), lr_image, trim_to_lr(hr_image, lr_image, scale)
 
-    dataset = dataset.map(to_triple, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.filter(lambda name_, lr_image, hr_image:
-                             _keep_pair(name_, lr_image, hr_image, min_hr_size, scale))
-    return Source(dataset, SkipLog())
+    def triples(dataset):
+        dataset = dataset.map(to_triple, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.filter(lambda name_, lr_image, hr_image:
+                              _keep_pair(name_, lr_image, hr_image, min_hr_size, scale))
+
+    def epoch(seed, skip):
+        # The builder's order (tfds reads records in sequence); the pipeline shuffles a window.
+        del seed
+        return triples(examples.skip(skip))
+
+    try:
+        count = int(builder.info.splits[split].num_examples) or None
+    except (KeyError, AttributeError, TypeError, ValueError):
+        count = None
+    return Source(triples(examples), SkipLog(), epoch=epoch, count=count)
 
 
 def tfrecord_source(patterns, scale, min_hr_size=0):
@@ -297,17 +337,23 @@ def tfrecord_source(patterns, scale, min_hr_size=0):
                     for path in tf.io.gfile.glob(pattern)})
     if not files:
         raise FileNotFoundError(f"no TFRecord shards match {patterns}")
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def parse(record):
         example = tf.io.parse_single_example(record, TFRECORD_FEATURES)
         hr_image = tf.io.decode_png(example["hr"], channels=3)
         return (example["name"], *degrade(hr_image, scale))
 
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(
-        log_warning=True)
-    dataset = dataset.filter(lambda name, lr_image, hr_image:
-                             _keep_pair(name, lr_image, hr_image, min_hr_size, scale))
-    return Source(dataset, SkipLog(), file_based=True)
+    def triples(shards, skip=0):
+        records = shards.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = records.skip(skip).map(parse, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(
+            log_warning=True)
+        return dataset.filter(lambda name, lr_image, hr_image:
+                              _keep_pair(name, lr_image, hr_image, min_hr_size, scale))
+
+    def epoch(seed, skip):
+        # Shards in a seeded order, their records interleaved (the pipeline shuffles a window).
+        return triples(permuted([files], seed).map(lambda path: path), skip)
+
+    return Source(triples(tf.data.Dataset.from_tensor_slices(files)), SkipLog(),
+                  file_based=True, epoch=epoch)

@@ -273,3 +273,76 @@ def test_mirrored_strategy_splits_the_global_batch_between_replicas():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[(2, 8, 8, 3), (2, 8, 8, 3)]"
+
+
+@pytest.fixture
+def six_images(tmp_path, rng):
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for index in range(6):
+        Image.fromarray(natural_like(rng, 24, 24)).save(folder / f"{index}.png")
+    return folder
+
+
+def names(stream, count):
+    return [name.numpy().decode().rsplit("/", 1)[-1]
+            for _, (name, _, _) in stream.take(count)]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_every_pass_visits_every_image_in_its_own_seeded_order(six_images, cache):
+    source = folder_source(six_images, scale=2)
+    seen = names(pipeline.element_stream(source, seed=3, cache=cache), 18)
+    passes = [seen[index:index + 6] for index in (0, 6, 12)]
+    assert all(sorted(one) == [f"{index}.png" for index in range(6)] for one in passes)
+    assert len({tuple(one) for one in passes}) > 1  # reshuffled, not one order repeated
+    assert names(pipeline.element_stream(source, seed=3, cache=cache), 18) == seen
+    assert names(pipeline.element_stream(source, seed=4, cache=cache), 18) != seen
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_resumed_stream_continues_exactly(six_images, cache):
+    # 6 images, batches of 4: step 2 starts in the middle of the second pass.
+    source = folder_source(six_images, scale=2)
+
+    def batches(start_step, count):
+        dataset = training_dataset(source, hr_patch_size=8, scale=2, batch_size=4, seed=5,
+                                   cache=cache, start_step=start_step)
+        return [hr.numpy() for _, hr in dataset.take(count)]
+
+    uninterrupted, resumed = batches(0, 5), batches(2, 3)
+    for expected, batch in zip(uninterrupted[2:], resumed):
+        np.testing.assert_array_equal(batch, expected)
+    assert not np.array_equal(resumed[0], uninterrupted[0])
+
+
+def test_a_tfrecord_source_resumes_with_a_new_seeded_pass(hr_folder, tmp_path):
+    out = tmp_path / "shards"
+    write_shards(str(hr_folder), str(out), 2, progress=False)
+    source = tfrecord_source(str(out / "*.tfrecord"), scale=2)
+
+    def first_names(start_element):
+        return names(pipeline.element_stream(source, seed=1, start_element=start_element,
+                                             cache=False), 6)
+
+    fresh = first_names(0)
+    assert set(fresh) == {"img0.png", "img1.png", "img2.png"}
+    # Not the same prefix again on every resume (the length is unknown, so a new pass).
+    assert first_names(4) != fresh and first_names(4) == first_names(4)
+
+
+def test_a_cached_source_is_decoded_once_for_all_passes():
+    passes = []
+
+    def generate():
+        passes.append(1)
+        for index in range(3):
+            yield (f"img{index}", np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8))
+
+    spec = tf.TensorSpec([None, None, 3], tf.uint8)
+    source = Source(tf.data.Dataset.from_generator(generate, output_signature=(
+        tf.TensorSpec([], tf.string), spec, spec)), SkipLog(), count=3)
+    list(pipeline.element_stream(source, cache=True).take(12))
+    assert len(passes) == 1
+    list(pipeline.element_stream(source, cache=False).take(12))
+    assert len(passes) > 4  # the control: uncached, every pass reads the source again
