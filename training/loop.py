@@ -53,23 +53,69 @@ class Run:
 
 
 class Interruption:
-    """SIGINT / SIGTERM set a flag the loop checks after each step (save, then exit)."""
+    """SIGINT / SIGTERM set a flag the loop checks after each step (save, then exit).
 
-    def __init__(self):
+    Under several workers, SIGTERM belongs to TensorFlow's `PreemptionCheckpointHandler`
+    (see `Preemption`), and SIGINT is passed on to it as a SIGTERM, so that either makes every
+    worker checkpoint at the same step and stop.
+    """
+
+    def __init__(self, forward_to_preemption=False):
         self.signal = None
+        self.forward = forward_to_preemption
         self._previous = {}
 
     def __enter__(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        signals = (signal.SIGINT,) if self.forward else (signal.SIGINT, signal.SIGTERM)
+        for signum in signals:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.signal = signum
+        if self.forward:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            self.signal = signum
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+class Preempted(Exception):
+    """Every worker has checkpointed at the same step after one of them was told to stop."""
+
+
+class Preemption:
+    """Multi-worker stopping through `tf.distribute.experimental.PreemptionCheckpointHandler`.
+
+    A SIGTERM on any one worker reaches all of them through the coordination service: each
+    finishes the same step, saves the run's checkpoint (`RunCheckpoints.save`, the chief into
+    the run directory) and the loop stops with status 128 + SIGTERM, so a restart of every
+    worker resumes. Without it the signalled worker would stop alone and the others block at
+    their next collective. Made after the run's checkpoint is restored: the handler adds its
+    own run counter to the checkpoint.
+    """
+
+    def __init__(self, run):
+        self.step = run.start_step
+
+        def save():
+            run.checkpoints.save(self.step)
+
+        def stop():
+            raise Preempted()
+
+        config = tf.distribute.experimental.TerminationConfig(exit_fn=stop, save_fn=save)
+        # Every worker reads the chief's checkpoints (the handler restores its run counter from
+        # them); this manager never writes: `save` does, each worker into its own directory.
+        reader = tf.train.CheckpointManager(run.checkpoints.checkpoint,
+                                            run.checkpoints.restore_dir, max_to_keep=None)
+        self.handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            run.strategy.cluster_resolver, reader, termination_config=config)
+
+    def run(self, step_function, iterator):
+        return self.handler.run(step_function, iterator)
 
 
 def write_json(path, content):
@@ -165,17 +211,29 @@ class LoopResult:
 def train_loop(run, iterator, source, validation, log=print, reporter=None):
     """Steps from `run.start_step` to `train.steps`: logs every `log_every`, checkpoints every
     `checkpoint_every` and at the end, validates every `validate_every` and at the end;
-    SIGINT / SIGTERM save a checkpoint and stop (status 128 + signal); a non-finite loss stops
+    SIGINT / SIGTERM save a checkpoint and stop (status 128 + signal; under several workers,
+    every worker, see `Preemption`); a non-finite loss stops
     with EXIT_NON_FINITE, keeping the last good checkpoint. Raises DataError when the data
     stream is empty (every image failed to decode)."""
     train = run.config.train
     reporter = reporter or Reporter(run, validation, log)
     step_function = training_step(run)
     step, last_losses = run.start_step, {}
-    with Interruption() as interruption:
+    preemption = Preemption(run) if isinstance(
+        run.strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
+    with Interruption(forward_to_preemption=preemption is not None) as interruption:
         while step < train.steps:
             try:
-                logs = step_function(iterator)
+                if preemption is None:
+                    logs = step_function(iterator)
+                else:
+                    preemption.step = step
+                    logs = preemption.run(step_function, iterator)
+            except Preempted:
+                log(f"\nstopped by SIGTERM on a worker at step {step}; every worker saved "
+                    f"checkpoint {step}; rerun every worker with --output {run.run_dir} to "
+                    "resume")
+                return LoopResult(128 + signal.SIGTERM, step, last_losses)
             except tf.errors.OutOfRangeError:
                 raise DataError(f"no training pair could be made: {source.skip_log.summary()}"
                                 f" ({'; '.join(list(source.skip_log.skipped)[:5])})") from None

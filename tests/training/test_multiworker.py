@@ -1,9 +1,11 @@
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -101,3 +103,67 @@ def test_two_workers_train_esrgan_to_identical_weights(tmp_path, rng):
     assert (run_dir / "generator_last.keras").is_file()
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
     assert not list(run_dir.glob(".worker-*"))
+
+
+PREEMPTED_WORKER = textwrap.dedent("""
+    import sys
+    from training import fit
+
+    run_dir, folder = sys.argv[1:3]
+    config = fit.resolve_config("rrdb_psnr_x4", overrides=[
+        f"data.train={folder}", "data.hr_patch_size=32", "data.batch_size=4",
+        "train.steps=400", "train.checkpoint_every=10", "train.log_every=400",
+        "model.num_blocks=1", "model.num_features=8", "model.growth_channels=4",
+        "train.precision=float32"])
+    chief, index = fit.cluster_role()
+    config = fit.prepare_run_dir(run_dir, config, write=chief)
+    status = fit.train(config, run_dir, log=print)
+    print("status", status, flush=True)
+    sys.exit(status)
+""")
+
+
+def start_workers(script, run_dir, folder, workers):
+    processes = []
+    for index in range(len(workers)):
+        environment = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", script, str(run_dir), str(folder)], env=environment,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+@pytest.mark.slow
+def test_a_sigterm_on_one_worker_checkpoints_every_worker_and_the_run_resumes(tmp_path, rng):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(natural_like(rng, 40, 40)).save(folder / f"{index}.png")
+    run_dir = tmp_path / "run"
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = start_workers(PREEMPTED_WORKER, run_dir, folder, workers)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "ckpt-10.index").exists():
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes), \
+            [p.communicate()[1][-2000:] for p in processes if p.poll() is not None]
+        time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)  # the worker that is not the chief
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+    # Both stopped at the same step, and the chief's checkpoint of it is in the run directory.
+    stopped = {int(line.split(" at step ")[1].split(";")[0]) for out, _ in outputs
+               for line in out.splitlines() if line.startswith("stopped by SIGTERM")}
+    assert len(stopped) == 1
+    step = stopped.pop()
+    assert 10 <= step < 400 and (run_dir / "checkpoints" / f"ckpt-{step}.index").exists()
+
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = start_workers(PREEMPTED_WORKER, run_dir, folder, workers)
+    outputs = [process.communicate(timeout=400) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+        assert f"from step {step}" in out
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 400
+    assert not list(run_dir.glob(".worker-*")) and not list(run_dir.glob("workertemp*"))
