@@ -1,14 +1,18 @@
-"""`python -m training.evaluate`: PSNR / SSIM of a model on benchmark folders, papers' protocol.
+"""`python -m training.evaluate`: PSNR / SSIM / NIQE of a model on benchmark folders, papers'
+protocol.
 
     python -m training.evaluate --model MODEL --data DIR [--data DIR ...] --scale 4
-        [--json OUT.json] [--save-images DIR] [--overwrite]
+        [--metrics psnr,ssim,niqe] [--json OUT.json] [--save-images DIR] [--overwrite]
 
 MODEL is a `.keras` file or `bicubic` (the baseline every table starts with). Each HR image is
 modcropped to a multiple of the scale, its LR image made with MATLAB-compatible bicubic and
 rounded to uint8 (as the papers' MATLAB scripts did), and the SR result measured on the Y channel
 and on RGB after cropping `scale` pixels from every border. Grayscale images (Set14's bridge)
 are measured on their one channel; a model sees them as three equal channels and its output is
-averaged back to one. An unreadable image is reported and skipped, and the exit status is then 1.
+averaged back to one. NIQE (no-reference, lower is more natural; `keras_sr.metrics.niqe`, equal
+to MATLAB's) is measured on the SR image and, to show the scale, on the bicubic and HR images,
+with the same border crop; an image with fewer than two 96 x 96 blocks has no NIQE. An
+unreadable image is reported and skipped, and the exit status is then 1.
 """
 
 import argparse
@@ -29,10 +33,13 @@ from keras_sr.data.images import (
     read_image,
     write_image,
 )
-from keras_sr.metrics import psnr, ssim, to_uint8
+from keras_sr.metrics import niqe, psnr, ssim, to_uint8
 from keras_sr.precision import PRECISIONS
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+# `--metrics` names and the values each adds.
+METRIC_GROUPS = {"psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"),
+                 "niqe": ("niqe", "niqe_bicubic", "niqe_hr")}
 
 
 def bicubic_upscaler(scale):
@@ -72,13 +79,38 @@ def load_upscaler(model_spec, scale, precision="float32", log=None):
     return upscale
 
 
-def measure(sr_image, hr_image, scale):
-    return {
-        "psnr_y": psnr(sr_image, hr_image, scale, "y"),
-        "ssim_y": ssim(sr_image, hr_image, scale, "y"),
-        "psnr_rgb": psnr(sr_image, hr_image, scale, "rgb"),
-        "ssim_rgb": ssim(sr_image, hr_image, scale, "rgb"),
-    }
+def optional_niqe(image, scale):
+    """NIQE with `scale` pixels cropped per side, or None for an image under two blocks."""
+    try:
+        return niqe(image, crop_border=scale)
+    except ValueError:
+        return None
+
+
+def measure(sr_image, hr_image, scale, metrics=("psnr", "ssim"), bicubic_image=None):
+    values = {}
+    if "psnr" in metrics:
+        values.update(psnr_y=psnr(sr_image, hr_image, scale, "y"),
+                      psnr_rgb=psnr(sr_image, hr_image, scale, "rgb"))
+    if "ssim" in metrics:
+        values.update(ssim_y=ssim(sr_image, hr_image, scale, "y"),
+                      ssim_rgb=ssim(sr_image, hr_image, scale, "rgb"))
+    if "niqe" in metrics:
+        values.update(niqe=optional_niqe(sr_image, scale),
+                      niqe_bicubic=optional_niqe(bicubic_image, scale),
+                      niqe_hr=optional_niqe(hr_image, scale))
+    return values
+
+
+def parse_metrics(text):
+    """`psnr,ssim,niqe` -> a tuple of known names (argparse type)."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in METRIC_GROUPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {', '.join(unknown) or '(none)'}; choose from "
+            f"{','.join(METRIC_GROUPS)}")
+    return names
 
 
 def saved_names(path, keep_extension=False):
@@ -88,9 +120,9 @@ def saved_names(path, keep_extension=False):
 
 
 def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=None,
-                    keep_extension=False, model_name=None):
-    """Measures every image in `folder` (or `paths`); returns (results dict, list of
-    skipped-file messages)."""
+                    keep_extension=False, model_name=None, metrics=("psnr", "ssim")):
+    """Measures every image in `folder` (or `paths`) on `metrics` (`METRIC_GROUPS` names);
+    returns (results dict, list of skipped-file messages)."""
     import keras
 
     paths = list_images(folder) if paths is None else paths
@@ -112,51 +144,77 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=
         start = time.perf_counter()
         sr_image = upscale(lr_image)
         seconds = time.perf_counter() - start
-        images[name] = {**measure(sr_image, hr_image, scale), "seconds": seconds}
+        bicubic = bicubic_upscaler(scale)(lr_image) if "niqe" in metrics else None
+        images[name] = {**measure(sr_image, hr_image, scale, metrics, bicubic),
+                        "seconds": seconds}
         if save_dir is not None:
             save_comparison(save_dir, saved_names(path, keep_extension), lr_image, hr_image,
-                            sr_image, scale, images[name]["psnr_y"],
+                            sr_image, scale, images[name],
                             title=f"{name} x{scale}" + (f", {model_name}" if model_name else ""))
         if bar:
             # Keras' Progbar shows the last value given, not an average: give it the mean.
-            running = float(np.mean([m["psnr_y"] for m in images.values()]))
-            bar.update(index, values=[("mean_psnr_y", running)])
-    summary = {key: float(np.mean([m[key] for m in images.values()])) if images else None
-               for key in METRICS + ("seconds",)}
+            key = "psnr_y" if "psnr" in metrics else next(iter(images[name]))
+            running = mean_of([m[key] for m in images.values()])
+            bar.update(index, values=[(f"mean_{key}", running or 0.0)])
+    keys = [key for group in metrics for key in METRIC_GROUPS[group]] + ["seconds"]
+    summary = {key: mean_of([m[key] for m in images.values()]) for key in keys}
     return {**summary, "images": images}, skipped
 
 
-def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, sr_psnr,
+def mean_of(values):
+    """The mean of the values that exist (NIQE is None for images under two blocks)."""
+    values = [value for value in values if value is not None]
+    return float(np.mean(values)) if values else None
+
+
+def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, values,
                     title=None):
     """Writes the SR image and a sheet: nearest LR | bicubic | SR | HR, full and zoomed, under
-    `title` (which image, which model)."""
+    `title` (which image, which model), each labelled with what was measured on it."""
     from keras_sr.comparison import comparison_sheet
 
     sr_name, sheet_name = names
     write_image(Path(save_dir) / sr_name, sr_image)
     bicubic = bicubic_upscaler(scale)(lr_image)
     nearest = lr_image.repeat(scale, axis=0).repeat(scale, axis=1)
+
+    def label(name, psnr_value, niqe_value):
+        parts = [name] + ([f"{psnr_value:.2f} dB"] if psnr_value is not None else []) + (
+            [f"NIQE {niqe_value:.2f}"] if niqe_value is not None else [])
+        return " ".join(parts)
+
     panels = [
         ("LR (nearest)", nearest),
-        (f"bicubic {psnr(bicubic, hr_image, scale):.2f} dB", bicubic),
-        (f"SR {sr_psnr:.2f} dB", sr_image),
-        ("HR", hr_image),
+        (label("bicubic", psnr(bicubic, hr_image, scale) if "psnr_y" in values else None,
+               values.get("niqe_bicubic")), bicubic),
+        (label("SR", values.get("psnr_y"), values.get("niqe")), sr_image),
+        (label("HR", None, values.get("niqe_hr")), hr_image),
     ]
     write_image(Path(save_dir) / sheet_name, comparison_sheet(panels, title=title))
 
 
+COLUMNS = (("psnr_y", "PSNR-Y", 9, ".3f"), ("ssim_y", "SSIM-Y", 9, ".4f"),
+           ("psnr_rgb", "PSNR-RGB", 10, ".3f"), ("ssim_rgb", "SSIM-RGB", 10, ".4f"),
+           ("niqe", "NIQE", 8, ".3f"), ("seconds", "s/img", 8, ".3f"))
+
+
 def print_table(dataset, results):
     print(f"\n{dataset}")
-    header = f"{'image':<24}{'PSNR-Y':>9}{'SSIM-Y':>9}{'PSNR-RGB':>10}{'SSIM-RGB':>10}{'s/img':>8}"
+    columns = [column for column in COLUMNS if column[0] in results]
+    header = f"{'image':<24}" + "".join(f"{title:>{width}}" for _, title, width, _ in columns)
     print(header)
     print("-" * len(header))
+    if not results["images"]:
+        print(f"{'mean':<24}{'(no image measured)':>46}")
+        return
     rows = list(results["images"].items()) + [("mean", results)]
     for name, values in rows:
-        if values["psnr_y"] is None:
-            print(f"{name:<24}{'(no image measured)':>46}")
-            continue
-        print(f"{name:<24}{values['psnr_y']:>9.3f}{values['ssim_y']:>9.4f}"
-              f"{values['psnr_rgb']:>10.3f}{values['ssim_rgb']:>10.4f}{values['seconds']:>8.3f}")
+        print(f"{name:<24}" + "".join(
+            f"{values[key]:>{width}{spec}}" if values.get(key) is not None else f"{'-':>{width}}"
+            for key, _, width, spec in columns))
+    if results.get("niqe_hr") is not None:
+        print(f"NIQE of the bicubic images {results['niqe_bicubic']:.3f}, of the HR images "
+              f"{results['niqe_hr']:.3f} (lower is more natural)")
 
 
 def dataset_name(folder):
@@ -207,6 +265,8 @@ def main(argv=None, prog="python -m training.evaluate"):
                         help="compute precision of the model (default float32, so that the "
                         "figures are the model's and not the arithmetic's; auto picks "
                         "bfloat16 where it is native and within 45 dB of float32)")
+    parser.add_argument("--metrics", type=parse_metrics, default=("psnr", "ssim", "niqe"),
+                        help="comma-separated, from psnr,ssim,niqe (default: all)")
     parser.add_argument("--json", help="write the results here as JSON")
     parser.add_argument("--save-images", help="write SR images and comparison sheets here")
     parser.add_argument("--keep-extension", action="store_true",
@@ -234,7 +294,8 @@ def main(argv=None, prog="python -m training.evaluate"):
         results, skipped = evaluate_folder(folder, upscale, args.scale, save_dir,
                                            progress=not args.no_progress, paths=paths,
                                            keep_extension=args.keep_extension,
-                                           model_name=os.path.basename(args.model))
+                                           model_name=os.path.basename(args.model),
+                                           metrics=args.metrics)
         report[name] = results
         all_skipped.extend(skipped)
         print_table(name, results)

@@ -119,3 +119,36 @@ def test_the_progress_bar_ends_on_the_mean(datasets, capsys):
     shown = [float(v) for v in re.findall(r"mean_psnr_y: ([0-9.]+)", out)]
     mean_row = float(re.search(r"^mean\s+([0-9.]+)", out, re.MULTILINE).group(1))
     assert len(shown) >= 2 and abs(shown[-1] - mean_row) < 1e-3
+
+
+def test_niqe_columns_for_sr_bicubic_and_hr(tmp_path, rng, capsys):
+    from keras_sr.metrics import niqe
+
+    folder = tmp_path / "Big"
+    folder.mkdir()
+    Image.fromarray(natural_like(rng, 200, 208)).save(folder / "big.png")
+    Image.fromarray(natural_like(rng, 60, 60)).save(folder / "small.png")  # under two blocks
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--model", "bicubic", "--data", str(folder), "--scale", "4",
+                          "--metrics", "psnr,niqe", "--json", str(out), "--no-progress",
+                          "--save-images", str(tmp_path / "sheets")]) == 0
+    report = json.loads(out.read_text())["Big"]
+    big, small = report["images"]["big.png"], report["images"]["small.png"]
+    assert "ssim_y" not in big  # only what was asked for
+    hr = np.asarray(Image.open(folder / "big.png"))
+    bicubic = quantize(imresize(quantize(imresize(hr, 0.25)), 4))
+    assert big["niqe"] == big["niqe_bicubic"] == pytest.approx(niqe(bicubic, crop_border=4))
+    assert big["niqe_hr"] == pytest.approx(niqe(hr, crop_border=4))
+    assert small["niqe"] is None and small["psnr_y"] > 0
+    assert report["niqe"] == big["niqe"]  # the mean of the images that have one
+    table = capsys.readouterr().out
+    assert "NIQE" in table and "SSIM" not in table and "NIQE of the bicubic images" in table
+    assert (tmp_path / "sheets" / "Big" / "big_comparison.png").is_file()
+
+
+def test_an_unknown_metric_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--model", "bicubic", "--data", str(tmp_path), "--scale", "4",
+                       "--metrics", "psnr,lpips"])
+    assert exit_info.value.code == 2
+    assert "unknown metric lpips; choose from psnr,ssim,niqe" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""NIQE beside PSNR / SSIM on the benchmark sets, and what NIQE costs.
+
+    python -m benchmarks.perceptual_metrics [--data-root ../shared/data] [--sets Set5 Set14]
+        [--models bicubic realesrgan-x4plus] [--json OUT]
+
+Runs `training.evaluate`'s protocol (x4, modcrop, MATLAB bicubic LR rounded to uint8, Y channel,
+4-pixel border) with `--metrics psnr,ssim,niqe` for each model on each set, and reports the mean
+PSNR-Y, SSIM-Y and NIQE of the SR images, the NIQE of the HR images for scale, and the median
+seconds of one `keras_sr.metrics.niqe` call per image of each set (after its graph is traced).
+Models run in float32. LPIPS is not reported: keras-sr does not compute it yet.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_sr.data.degradations import modcrop  # noqa: E402
+from keras_sr.data.images import list_images, read_image  # noqa: E402
+from keras_sr.metrics import niqe  # noqa: E402
+from keras_sr.precision import describe_device  # noqa: E402
+from training.evaluate import evaluate_folder, load_upscaler  # noqa: E402
+
+SCALE = 4
+
+
+def niqe_seconds(folder):
+    images = [modcrop(read_image(path), SCALE) for path in list_images(folder)]
+    niqe(images[0], crop_border=SCALE)  # trace
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        niqe(image, crop_border=SCALE)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=os.path.join("..", "shared", "data"))
+    parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
+    parser.add_argument("--models", nargs="+", default=["bicubic", "realesrgan-x4plus"])
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    rows = []
+    for model in args.models:
+        upscale = load_upscaler(model, SCALE)
+        for dataset in args.sets:
+            folder = os.path.join(args.data_root, dataset)
+            results, _ = evaluate_folder(folder, upscale, SCALE, progress=False,
+                                         metrics=("psnr", "ssim", "niqe"))
+            rows.append({"model": model, "set": dataset, "psnr_y": results["psnr_y"],
+                         "ssim_y": results["ssim_y"], "niqe": results["niqe"],
+                         "niqe_hr": results["niqe_hr"]})
+    timing = {dataset: niqe_seconds(os.path.join(args.data_root, dataset))
+              for dataset in args.sets}
+    print(f"x{SCALE}, {describe_device()}, {platform.machine()}")
+    print(f"{'model':<20}{'set':<8}{'PSNR-Y':>8}{'SSIM-Y':>8}{'NIQE':>8}{'NIQE HR':>9}")
+    for row in rows:
+        print(f"{row['model']:<20}{row['set']:<8}{row['psnr_y']:>8.3f}{row['ssim_y']:>8.4f}"
+              f"{row['niqe']:>8.3f}{row['niqe_hr']:>9.3f}")
+    for dataset, seconds in timing.items():
+        print(f"NIQE of one {dataset} image: {seconds * 1000:.0f} ms (median)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"rows": rows, "niqe_seconds": timing, "device": describe_device()},
+                      handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    main()
