@@ -6,8 +6,10 @@
 Runs `training.evaluate`'s protocol (x4, modcrop, MATLAB bicubic LR rounded to uint8, Y channel,
 4-pixel border) with `--metrics psnr,ssim,niqe` for each model on each set, and reports the mean
 PSNR-Y, SSIM-Y and NIQE of the SR images, the NIQE of the HR images for scale, and the median
-seconds of one `keras_sr.metrics.niqe` call per image of each set (after its graph is traced).
-Models run in float32. LPIPS is not reported: keras-sr does not compute it yet.
+seconds of one `keras_sr.metrics.niqe` call per image of each set (after its graph is traced),
+and of one LPIPS (AlexNet and VGG16) distance per image: those with random trunk and head
+weights of the real shapes, for timing only, since the ImageNet trunks cannot be downloaded
+here (LPIPS values are then not reported). Models run in float32.
 """
 
 import argparse
@@ -39,6 +41,45 @@ def niqe_seconds(folder):
     return statistics.median(times)
 
 
+def random_lpips(net, folder):
+    """An LPIPS with random weights of the real shapes (timing only)."""
+    import numpy as np
+
+    from keras_sr.convert import torch as torch_files
+    from keras_sr.lpips import LPIPS, TRUNKS
+
+    rng = np.random.default_rng(0)
+    trunk, heads, channels = {}, {}, 3
+    plan = TRUNKS[net][0]
+    for op, following in zip(plan, plan[1:] + (("end",),)):
+        if op[0] == "conv":
+            _, index, filters, kernel, _, _ = op
+            trunk[f"features.{index}.weight"] = (rng.standard_normal(
+                (filters, channels, kernel, kernel)) * 0.05).astype(np.float32)
+            trunk[f"features.{index}.bias"] = np.zeros(filters, np.float32)
+            channels = filters
+            if following[0] == "tap":
+                heads[f"lin{len(heads)}.model.1.weight"] = rng.random(
+                    (1, filters, 1, 1)).astype(np.float32)
+    paths = [os.path.join(folder, f"{net}-{part}.pth") for part in ("trunk", "heads")]
+    for path, state in zip(paths, (trunk, heads)):
+        torch_files.save(path, state, wrapper=None)
+    return LPIPS(net, *paths)
+
+
+def lpips_seconds(folder, net, scratch):
+    metric = random_lpips(net, scratch)
+    images = [modcrop(read_image(path), SCALE).astype("float32") / 255.0
+              for path in list_images(folder)]
+    metric(images[0], images[0])  # trace
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        float(metric(image, image[::-1]))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=os.path.join("..", "shared", "data"))
@@ -56,8 +97,14 @@ def main(argv=None):
             rows.append({"model": model, "set": dataset, "psnr_y": results["psnr_y"],
                          "ssim_y": results["ssim_y"], "niqe": results["niqe"],
                          "niqe_hr": results["niqe_hr"]})
+    import tempfile
+
     timing = {dataset: niqe_seconds(os.path.join(args.data_root, dataset))
               for dataset in args.sets}
+    with tempfile.TemporaryDirectory() as scratch:
+        lpips_timing = {f"{dataset} {net}": lpips_seconds(
+            os.path.join(args.data_root, dataset), net, scratch)
+            for dataset in args.sets for net in ("alex", "vgg")}
     print(f"x{SCALE}, {describe_device()}, {platform.machine()}")
     print(f"{'model':<20}{'set':<8}{'PSNR-Y':>8}{'SSIM-Y':>8}{'NIQE':>8}{'NIQE HR':>9}")
     for row in rows:
@@ -65,9 +112,13 @@ def main(argv=None):
               f"{row['niqe']:>8.3f}{row['niqe_hr']:>9.3f}")
     for dataset, seconds in timing.items():
         print(f"NIQE of one {dataset} image: {seconds * 1000:.0f} ms (median)")
+    for name, seconds in lpips_timing.items():
+        print(f"LPIPS ({name.split()[1]}) of one {name.split()[0]} image pair: "
+              f"{seconds * 1000:.0f} ms (median)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"rows": rows, "niqe_seconds": timing, "device": describe_device()},
+            json.dump({"rows": rows, "niqe_seconds": timing, "lpips_seconds": lpips_timing,
+                       "device": describe_device()},
                       handle, indent=2)
     return 0
 

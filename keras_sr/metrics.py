@@ -390,3 +390,30 @@ def niqe(image, crop_border=0):
     if "graph" not in _NIQE:
         _NIQE["graph"] = _niqe_graph()
     return float(_NIQE["graph"](luma))
+
+
+# --- LPIPS ------------------------------------------------------------------------------------
+_LPIPS = {}
+
+
+def lpips(sr_image, hr_image, net="alex", trunk_weights=None, linear_weights=None):
+    """LPIPS v0.1 distance between two images (lower is closer), equal to the `lpips` package;
+    see `keras_sr.lpips.LPIPS` for the weights it needs and where it finds them.
+
+    Args:
+        sr_image, hr_image: `(H, W, 3)` RGB, float in [0, 1] or uint8, of one shape.
+        net: "alex" or "vgg".
+        trunk_weights, linear_weights: paths, or None to find them.
+    Raises:
+        WeightsUnavailable: the trunk or the linear heads cannot be found (says how to supply
+            them); ValueError: images of other shapes, or too small for the trunk.
+    """
+    from keras_sr.lpips import LPIPS
+
+    key = (net, trunk_weights, linear_weights)
+    if key not in _LPIPS:
+        _LPIPS[key] = LPIPS(net, trunk_weights, linear_weights)
+    images = [np.asarray(image) for image in (sr_image, hr_image)]
+    images = [image.astype(np.float32) / 255.0 if image.dtype == np.uint8
+              else image.astype(np.float32) for image in images]
+    return float(_LPIPS[key](*images))

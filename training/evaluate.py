@@ -2,7 +2,8 @@
 protocol.
 
     python -m training.evaluate --model MODEL --data DIR [--data DIR ...] --scale 4
-        [--metrics psnr,ssim,niqe] [--json OUT.json] [--save-images DIR] [--overwrite]
+        [--metrics psnr,ssim,niqe,lpips] [--lpips-net alex] [--json OUT.json]
+        [--save-images DIR] [--overwrite]
 
 MODEL is a `.keras` file or `bicubic` (the baseline every table starts with). Each HR image is
 modcropped to a multiple of the scale, its LR image made with MATLAB-compatible bicubic and
@@ -11,7 +12,9 @@ and on RGB after cropping `scale` pixels from every border. Grayscale images (Se
 are measured on their one channel; a model sees them as three equal channels and its output is
 averaged back to one. NIQE (no-reference, lower is more natural; `keras_sr.metrics.niqe`, equal
 to MATLAB's) is measured on the SR image and, to show the scale, on the bicubic and HR images,
-with the same border crop; an image with fewer than two 96 x 96 blocks has no NIQE. An
+with the same border crop; an image with fewer than two 96 x 96 blocks has no NIQE. LPIPS
+(full-reference, lower is closer; `keras_sr.lpips`, equal to the `lpips` package) is measured
+on the SR and bicubic images against HR, with the same crop, when its weights can be had. An
 unreadable image is reported and skipped, and the exit status is then 1.
 """
 
@@ -33,13 +36,14 @@ from keras_sr.data.images import (
     read_image,
     write_image,
 )
-from keras_sr.metrics import niqe, psnr, ssim, to_uint8
+from keras_sr.metrics import crop_border, niqe, psnr, ssim, to_uint8
 from keras_sr.precision import PRECISIONS
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 # `--metrics` names and the values each adds.
 METRIC_GROUPS = {"psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"),
-                 "niqe": ("niqe", "niqe_bicubic", "niqe_hr")}
+                 "niqe": ("niqe", "niqe_bicubic", "niqe_hr"),
+                 "lpips": ("lpips", "lpips_bicubic")}
 
 
 def bicubic_upscaler(scale):
@@ -87,7 +91,21 @@ def optional_niqe(image, scale):
         return None
 
 
-def measure(sr_image, hr_image, scale, metrics=("psnr", "ssim"), bicubic_image=None):
+def optional_lpips(lpips_metric, image, hr_image, scale):
+    """LPIPS of `image` against `hr_image` with `scale` pixels cropped per side, or None for
+    an image too small for the trunk."""
+    image, hr_image = (crop_border(to_uint8(x), scale).astype(np.float32) / 255.0
+                       for x in (image, hr_image))
+    if image.ndim == 2:  # grayscale: the trunk sees three equal channels
+        image, hr_image = (np.repeat(x[..., None], 3, -1) for x in (image, hr_image))
+    try:
+        return float(lpips_metric(image, hr_image))
+    except ValueError:
+        return None
+
+
+def measure(sr_image, hr_image, scale, metrics=("psnr", "ssim"), bicubic_image=None,
+            lpips_metric=None):
     values = {}
     if "psnr" in metrics:
         values.update(psnr_y=psnr(sr_image, hr_image, scale, "y"),
@@ -99,11 +117,15 @@ def measure(sr_image, hr_image, scale, metrics=("psnr", "ssim"), bicubic_image=N
         values.update(niqe=optional_niqe(sr_image, scale),
                       niqe_bicubic=optional_niqe(bicubic_image, scale),
                       niqe_hr=optional_niqe(hr_image, scale))
+    if "lpips" in metrics:
+        values.update(lpips=optional_lpips(lpips_metric, sr_image, hr_image, scale),
+                      lpips_bicubic=optional_lpips(lpips_metric, bicubic_image, hr_image,
+                                                   scale))
     return values
 
 
 def parse_metrics(text):
-    """`psnr,ssim,niqe` -> a tuple of known names (argparse type)."""
+    """`psnr,ssim,niqe,lpips` -> a tuple of known names (argparse type)."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in METRIC_GROUPS]
     if unknown or not names:
@@ -120,9 +142,11 @@ def saved_names(path, keep_extension=False):
 
 
 def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=None,
-                    keep_extension=False, model_name=None, metrics=("psnr", "ssim")):
-    """Measures every image in `folder` (or `paths`) on `metrics` (`METRIC_GROUPS` names);
-    returns (results dict, list of skipped-file messages)."""
+                    keep_extension=False, model_name=None, metrics=("psnr", "ssim"),
+                    lpips_metric=None):
+    """Measures every image in `folder` (or `paths`) on `metrics` (`METRIC_GROUPS` names;
+    "lpips" needs `lpips_metric`, a `keras_sr.lpips.LPIPS`); returns (results dict, list of
+    skipped-file messages)."""
     import keras
 
     paths = list_images(folder) if paths is None else paths
@@ -144,8 +168,9 @@ def evaluate_folder(folder, upscale, scale, save_dir=None, progress=True, paths=
         start = time.perf_counter()
         sr_image = upscale(lr_image)
         seconds = time.perf_counter() - start
-        bicubic = bicubic_upscaler(scale)(lr_image) if "niqe" in metrics else None
-        images[name] = {**measure(sr_image, hr_image, scale, metrics, bicubic),
+        bicubic = bicubic_upscaler(scale)(lr_image) \
+            if {"niqe", "lpips"} & set(metrics) else None
+        images[name] = {**measure(sr_image, hr_image, scale, metrics, bicubic, lpips_metric),
                         "seconds": seconds}
         if save_dir is not None:
             save_comparison(save_dir, saved_names(path, keep_extension), lr_image, hr_image,
@@ -178,16 +203,17 @@ def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, values
     bicubic = bicubic_upscaler(scale)(lr_image)
     nearest = lr_image.repeat(scale, axis=0).repeat(scale, axis=1)
 
-    def label(name, psnr_value, niqe_value):
+    def label(name, psnr_value, niqe_value, lpips_value=None):
         parts = [name] + ([f"{psnr_value:.2f} dB"] if psnr_value is not None else []) + (
-            [f"NIQE {niqe_value:.2f}"] if niqe_value is not None else [])
+            [f"NIQE {niqe_value:.2f}"] if niqe_value is not None else []) + (
+            [f"LPIPS {lpips_value:.3f}"] if lpips_value is not None else [])
         return " ".join(parts)
 
     panels = [
         ("LR (nearest)", nearest),
         (label("bicubic", psnr(bicubic, hr_image, scale) if "psnr_y" in values else None,
-               values.get("niqe_bicubic")), bicubic),
-        (label("SR", values.get("psnr_y"), values.get("niqe")), sr_image),
+               values.get("niqe_bicubic"), values.get("lpips_bicubic")), bicubic),
+        (label("SR", values.get("psnr_y"), values.get("niqe"), values.get("lpips")), sr_image),
         (label("HR", None, values.get("niqe_hr")), hr_image),
     ]
     write_image(Path(save_dir) / sheet_name, comparison_sheet(panels, title=title))
@@ -195,7 +221,8 @@ def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, values
 
 COLUMNS = (("psnr_y", "PSNR-Y", 9, ".3f"), ("ssim_y", "SSIM-Y", 9, ".4f"),
            ("psnr_rgb", "PSNR-RGB", 10, ".3f"), ("ssim_rgb", "SSIM-RGB", 10, ".4f"),
-           ("niqe", "NIQE", 8, ".3f"), ("seconds", "s/img", 8, ".3f"))
+           ("niqe", "NIQE", 8, ".3f"), ("lpips", "LPIPS", 8, ".4f"),
+           ("seconds", "s/img", 8, ".3f"))
 
 
 def print_table(dataset, results):
@@ -215,6 +242,26 @@ def print_table(dataset, results):
     if results.get("niqe_hr") is not None:
         print(f"NIQE of the bicubic images {results['niqe_bicubic']:.3f}, of the HR images "
               f"{results['niqe_hr']:.3f} (lower is more natural)")
+    if results.get("lpips_bicubic") is not None:
+        print(f"LPIPS of the bicubic images {results['lpips_bicubic']:.4f} (lower is closer)")
+
+
+def lpips_for(metrics, explicit, net, log):
+    """`(metrics, LPIPS or None)`: LPIPS when asked for; when it is only a default and its
+    weights cannot be had, the other metrics, with one line saying why."""
+    if "lpips" not in metrics:
+        return metrics, None
+    from keras_sr.lpips import LPIPS
+    from keras_sr.pretrained_files import WeightsUnavailable
+
+    try:
+        # Only an explicit request may wait on a download.
+        return metrics, LPIPS(net, download=explicit)
+    except WeightsUnavailable as error:
+        if explicit:
+            raise
+        log(f"training.evaluate: no LPIPS ({error})")
+        return tuple(name for name in metrics if name != "lpips"), None
 
 
 def dataset_name(folder):
@@ -265,8 +312,11 @@ def main(argv=None, prog="python -m training.evaluate"):
                         help="compute precision of the model (default float32, so that the "
                         "figures are the model's and not the arithmetic's; auto picks "
                         "bfloat16 where it is native and within 45 dB of float32)")
-    parser.add_argument("--metrics", type=parse_metrics, default=("psnr", "ssim", "niqe"),
-                        help="comma-separated, from psnr,ssim,niqe (default: all)")
+    parser.add_argument("--metrics", type=parse_metrics,
+                        help="comma-separated, from psnr,ssim,niqe,lpips (default: all that "
+                        "can be computed; LPIPS needs its weights, see the README)")
+    parser.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex",
+                        help="the LPIPS trunk (default alex)")
     parser.add_argument("--json", help="write the results here as JSON")
     parser.add_argument("--save-images", help="write SR images and comparison sheets here")
     parser.add_argument("--keep-extension", action="store_true",
@@ -281,6 +331,9 @@ def main(argv=None, prog="python -m training.evaluate"):
 
     try:
         datasets = plan(args)
+        metrics, lpips_metric = lpips_for(
+            args.metrics or tuple(METRIC_GROUPS), args.metrics is not None, args.lpips_net,
+            log=lambda line: print(line, file=sys.stderr))
         upscale = load_upscaler(args.model, args.scale, args.precision,
                                 log=lambda line: print(line, file=sys.stderr))
     except (ValueError, OSError, RuntimeError) as error:
@@ -295,7 +348,7 @@ def main(argv=None, prog="python -m training.evaluate"):
                                            progress=not args.no_progress, paths=paths,
                                            keep_extension=args.keep_extension,
                                            model_name=os.path.basename(args.model),
-                                           metrics=args.metrics)
+                                           metrics=metrics, lpips_metric=lpips_metric)
         report[name] = results
         all_skipped.extend(skipped)
         print_table(name, results)

@@ -17,28 +17,30 @@ environment variable, Keras' or PyTorch's cache, or a download with a timeout) o
 `VGGWeightsUnavailable` saying how to supply the file, before any training starts.
 """
 
-import hashlib
 import os
-import urllib.request
 
 import keras
-import numpy as np
 from keras import ops
+
+from keras_sr import pretrained_files
+from keras_sr.pretrained_files import DOWNLOAD_TIMEOUT_SECONDS, WeightsUnavailable  # noqa: F401
 
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
                    + VGG19_NOTOP_FILE)
 VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
 WEIGHTS_ENVIRONMENT_VARIABLE = "KERAS_SR_VGG19_WEIGHTS"
-DOWNLOAD_TIMEOUT_SECONDS = 30
 # Caffe-style preprocessing of Keras' ImageNet VGG weights: BGR channel means on 0-255.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
-TORCHVISION_URL = "https://download.pytorch.org/models/" + TORCHVISION_FILE
-# torchvision names its files after the first hex digits of their SHA-256.
-TORCHVISION_SHA256_PREFIX = "dcbb9e9d"
 TORCHVISION_ENVIRONMENT_VARIABLE = "KERAS_SR_VGG19_TORCHVISION_WEIGHTS"
+TORCHVISION_VGG19 = pretrained_files.torchvision_file(TORCHVISION_FILE,
+                                                      TORCHVISION_ENVIRONMENT_VARIABLE)
+TORCHVISION_URL = TORCHVISION_VGG19.url
+KERAS_VGG19 = pretrained_files.WeightsFile(VGG19_NOTOP_FILE, VGG19_NOTOP_URL, "md5",
+                                           VGG19_NOTOP_MD5, WEIGHTS_ENVIRONMENT_VARIABLE,
+                                           cache="keras")
 # torchvision's normalisation: RGB on [0, 1], ImageNet mean and standard deviation.
 IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
@@ -48,7 +50,7 @@ KERAS_CONV_NAMES = tuple(f"block{block}_conv{conv}" for block, convs in
                          ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for conv in range(1, convs + 1))
 
 
-class VGGWeightsUnavailable(RuntimeError):
+class VGGWeightsUnavailable(WeightsUnavailable):
     """The VGG19 ImageNet weights could not be found or fetched."""
 
 
@@ -69,51 +71,18 @@ def _how_to_supply(reason, weights="imagenet"):
             "here.")
 
 
-def _digest(path, algorithm):
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def keras_cache_path():
-    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(keras_home, "models", VGG19_NOTOP_FILE)
+    return KERAS_VGG19.cache_path()
 
 
 def torch_cache_path():
     """Where `torch.hub` keeps torchvision's file ($TORCH_HOME, default ~/.cache/torch)."""
-    torch_home = os.environ.get("TORCH_HOME", os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
-        "torch"))
-    return os.path.join(torch_home, "hub", "checkpoints", TORCHVISION_FILE)
+    return TORCHVISION_VGG19.cache_path()
 
 
 def is_torchvision_file(path):
     """A PyTorch state dict (`.pth` / `.pt`) rather than a Keras `.h5` weights file."""
     return os.path.splitext(path)[1].lower() in (".pth", ".pt")
-
-
-def _download(url, destination, verify, weights):
-    partial = destination + ".partial"
-    try:
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS)
-        with response, open(partial, "wb") as handle:
-            while chunk := response.read(1 << 20):
-                handle.write(chunk)
-    except OSError as error:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise VGGWeightsUnavailable(_how_to_supply(
-            f"downloading them failed ({type(error).__name__}: {error})", weights)) from None
-    if not verify(partial):
-        os.remove(partial)
-        raise VGGWeightsUnavailable(_how_to_supply("the downloaded file has the wrong checksum",
-                                                   weights))
-    os.replace(partial, destination)
-    return destination
 
 
 def resolve_vgg19_weights(weights="imagenet", download=True):
@@ -132,55 +101,18 @@ def resolve_vgg19_weights(weights="imagenet", download=True):
                 f"the file {weights!r} does not exist",
                 "torchvision" if is_torchvision_file(weights) else "imagenet"))
         return weights
-    variable = WEIGHTS_ENVIRONMENT_VARIABLE if weights == "imagenet" \
-        else TORCHVISION_ENVIRONMENT_VARIABLE
-    from_environment = os.environ.get(variable)
-    if from_environment:
-        if not os.path.isfile(from_environment):
-            raise VGGWeightsUnavailable(_how_to_supply(
-                f"{variable}={from_environment!r} is not a file", weights))
-        return from_environment
-    if weights == "imagenet":
-        cached, url = keras_cache_path(), VGG19_NOTOP_URL
-
-        def verify(path):
-            return _digest(path, "md5") == VGG19_NOTOP_MD5
-    else:
-        cached, url = torch_cache_path(), TORCHVISION_URL
-
-        def verify(path):
-            return _digest(path, "sha256").startswith(TORCHVISION_SHA256_PREFIX)
-    if os.path.isfile(cached) and verify(cached):
-        return cached
-    if not download:
-        raise VGGWeightsUnavailable(_how_to_supply(f"there is no copy at {cached}", weights))
-    return _download(url, cached, verify, weights)
+    spec = KERAS_VGG19 if weights == "imagenet" else TORCHVISION_VGG19
+    return pretrained_files.resolve(spec, lambda reason: _how_to_supply(reason, weights),
+                                    VGGWeightsUnavailable, download)
 
 
 def torchvision_weights(path):
     """`{keras conv name: [kernel, bias]}` from torchvision's VGG19 state dict at `path`
     (`features.N.weight` / `.bias`, OIHW), read without running code from the file."""
-    from keras_sr.convert import torch as torch_files
-    from keras_sr.convert.errors import ConversionError
-
-    try:
-        state_dict = torch_files.load(path)
-    except ConversionError as error:
-        raise VGGWeightsUnavailable(_how_to_supply(str(error), "torchvision")) from None
-    if isinstance(state_dict, dict) and isinstance(state_dict.get("state_dict"), dict):
-        state_dict = state_dict["state_dict"]
-    weights = {}
-    for name, index in zip(KERAS_CONV_NAMES, TORCHVISION_CONV_INDICES):
-        keys = (f"features.{index}.weight", f"features.{index}.bias")
-        missing = [key for key in keys if not isinstance(state_dict, dict)
-                   or key not in state_dict]
-        if missing:
-            raise VGGWeightsUnavailable(_how_to_supply(
-                f"{path} is not torchvision's VGG19 state dict (no {missing[0]})",
-                "torchvision"))
-        kernel, bias = (np.asarray(state_dict[key], np.float32) for key in keys)
-        weights[name] = [kernel.transpose(2, 3, 1, 0), bias]  # OIHW -> HWIO
-    return weights
+    convs = pretrained_files.torchvision_convs(
+        path, TORCHVISION_CONV_INDICES, "torchvision's VGG19",
+        lambda reason: VGGWeightsUnavailable(_how_to_supply(reason, "torchvision")))
+    return dict(zip(KERAS_CONV_NAMES, convs))
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")

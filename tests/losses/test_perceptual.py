@@ -1,4 +1,5 @@
 import urllib.error
+import urllib.request
 
 import keras
 import numpy as np
@@ -60,7 +61,7 @@ def test_missing_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
         calls.append(timeout)
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(perceptual.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(VGGWeightsUnavailable) as error:
         vgg19_features()
     message = str(error.value)
@@ -185,7 +186,7 @@ def test_torchvision_weights_are_found_or_the_message_says_where(tmp_path, monke
                                                                    torchvision_file):
     monkeypatch.delenv(perceptual.TORCHVISION_ENVIRONMENT_VARIABLE, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(perceptual.urllib.request, "urlopen", lambda url, timeout: (
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: (
         _ for _ in ()).throw(urllib.error.URLError("offline")))
     with pytest.raises(VGGWeightsUnavailable) as error:
         resolve_vgg19_weights("torchvision")

@@ -149,6 +149,45 @@ def test_niqe_columns_for_sr_bicubic_and_hr(tmp_path, rng, capsys):
 def test_an_unknown_metric_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--model", "bicubic", "--data", str(tmp_path), "--scale", "4",
-                       "--metrics", "psnr,lpips"])
+                       "--metrics", "psnr,fid"])
     assert exit_info.value.code == 2
-    assert "unknown metric lpips; choose from psnr,ssim,niqe" in capsys.readouterr().err
+    assert "unknown metric fid; choose from psnr,ssim,niqe,lpips" in capsys.readouterr().err
+
+
+def test_lpips_when_its_weights_are_there_and_a_note_when_not(tmp_path, rng, capsys,
+                                                             monkeypatch):
+    from keras_sr.convert import torch as torch_files
+    from keras_sr.metrics import crop_border, lpips
+    from tests.test_lpips import linear_state, trunk_state
+
+    folder = tmp_path / "Set"
+    folder.mkdir()
+    Image.fromarray(natural_like(rng, 80, 88)).save(folder / "a.png")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("KERAS_SR_ALEXNET_WEIGHTS", raising=False)
+    linear = tmp_path / "alex-linear.pth"
+    torch_files.save(str(linear), linear_state("alex"), wrapper=None)
+    monkeypatch.setenv("KERAS_SR_LPIPS_LINEAR_WEIGHTS", str(linear))
+    arguments = ["--model", "bicubic", "--data", str(folder), "--scale", "4", "--no-progress",
+                 "--json", str(tmp_path / "r.json"), "--overwrite"]
+
+    # By default, without the trunk: the other metrics, and one line saying why not LPIPS.
+    assert evaluate.main(arguments) == 0
+    err = capsys.readouterr().err
+    assert err.count("no LPIPS") == 1 and "alexnet-owt-7be5be79.pth" in err
+    assert "lpips" not in json.loads((tmp_path / "r.json").read_text())["Set"]
+    # Asked for explicitly, a missing trunk is an error.
+    assert evaluate.main(arguments + ["--metrics", "lpips"]) == 2
+    assert "KERAS_SR_ALEXNET_WEIGHTS" in capsys.readouterr().err
+
+    trunk = tmp_path / "alex.pth"
+    torch_files.save(str(trunk), trunk_state("alex"), wrapper=None)
+    monkeypatch.setenv("KERAS_SR_ALEXNET_WEIGHTS", str(trunk))
+    assert evaluate.main(arguments) == 0
+    image = json.loads((tmp_path / "r.json").read_text())["Set"]["images"]["a.png"]
+    hr = np.asarray(Image.open(folder / "a.png"))
+    bicubic = quantize(imresize(quantize(imresize(hr, 0.25)), 4))
+    expected = lpips(crop_border(bicubic, 4), crop_border(hr, 4), "alex", str(trunk),
+                     str(linear))
+    assert image["lpips"] == image["lpips_bicubic"] == pytest.approx(expected, rel=1e-5)
+    assert "LPIPS" in capsys.readouterr().out
