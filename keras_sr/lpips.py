@@ -115,21 +115,25 @@ class LPIPSInput(keras.layers.Layer):
 
 def build_trunk(net):
     """The trunk as a Keras model: [0, 1] images -> the five tapped ReLU outputs. Its convs
-    are named `features_<torchvision index>`."""
+    are named `features_<torchvision index>`. Always float32, whatever the global dtype policy
+    (a metric, not a trained network)."""
     plan = TRUNKS[net][0]
-    images = keras.Input((None, None, 3), name="images")
-    features, taps = LPIPSInput(name="lpips_input")(images), []
+    images = keras.Input((None, None, 3), name="images", dtype="float32")
+    features = LPIPSInput(name="lpips_input", dtype="float32")(images)
+    taps = []
     for op in plan:
         if op[0] == "conv":
             _, index, filters, kernel, stride, padding = op
-            features = keras.layers.ZeroPadding2D(padding, name=f"pad_{index}")(features)
+            features = keras.layers.ZeroPadding2D(padding, name=f"pad_{index}",
+                                                  dtype="float32")(features)
             features = keras.layers.Conv2D(filters, kernel, strides=stride, activation="relu",
-                                           name=f"features_{index}")(features)
+                                           name=f"features_{index}", dtype="float32")(features)
         elif op[0] == "pool":
-            features = keras.layers.MaxPooling2D(op[1], strides=op[2])(features)
+            features = keras.layers.MaxPooling2D(op[1], strides=op[2],
+                                                 dtype="float32")(features)
         else:
             taps.append(features)
-    return keras.Model(images, taps, name=f"lpips_{net}_trunk")
+    return keras.Model(images, taps, name=f"lpips_{net}_trunk", dtype="float32")
 
 
 class LPIPS:

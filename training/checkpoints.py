@@ -27,8 +27,8 @@ class SegmentHistory(tf.train.experimental.PythonState):
 
 class RunCheckpoints:
     """Everything a run resumes from, kept under `run_dir/checkpoints`: the networks (EMA
-    included), both optimizers (slots and iterations), the step, the best validation PSNR-Y so
-    far, and how long each segment of the run (start to stop or resume) took.
+    included), both optimizers (slots and iterations), the step, the best validation score so
+    far (`train.best_metric`), and how long each segment of the run (start to stop or resume) took.
 
     `tf.train.CheckpointManager` writes the data files first and replaces the small index file
     last, so a crash mid-write leaves the previous checkpoint as the latest; the last `keep` are
@@ -37,10 +37,12 @@ class RunCheckpoints:
 
     def __init__(self, run_dir, keep, restore_dir=None, **objects):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.best_psnr = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False,
-                                     name="best_psnr")
+        # The best validation score so far, higher is better (train.best_metric, negated for
+        # NIQE and LPIPS).
+        self.best_score = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False,
+                                      name="best_score")
         self.history = SegmentHistory()
-        self.checkpoint = tf.train.Checkpoint(step=self.step, best_psnr=self.best_psnr,
+        self.checkpoint = tf.train.Checkpoint(step=self.step, best_score=self.best_score,
                                               segments=self.history, **objects)
         self._started = time.perf_counter()
         self._start_step = 0

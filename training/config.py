@@ -18,6 +18,7 @@ PIXEL_LOSSES = ("l1", "mse")
 PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
 ADVERSARIAL_LOSSES = ("none", "standard", "relativistic")
 SCHEDULES = ("step", "cosine")
+BEST_METRICS = ("psnr_y", "niqe", "lpips")
 # keras_sr.precision's names (auto picks per device), and Keras' policy names for the two
 # mixed ones.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16")
@@ -84,6 +85,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     precision: str = "auto"  # bfloat16 where the device computes it natively, else float32
     ema_decay: float = 0.0  # 0 disables the generator EMA
+    best_metric: str = "psnr_y"  # what chooses generator_best.keras: psnr_y, niqe or lpips
     # Length of the learning-rate schedules (cosine's end, the warm-up's share); 0: train.steps
     # of the run's first segment, kept when a resume raises train.steps.
     schedule_steps: int = 0
@@ -274,6 +276,9 @@ def validate(config):
         require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
     require(train.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}")
     require(0.0 <= train.ema_decay < 1.0, "train.ema_decay", "in [0, 1)")
+    require(train.best_metric in BEST_METRICS, "train.best_metric", f"one of {BEST_METRICS}")
+    require(train.best_metric == "psnr_y" or bool(data.validation), "train.best_metric",
+            f"{train.best_metric} needs held-out images (data.validation)")
     require(train.schedule_steps >= 0, "train.schedule_steps", "must be 0 (train.steps) or more")
     for name in ("g_optimizer", "d_optimizer"):
         warmup = getattr(config, name).warmup_steps

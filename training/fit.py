@@ -401,7 +401,6 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
         ConfigError: the run cannot resume (see `build_run`).
         DataError: no training pair could be decoded."""
     from training import loop
-    from training.validation import Validation
 
     stopwatch = loop.Stopwatch()
     run = build_run(config, run_dir, feature_extractor_factory, log)
@@ -409,7 +408,7 @@ def train(config, run_dir, feature_extractor_factory=None, log=print, source=Non
     if not run.is_chief:
         validation = None
     elif validation is None and config.data.validation:
-        validation = Validation(config.data.validation, config.model.scale)
+        validation = make_validation(config, log)
     reporter = loop.Reporter(run, validation, log)
     try:
         result = loop.train_loop(run, iterator, source, validation, log, reporter)
@@ -434,12 +433,44 @@ def plan_run_dir(run_dir):
     return os.path.isdir(run_dir)
 
 
-def check_inputs(config):
+def make_validation(config, log=print):
+    """The held-out images' `Validation`: PSNR / SSIM, plus NIQE for GAN runs and for
+    `train.best_metric=niqe`, and LPIPS for GAN runs when its weights are at hand (one line
+    saying why not otherwise) and for `train.best_metric=lpips` (required then).
+
+    Raises:
+        ConfigError: the best metric cannot be computed on these images or without weights.
+    """
+    from keras_sr.pretrained_files import WeightsUnavailable
+    from training.validation import Validation
+
+    best = config.train.best_metric
+    gan = config.loss.adversarial != "none"
+    extra, lpips_metric = [], None
+    if gan or best == "niqe":
+        extra.append("niqe")
+    if gan or best == "lpips":
+        from keras_sr.lpips import LPIPS
+
+        try:
+            lpips_metric = LPIPS("alex", download=best == "lpips")
+            extra.append("lpips")
+        except WeightsUnavailable as error:
+            if best == "lpips":
+                raise config_lib.ConfigError(f"train.best_metric: {error}") from None
+            log(f"note: validation without LPIPS ({error})")
+    try:
+        return Validation(config.data.validation, config.model.scale, extra, lpips_metric,
+                          required=(best,))
+    except ValueError as error:
+        raise config_lib.ConfigError(f"data.validation: {error}") from None
+
+
+def check_inputs(config, log=print):
     """Everything the run reads, checked before any model is built: the training source
     (every image's header), the held-out images (decoded) and the generator to start from.
     Returns `(source, validation)`; raises ConfigError naming what is wrong."""
     from keras_sr.data.images import UnreadableImageError
-    from training.validation import Validation
 
     try:
         source = make_source(config, shuffle_seed=config.data.seed)
@@ -448,7 +479,7 @@ def check_inputs(config):
     validation = None
     if config.data.validation:
         try:
-            validation = Validation(config.data.validation, config.model.scale)
+            validation = make_validation(config, log)
         except UnreadableImageError as error:
             raise config_lib.ConfigError(f"data.validation: {error}") from None
     if config.train.init_from:
@@ -479,7 +510,7 @@ def main(argv=None, prog="python -m training.fit"):
         run_dir = args.output or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         existed = plan_run_dir(run_dir)
-        source, validation = check_inputs(config)
+        source, validation = check_inputs(config, log=lambda line: print(line, file=sys.stderr))
     except config_lib.ConfigError as error:
         return fail(error)
     from keras_sr.losses.perceptual import VGGWeightsUnavailable

@@ -166,7 +166,7 @@ class Reporter:
                                             unit_name="step")
         served = run.served
         self.upscale = tf.function(lambda lr: served(lr, training=False), reduce_retracing=True)
-        self.validated = {}  # step -> PSNR-Y, so the summary does not validate twice
+        self.validated = {}  # step -> values, so the summary does not validate twice
 
     def learning_rate(self):
         optimizer = self.run.optimizers["g_optimizer"]
@@ -183,22 +183,33 @@ class Reporter:
                 tf.summary.scalar(f"train/{name}", value)
             tf.summary.scalar("train/learning_rate", self.learning_rate())
 
-    def held_out_psnr(self):
+    def held_out(self):
         return self.validation.run(lambda lr: self.upscale(lr).numpy())
 
     def validate(self, step):
-        psnr_y, ssim_y, sheet = self.held_out_psnr()
-        self.validated[step] = psnr_y
+        """Validates, logs, and keeps `generator_best.keras` by `train.best_metric`."""
+        from training.validation import HIGHER_IS_BETTER
+
+        values, sheet = self.held_out()
+        self.validated[step] = values
         with self.writer.as_default(step=step):
-            tf.summary.scalar("validation/psnr_y", psnr_y)
-            tf.summary.scalar("validation/ssim_y", ssim_y)
+            for name, value in values.items():
+                if value is not None:
+                    tf.summary.scalar(f"validation/{name}", value)
             tf.summary.image("validation/bicubic_sr_hr", sheet[None])
-        # The best PSNR is checkpointed, so a resumed run compares with the run's best so far.
-        best = self.run.checkpoints.best_psnr
-        if psnr_y > float(best.numpy()):
-            best.assign(psnr_y)
-            save_model(self.run.served, os.path.join(self.run.run_dir, "generator_best.keras"))
-        self.log(f"\nstep {step}: validation PSNR-Y {psnr_y:.3f} dB, SSIM-Y {ssim_y:.4f}")
+        # The best score is checkpointed, so a resumed run compares with the run's best so far.
+        metric = self.run.config.train.best_metric
+        if values.get(metric) is not None:
+            score = values[metric] if HIGHER_IS_BETTER[metric] else -values[metric]
+            best = self.run.checkpoints.best_score
+            if score > float(best.numpy()):
+                best.assign(score)
+                save_model(self.run.served,
+                           os.path.join(self.run.run_dir, "generator_best.keras"))
+        extra = "".join(f", {name.upper()} {values[name]:.4f}" for name in ("niqe", "lpips")
+                        if values.get(name) is not None)
+        self.log(f"\nstep {step}: validation PSNR-Y {values['psnr_y']:.3f} dB, SSIM-Y "
+                 f"{values['ssim_y']:.4f}{extra}")
 
 
 @dataclasses.dataclass
@@ -277,9 +288,14 @@ def finish(run, result, source, validation, reporter, stopwatch, log=print):
                "last_losses": result.last_losses, "ema": run.ema_generator is not None,
                "skipped_images": dict(source.skip_log.skipped), "precision": run.precision}
     if validation:
+        values = reporter.validated[step] if step in reporter.validated \
+            else reporter.held_out()[0]
         summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
-        summary["heldout_psnr_y_model"] = reporter.validated[step] \
-            if step in reporter.validated else reporter.held_out_psnr()[0]
+        summary["heldout_psnr_y_model"] = values["psnr_y"]
+        for name in ("niqe", "lpips"):
+            if values.get(name) is not None:
+                summary[f"heldout_{name}_model"] = values[name]
+        summary["best_metric"] = run.config.train.best_metric
     write_json(os.path.join(run.run_dir, "summary.json"), summary)
     if validation:
         gain = summary["heldout_psnr_y_model"] - summary["heldout_psnr_y_bicubic"]

@@ -15,7 +15,7 @@ from training import fit, loop
 def state(run):
     """Every variable a run resumes from, by name."""
     values = {"step": run.checkpoints.step.numpy(),
-              "best_psnr": run.checkpoints.best_psnr.numpy()}
+              "best_score": run.checkpoints.best_score.numpy()}
     trainer = run.trainer
     networks = {"generator": trainer.generator, "ema": trainer.ema_generator}
     for name, network in networks.items():
@@ -43,8 +43,8 @@ def test_a_resumed_run_restores_every_variable_exactly(image_folder, tmp_path,  
 
     monkeypatch.setattr(loop, "finish", keep_state)
     assert fit.train(config, str(run_dir), log=lambda m: None) == 0
-    validated = saved.pop("validated")
-    assert saved["best_psnr"] == max(validated.values()) and saved["step"] == 4
+    validated = {step: values["psnr_y"] for step, values in saved.pop("validated").items()}
+    assert saved["best_score"] == max(validated.values()) and saved["step"] == 4
     assert any(key.startswith("g_optimizer/") and "iteration" in key for key in saved)
 
     longer = fit.prepare_run_dir(str(run_dir), dataclasses.replace(
@@ -62,7 +62,7 @@ def test_a_resumed_run_restores_every_variable_exactly(image_folder, tmp_path,  
     reporter = loop.Reporter(run, _validation(longer), lambda m: None)
     reporter.validate(4)
     reporter.writer.close()
-    assert reporter.validated[4] == pytest.approx(validated[4], abs=1e-6)
+    assert reporter.validated[4]["psnr_y"] == pytest.approx(validated[4], abs=1e-6)
     assert best.stat().st_mtime_ns == before
 
 
@@ -70,6 +70,7 @@ def _validation(config):
     from training.validation import Validation
 
     return Validation(config.data.validation, config.model.scale)
+
 
 
 def test_resuming_keeps_the_schedule_and_records_each_segment(image_folder,  # noqa: F811

@@ -1,0 +1,111 @@
+"""Validation during training: NIQE / LPIPS for GAN runs, and generator_best.keras chosen by
+train.best_metric."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_sr.convert import torch as torch_files
+from tests.losses.test_perceptual import tiny_extractor
+from tests.test_lpips import linear_state, trunk_state
+from tests.training.test_evaluate import natural_like
+from tests.training.test_fit import TINY_MODEL
+from training import config as config_lib
+from training import fit, loop
+
+
+@pytest.fixture
+def folders(tmp_path, rng):
+    train = tmp_path / "hr"
+    train.mkdir()
+    for index in range(2):
+        Image.fromarray(natural_like(rng, 40, 44)).save(train / f"{index}.png")
+    Image.fromarray(natural_like(rng, 208, 208)).save(tmp_path / "heldout.png")
+    Image.fromarray(natural_like(rng, 36, 36)).save(tmp_path / "small.png")
+    return train, tmp_path
+
+
+def config_for(train, heldout, *overrides, experiment="esrgan_x4"):
+    return fit.resolve_config(experiment, overrides=[
+        f"data.train={train}", f"data.validation={heldout}", "data.hr_patch_size=32",
+        "data.batch_size=2", "train.steps=2", "train.validate_every=1",
+        "model.discriminator_features=8", *TINY_MODEL, *overrides] if experiment != "quick"
+        else [f"data.validation={heldout}", *overrides])
+
+
+@pytest.fixture
+def lpips_weights(tmp_path, monkeypatch):
+    trunk, linear = tmp_path / "alex.pth", tmp_path / "alex-linear.pth"
+    torch_files.save(str(trunk), trunk_state("alex"), wrapper=None)
+    torch_files.save(str(linear), linear_state("alex"), wrapper=None)
+    monkeypatch.setenv("KERAS_SR_ALEXNET_WEIGHTS", str(trunk))
+    monkeypatch.setenv("KERAS_SR_LPIPS_LINEAR_WEIGHTS", str(linear))
+
+
+def test_a_gan_run_validates_with_niqe_and_lpips(folders, lpips_weights):
+    train, root = folders
+    config = config_for(train, root / "heldout.png")
+    run_dir = root / "gan"
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), feature_extractor_factory=tiny_extractor,
+                     log=lambda m: None) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["heldout_niqe_model"] > 0 and summary["heldout_lpips_model"] > 0
+    assert summary["best_metric"] == "psnr_y"
+
+    import tensorflow as tf
+
+    tags = {value.tag for path in (run_dir / "tensorboard").iterdir()
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+    assert {"validation/niqe", "validation/lpips", "validation/psnr_y"} <= tags
+
+
+def test_a_gan_run_without_lpips_weights_says_so_once(folders, tmp_path, monkeypatch):
+    train, root = folders
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
+    monkeypatch.delenv("KERAS_SR_ALEXNET_WEIGHTS", raising=False)
+    notes = []
+    validation = fit.make_validation(config_for(train, root / "heldout.png"), notes.append)
+    assert validation.extra == ("niqe",)
+    assert len(notes) == 1 and "validation without LPIPS" in notes[0]
+
+
+def test_best_metric_chooses_the_saved_generator(folders, monkeypatch):
+    train, root = folders
+    config = config_for(train, root / "heldout.png", "train.best_metric=niqe",
+                        experiment="rrdb_psnr_x4")
+    run_dir = root / "run"
+    config = fit.prepare_run_dir(str(run_dir), config)
+    run = fit.build_run(config, str(run_dir), log=lambda m: None)
+    reporter = loop.Reporter(run, fit.make_validation(config), lambda m: None)
+    best = run_dir / "generator_best.keras"
+    sequence = iter([{"psnr_y": 20.0, "ssim_y": 0.5, "niqe": 5.0},
+                     {"psnr_y": 25.0, "ssim_y": 0.6, "niqe": 6.0},  # better PSNR, worse NIQE
+                     {"psnr_y": 19.0, "ssim_y": 0.4, "niqe": 4.0}])
+    sheet = np.zeros((8, 8, 3), np.uint8)
+    monkeypatch.setattr(reporter, "held_out", lambda: (next(sequence), sheet))
+    reporter.validate(1)
+    first = best.stat().st_mtime_ns
+    reporter.validate(2)
+    assert best.stat().st_mtime_ns == first and float(run.checkpoints.best_score.numpy()) == -5
+    reporter.validate(3)
+    assert float(run.checkpoints.best_score.numpy()) == -4
+    reporter.writer.close()
+
+
+def test_a_best_metric_that_cannot_be_computed_is_refused(folders, tmp_path, monkeypatch):
+    train, root = folders
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
+    monkeypatch.delenv("KERAS_SR_ALEXNET_WEIGHTS", raising=False)
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: (_ for _ in ()).throw(
+        OSError("offline")))
+    with pytest.raises(config_lib.ConfigError, match="train.best_metric: .*alexnet"):
+        fit.make_validation(config_for(train, root / "heldout.png",
+                                       "train.best_metric=lpips"))
+    with pytest.raises(config_lib.ConfigError, match="data.validation: NIQE needs"):
+        fit.make_validation(config_for(train, root / "small.png", "train.best_metric=niqe"))
+    with pytest.raises(config_lib.ConfigError, match="train.best_metric: one of"):
+        config_for(train, root / "heldout.png", "train.best_metric=fid")
