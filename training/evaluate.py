@@ -57,16 +57,23 @@ def load_upscaler(model_spec, scale, precision="float32", log=None):
     a model runs at `precision` (`keras_sr.precision`), said through `log`."""
     if model_spec == "bicubic":
         return bicubic_upscaler(scale)
-    from keras_sr import inference
     from keras_sr import precision as precisions
 
     model, chosen, reason = precisions.load_model(model_spec, precision)
     if log:
         log(f"training.evaluate: {model_spec} on {precisions.describe_device()} at {chosen} "
             f"({reason})")
+    return model_upscaler(model, scale, model_spec)
+
+
+def model_upscaler(model, scale, name="the model"):
+    """A function uint8 LR image -> uint8 SR image running `model` (grayscale images as three
+    equal channels, averaged back)."""
+    from keras_sr import inference
+
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and model_scale != scale:
-        raise ValueError(f"{model_spec} is a x{model_scale} model but --scale is {scale}")
+        raise ValueError(f"{name} is a x{model_scale} model but --scale is {scale}")
     # One trace for every image size: evaluation images all differ.
     serve = inference.keras_upscaler(model)
 
@@ -76,7 +83,7 @@ def load_upscaler(model_spec, scale, precision="float32", log=None):
         sr = serve(rgb[None].astype(np.float32) / 255.0)[0]
         expected = (rgb.shape[0] * scale, rgb.shape[1] * scale, 3)
         if sr.shape != expected:
-            raise ValueError(f"{model_spec} returned {sr.shape} for a {rgb.shape} input; "
+            raise ValueError(f"{name} returned {sr.shape} for a {rgb.shape} input; "
                              f"a x{scale} model must return {expected}")
         return to_uint8(sr.mean(axis=-1) if gray else sr)
 

@@ -62,3 +62,44 @@ def test_bad_alpha_missing_files_and_existing_output(pair, tmp_path, capsys):
         assert status == 2
         assert message in capsys.readouterr().err
     assert out.read_bytes() == b"precious"
+
+
+def test_a_sweep_prints_the_trade_off_for_each_alpha(pair, tmp_path, rng, capsys):
+    import json
+
+    from PIL import Image
+
+    from tests.training.test_evaluate import natural_like
+    from training.evaluate import evaluate_folder, model_upscaler
+
+    psnr_model, gan_model, psnr_path, gan_path = pair
+    folder = tmp_path / "Held"
+    folder.mkdir()
+    Image.fromarray(natural_like(rng, 208, 208)).save(folder / "a.png")
+    out = tmp_path / "sweep.json"
+    assert interpolate.main(["--psnr", str(psnr_path), "--gan", str(gan_path), "--sweep",
+                             "0,0.5,1", "--data", str(folder), "--scale", "4", "--metrics",
+                             "psnr,niqe", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [row["alpha"] for row in rows] == [0.0, 0.5, 1.0]
+    assert all(row["dataset"] == "Held" and row["niqe"] > 0 for row in rows)
+    for alpha, model in ((0.0, psnr_model), (1.0, gan_model)):
+        expected, _ = evaluate_folder(str(folder), model_upscaler(model, 4), 4, progress=False,
+                                      metrics=("psnr", "niqe"))
+        row = next(row for row in rows if row["alpha"] == alpha)
+        assert row["psnr_y"] == pytest.approx(expected["psnr_y"], abs=1e-6)
+        assert row["niqe"] == pytest.approx(expected["niqe"], abs=1e-6)
+    table = capsys.readouterr().out
+    assert "alpha" in table and "NIQE" in table and table.count("Held") == 3
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--sweep", "0,1"], "--sweep needs --data and --scale"),
+    (["--sweep", "0,2", "--scale", "4"], "alphas must be in"),
+    (["--alpha", "0.5"], "--alpha needs --out"),
+])
+def test_sweep_and_alpha_arguments_are_checked(pair, arguments, message, capsys):
+    _, _, psnr_path, gan_path = pair
+    with pytest.raises(SystemExit) as exit_info:
+        interpolate.main(["--psnr", str(psnr_path), "--gan", str(gan_path), *arguments])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
