@@ -13,7 +13,7 @@ import typing
 import yaml
 
 GENERATORS = ("rrdbnet", "srresnet", "srvgg_compact")
-DISCRIMINATORS = ("none", "srgan", "vgg_style")
+DISCRIMINATORS = ("none", "srgan", "vgg_style", "unet_sn")
 PIXEL_LOSSES = ("l1", "mse")
 PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
 ADVERSARIAL_LOSSES = ("none", "standard", "relativistic")
@@ -222,6 +222,7 @@ def validate(config):
         RRDBNet,
         SRGANDiscriminator,
         SRResNet,
+        UNetDiscriminatorSN,
         VGGStyleDiscriminator,
     )
 
@@ -251,8 +252,8 @@ def validate(config):
     require(gan == (model.discriminator != "none"), "model.discriminator",
             "a discriminator goes with an adversarial loss, and only with one")
     if model.discriminator != "none":
-        multiple = {"srgan": SRGANDiscriminator,
-                    "vgg_style": VGGStyleDiscriminator}[model.discriminator].INPUT_MULTIPLE
+        multiple = {"srgan": SRGANDiscriminator, "vgg_style": VGGStyleDiscriminator,
+                    "unet_sn": UNetDiscriminatorSN}[model.discriminator].INPUT_MULTIPLE
         require(data.hr_patch_size % multiple == 0, "data.hr_patch_size",
                 f"the {model.discriminator} discriminator needs a multiple of {multiple}")
     require(loss.perceptual != "none" or loss.perceptual_weight == 0,

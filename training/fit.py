@@ -179,9 +179,10 @@ def build_generator(model_config):
 
 
 def build_discriminator(config):
-    from keras_sr.models import SRGANDiscriminator, VGGStyleDiscriminator
+    from keras_sr.models import SRGANDiscriminator, UNetDiscriminatorSN, VGGStyleDiscriminator
 
-    classes = {"srgan": SRGANDiscriminator, "vgg_style": VGGStyleDiscriminator}
+    classes = {"srgan": SRGANDiscriminator, "vgg_style": VGGStyleDiscriminator,
+               "unet_sn": UNetDiscriminatorSN}
     return classes[config.model.discriminator](
         input_size=config.data.hr_patch_size,
         num_features=config.model.discriminator_features, name="discriminator")

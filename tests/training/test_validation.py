@@ -109,3 +109,22 @@ def test_a_best_metric_that_cannot_be_computed_is_refused(folders, tmp_path, mon
         fit.make_validation(config_for(train, root / "small.png", "train.best_metric=niqe"))
     with pytest.raises(config_lib.ConfigError, match="train.best_metric: one of"):
         config_for(train, root / "heldout.png", "train.best_metric=fid")
+
+
+def test_a_gan_run_with_the_unet_discriminator(folders):
+    # Real-ESRGAN's discriminator: per-pixel logits, standard GAN loss (its recipe's).
+    train, root = folders
+    config = config_for(train, root / "heldout.png", "model.discriminator=unet_sn",
+                        "loss.adversarial=standard", "loss.adversarial_weight=0.1",
+                        "loss.pixel_weight=1.0", "train.best_metric=niqe")
+    run_dir = root / "unet"
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), feature_extractor_factory=tiny_extractor,
+                     log=lambda m: None) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0 < summary["last_losses"]["d_real"] < 1 and summary["heldout_niqe_model"] > 0
+    assert (run_dir / "generator_best.keras").is_file()
+    with pytest.raises(config_lib.ConfigError, match="unet_sn discriminator needs a multiple "
+                                                     "of 8"):
+        config_for(train, root / "heldout.png", "model.discriminator=unet_sn",
+                   "data.hr_patch_size=36")
