@@ -53,6 +53,7 @@ def networks():
         "srvgg_compact": (models.SRVGGNetCompact(num_convs=2, num_features=8), [(9, 7, 3)]),
         "srgan_d": (models.SRGANDiscriminator(input_size=32, num_features=8), [(32, 32, 3)]),
         "vgg_d": (models.VGGStyleDiscriminator(input_size=64, num_features=8), [(64, 64, 3)]),
+        "unet_d": (models.UNetDiscriminatorSN(num_features=8), [(16, 24, 3)]),
     }
 
 
@@ -68,6 +69,7 @@ def wrapped_layers():
         "pixel_shuffle": (layers.PixelShuffle(2), [(None, None, 12)]),
         "pixel_unshuffle": (layers.PixelUnshuffle(2), [(None, None, 3)]),
         "nearest_upsampling": (layers.NearestUpsampling(2), [(None, None, 3)]),
+        "bilinear_upsampling": (layers.ResizeUpsampling(2, "bilinear"), [(None, None, 3)]),
         "reflect_pad": (layers.ReflectPadToMultiple(4), [(None, None, 3)]),
         "crop": (layers.CropToScaledSize(2), [(None, None, 3), (None, None, 3)]),
         "clip": (layers.ClipToUnitRange(), [(None, None, 3)]),

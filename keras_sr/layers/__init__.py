@@ -8,6 +8,7 @@ from keras_sr.layers.pixel_unshuffle import PixelUnshuffle
 from keras_sr.layers.reflect_pad_to_multiple import ReflectPadToMultiple
 from keras_sr.layers.residual_block import ResidualBlock
 from keras_sr.layers.residual_dense_block import ResidualDenseBlock
+from keras_sr.layers.resize_upsampling import ResizeUpsampling
 from keras_sr.layers.rrdb import RRDB
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "ReflectPadToMultiple",
     "ResidualBlock",
     "ResidualDenseBlock",
+    "ResizeUpsampling",
 ]

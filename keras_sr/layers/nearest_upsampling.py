@@ -1,16 +1,13 @@
 import keras
-import tensorflow as tf
+
+from keras_sr.layers.resize_upsampling import ResizeUpsampling
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
-class NearestUpsampling(keras.layers.Layer):
-    """Nearest-neighbour upsampling by an integer factor, for any H x W.
-
-    ESRGAN's upsampler (nearest x2 then conv). Keras' `UpSampling2D` is not used: with a dynamic
-    input size it makes the following conv a Flex op in TFLite, which the LiteRT interpreter
-    refuses. `tf.image.resize(..., "nearest")` with a computed size lowers to the builtin
-    `RESIZE_NEAREST_NEIGHBOR` and, for integer factors, picks the same pixels as PyTorch's
-    `F.interpolate(mode="nearest")`.
+class NearestUpsampling(ResizeUpsampling):
+    """Nearest-neighbour upsampling by an integer factor, for any H x W: ESRGAN's upsampler
+    (nearest x2 then conv). A `ResizeUpsampling` with method "nearest" (see there why not
+    `UpSampling2D`).
 
     Args:
         factor: int. Defaults to 2.
@@ -21,25 +18,10 @@ class NearestUpsampling(keras.layers.Layer):
     """
 
     def __init__(self, factor=2, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = int(factor)
-
-    def call(self, inputs):
-        size = tf.shape(inputs)[1:3] * self.factor
-        outputs = tf.image.resize(inputs, size, method="nearest")
-        # tf.image.resize returns float32 for some dtypes; keep the policy's compute dtype.
-        return tf.cast(outputs, inputs.dtype)
-
-    def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        return (
-            batch,
-            None if height is None else height * self.factor,
-            None if width is None else width * self.factor,
-            channels,
-        )
+        kwargs.pop("method", None)
+        super().__init__(factor, "nearest", **kwargs)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"factor": self.factor})
+        config.pop("method")
         return config

@@ -1,5 +1,6 @@
 import keras
 
+from keras_sr.layers.resize_upsampling import ResizeUpsampling
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
 
 # The U-Net halves the patch three times, and every level is added back to its mirror.
@@ -60,8 +61,7 @@ class UNetDiscriminatorSN(keras.Model):
 
         def upsample(name):
             # Bilinear x2 with half-pixel centres: PyTorch's align_corners=False.
-            return keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=dtype,
-                                             name=name)
+            return ResizeUpsampling(2, "bilinear", dtype=dtype, name=name)
 
         # === Functional Model ===
         hr_images = keras.Input(shape=(input_size, input_size, 3), name="hr_images")
