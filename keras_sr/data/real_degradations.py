@@ -1,0 +1,197 @@
+"""The pieces of Real-ESRGAN's degradation model (Wang et al., ICCVW 2021, arXiv 2107.10833
+§3.1), in TensorFlow graph mode with stateless, seeded randomness.
+
+Blur kernels as BasicSR's `degradations.py` defines them (isotropic and anisotropic Gaussian,
+generalized Gaussian, plateau, and the 2-D sinc / circular low-pass filter), drawn the way its
+`random_mixed_kernels` draws them; Gaussian and Poisson noise, in colour or gray; JPEG; and
+resizing by a factor with area, bilinear or bicubic interpolation. Every kernel is returned
+on a fixed 21 x 21 grid (a smaller kernel zero-padded around the centre, as the recipe pads
+every kernel to 21), so shapes stay static in `tf.data` and `tf.function`.
+
+Images are float32 in [0, 1], `[H, W, 3]`. Seeds are `[2]` int tensors (`tf.random.stateless_*`).
+"""
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+KERNEL_GRID = 21
+KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
+                "plateau_aniso")
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelOptions:
+    """How one stage draws its blur kernel; the defaults are the Real-ESRGAN x4plus recipe's
+    first stage.
+
+    Attributes:
+        sizes: odd kernel sizes to draw from uniformly.
+        type_probabilities: probabilities of `KERNEL_TYPES`, in that order.
+        sigma: range of the Gaussian widths (both axes, drawn independently when anisotropic).
+        generalized_beta: range of the generalized Gaussian's shape parameter.
+        plateau_beta: range of the plateau kernel's shape parameter.
+        sinc_probability: probability of a 2-D sinc (circular low-pass) kernel instead.
+    """
+
+    sizes: tuple = tuple(range(7, 22, 2))
+    type_probabilities: tuple = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
+    sigma: tuple = (0.2, 3.0)
+    generalized_beta: tuple = (0.5, 4.0)
+    plateau_beta: tuple = (1.0, 2.0)
+    sinc_probability: float = 0.1
+
+
+def _grid():
+    axis = tf.range(-(KERNEL_GRID // 2), KERNEL_GRID // 2 + 1, dtype=tf.float32)
+    xx, yy = tf.meshgrid(axis, axis)
+    return xx, yy
+
+
+def _window(size):
+    """1 inside the centred `size` x `size` window of the grid, 0 outside."""
+    xx, yy = _grid()
+    half = tf.cast(size // 2, tf.float32)
+    return tf.cast((tf.abs(xx) <= half) & (tf.abs(yy) <= half), tf.float32)
+
+
+def _normalised(kernel, size):
+    kernel = kernel * _window(size)
+    return kernel / tf.reduce_sum(kernel)
+
+
+def quadratic_form(sigma_x, sigma_y, theta):
+    """x^T S^-1 x on the grid, S = R(theta) diag(sigma_x^2, sigma_y^2) R(theta)^T (x is the
+    column coordinate, y the row, as BasicSR's mesh grid)."""
+    xx, yy = _grid()
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    # Coordinates in the rotated frame, where S is diagonal.
+    u = cos * xx + sin * yy
+    v = -sin * xx + cos * yy
+    return tf.square(u / sigma_x) + tf.square(v / sigma_y)
+
+
+def gaussian_kernel(size, sigma_x, sigma_y, theta):
+    """exp(-q / 2), normalised: BasicSR's `bivariate_Gaussian`."""
+    return _normalised(tf.exp(-0.5 * quadratic_form(sigma_x, sigma_y, theta)), size)
+
+
+def generalized_gaussian_kernel(size, sigma_x, sigma_y, theta, beta):
+    """exp(-q^beta / 2), normalised: BasicSR's `bivariate_generalized_Gaussian`."""
+    return _normalised(tf.exp(-0.5 * tf.pow(quadratic_form(sigma_x, sigma_y, theta), beta)),
+                       size)
+
+
+def plateau_kernel(size, sigma_x, sigma_y, theta, beta):
+    """1 / (q^beta + 1), normalised: BasicSR's `bivariate_plateau`."""
+    return _normalised(1.0 / (tf.pow(quadratic_form(sigma_x, sigma_y, theta), beta) + 1.0),
+                       size)
+
+
+def sinc_kernel(size, cutoff):
+    """The 2-D sinc, an ideal circular low-pass filter with `cutoff` in radians (pi is the
+    Nyquist frequency), truncated to `size` and normalised: BasicSR's
+    `circular_lowpass_kernel`. cutoff * J1(cutoff r) / (2 pi r), cutoff^2 / (4 pi) at r = 0."""
+    xx, yy = _grid()
+    radius = tf.sqrt(tf.square(xx) + tf.square(yy))
+    safe = tf.where(radius > 0, radius, tf.ones_like(radius))
+    kernel = cutoff * tf.math.special.bessel_j1(cutoff * safe) / (2 * math.pi * safe)
+    kernel = tf.where(radius > 0, kernel, tf.fill(tf.shape(kernel), cutoff**2 / (4 * math.pi)))
+    return _normalised(kernel, size)
+
+
+def _uniform(seed, low, high):
+    return tf.random.stateless_uniform([], seed, low, high)
+
+
+def _beta(seed, beta_range):
+    """BasicSR's draw: below 1 or above 1 with equal chance (when the range spans 1)."""
+    low, high = beta_range
+    if low >= 1.0 or high <= 1.0:
+        return _uniform(seed, low, high)
+    below = tf.random.stateless_uniform([], seed + [0, 1]) < 0.5
+    return tf.where(below, _uniform(seed + [0, 2], low, 1.0), _uniform(seed + [0, 3], 1.0, high))
+
+
+def random_kernel(seed, options=KernelOptions()):
+    """A kernel on the 21 x 21 grid drawn as the recipe draws one: a size, then with
+    `sinc_probability` a sinc (cutoff in [pi/3, pi], [pi/5, pi] from size 13), else a type by
+    `type_probabilities` with its widths, rotation in [-pi, pi] and shape parameter."""
+    seed = tf.convert_to_tensor(seed, tf.int32)
+    seeds = tf.random.experimental.stateless_split(seed, 8)
+    sizes = tf.constant(options.sizes, tf.int32)
+    size = tf.gather(sizes, tf.random.stateless_uniform([], seeds[0], 0, len(options.sizes),
+                                                        dtype=tf.int32))
+    sigma_x = _uniform(seeds[1], *options.sigma)
+    sigma_y = _uniform(seeds[2], *options.sigma)
+    theta = _uniform(seeds[3], -math.pi, math.pi)
+    low = tf.where(size < 13, math.pi / 3, math.pi / 5)
+    cutoff = low + (math.pi - low) * tf.random.stateless_uniform([], seeds[4])
+    logits = tf.math.log(tf.constant([options.type_probabilities], tf.float32))
+    kind = tf.random.stateless_categorical(logits, 1, seeds[5])[0, 0]
+    generalized_beta = _beta(seeds[6], options.generalized_beta)
+    plateau_beta = _beta(seeds[7], options.plateau_beta)
+    zero = tf.constant(0.0)
+    kernels = [
+        gaussian_kernel(size, sigma_x, sigma_x, zero),
+        gaussian_kernel(size, sigma_x, sigma_y, theta),
+        generalized_gaussian_kernel(size, sigma_x, sigma_x, zero, generalized_beta),
+        generalized_gaussian_kernel(size, sigma_x, sigma_y, theta, generalized_beta),
+        plateau_kernel(size, sigma_x, sigma_x, zero, plateau_beta),
+        plateau_kernel(size, sigma_x, sigma_y, theta, plateau_beta),
+    ]
+    blur = tf.gather(tf.stack(kernels), kind)
+    use_sinc = tf.random.stateless_uniform([], seeds[4] + [0, 7]) < options.sinc_probability
+    return tf.where(use_sinc, sinc_kernel(size, cutoff), blur)
+
+
+def filter_image(image, kernel):
+    """`image` convolved with `kernel` (21 x 21), each channel alone, reflected borders."""
+    half = KERNEL_GRID // 2
+    padded = tf.pad(image[None], [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+    weights = tf.tile(kernel[:, :, None, None], [1, 1, tf.shape(image)[-1], 1])
+    return tf.nn.depthwise_conv2d(padded, weights, [1, 1, 1, 1], "VALID")[0]
+
+
+def gaussian_noise(image, sigma, seed, gray=False):
+    """`image` plus zero-mean Gaussian noise of standard deviation `sigma` / 255, the same on
+    every channel when `gray`; not clipped."""
+    shape = tf.shape(image)
+    noise_shape = tf.concat([shape[:2], [1]], 0) if gray else shape
+    noise = tf.random.stateless_normal(noise_shape, seed) * (sigma / 255.0)
+    return image + noise * tf.ones_like(image)
+
+
+def poisson_noise(image, scale, seed, gray=False):
+    """`image` plus Poisson (shot) noise as BasicSR draws it: counts ~ Poisson(x * n) / n,
+    n the number of distinct 8-bit levels rounded up to a power of two, the difference times
+    `scale`. When `gray`, drawn on the luma (BT.601) and added to every channel."""
+    quantised = tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0
+    if gray:
+        quantised = tf.reduce_sum(quantised * tf.constant([0.299, 0.587, 0.114]), -1,
+                                  keepdims=True)
+    levels = tf.cast(tf.size(tf.unique(tf.reshape(quantised, [-1]))[0]), tf.float32)
+    levels = tf.pow(2.0, tf.math.ceil(tf.math.log(levels) / math.log(2.0)))
+    counts = tf.random.stateless_poisson(tf.shape(quantised), seed, quantised * levels,
+                                         dtype=tf.float32)
+    noise = (counts / levels - quantised) * scale
+    return image + noise * tf.ones_like(image)
+
+
+def jpeg(image, quality):
+    """JPEG-compressed and decoded at `quality` (int in [0, 100]); the image is clipped to
+    [0, 1] first, as an encoder must."""
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    return tf.image.adjust_jpeg_quality(image, tf.cast(quality, tf.int32))
+
+
+RESIZE_METHODS = ("area", "bilinear", "bicubic")
+
+
+def resize_by(image, factor, method):
+    """`image` resized by `factor` with "area", "bilinear" or "bicubic" (PyTorch's
+    `F.interpolate(scale_factor=factor)` sizes: floor(side x factor), at least 1)."""
+    size = tf.maximum(tf.cast(tf.floor(tf.cast(tf.shape(image)[:2], tf.float32) * factor),
+                              tf.int32), 1)
+    return tf.image.resize(image, size, method=method)

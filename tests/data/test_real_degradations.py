@@ -1,0 +1,152 @@
+"""Real-ESRGAN's degradation pieces checked against their definitions."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sr.data import real_degradations as rd
+
+GRID = np.arange(-10, 11, dtype=np.float64)
+XX, YY = np.meshgrid(GRID, GRID)
+
+
+def second_moments(kernel):
+    kernel = np.asarray(kernel, np.float64)
+    return np.array([[np.sum(kernel * XX * XX), np.sum(kernel * XX * YY)],
+                     [np.sum(kernel * XX * YY), np.sum(kernel * YY * YY)]])
+
+
+@pytest.mark.parametrize("size", [7, 13, 21])
+def test_every_kernel_sums_to_one_inside_its_window(size):
+    for kernel in (rd.gaussian_kernel(size, 1.5, 0.7, 0.4),
+                   rd.generalized_gaussian_kernel(size, 1.5, 0.7, 0.4, 2.5),
+                   rd.plateau_kernel(size, 1.5, 0.7, 0.4, 1.5), rd.sinc_kernel(size, 1.2)):
+        kernel = kernel.numpy()
+        assert kernel.shape == (21, 21) and kernel.sum() == pytest.approx(1.0, abs=1e-5)
+        outside = np.abs(XX) > size // 2
+        assert np.all(kernel[outside | (np.abs(YY) > size // 2)] == 0)
+
+
+def test_isotropic_kernels_are_symmetric():
+    for kernel in (rd.gaussian_kernel(21, 2.0, 2.0, 0.0),
+                   rd.plateau_kernel(15, 1.3, 1.3, 0.0, 1.5), rd.sinc_kernel(21, 2.0)):
+        kernel = kernel.numpy()
+        np.testing.assert_allclose(kernel, kernel.T, atol=1e-7)
+        np.testing.assert_allclose(kernel, kernel[::-1], atol=1e-7)
+
+
+def test_the_anisotropic_gaussian_has_the_requested_covariance_after_rotation():
+    sigma_x, sigma_y, theta = 2.5, 1.0, 0.6
+    rotation = np.array([[math.cos(theta), -math.sin(theta)],
+                         [math.sin(theta), math.cos(theta)]])
+    expected = rotation @ np.diag([sigma_x**2, sigma_y**2]) @ rotation.T
+    measured = second_moments(rd.gaussian_kernel(21, sigma_x, sigma_y, theta))
+    np.testing.assert_allclose(measured, expected, atol=0.02 * sigma_x**2)
+
+
+def test_generalized_and_plateau_shapes_at_known_beta():
+    # beta = 1 makes the generalized Gaussian a Gaussian.
+    np.testing.assert_allclose(rd.generalized_gaussian_kernel(21, 1.7, 1.2, 0.3, 1.0),
+                               rd.gaussian_kernel(21, 1.7, 1.2, 0.3), atol=1e-7)
+    # Plateau: k(x) / k(0) = 1 / (1 + q^beta); at x = (sigma, 0) rotated, q = 1 -> one half.
+    kernel = rd.plateau_kernel(21, 2.0, 2.0, 0.0, 1.7).numpy()
+    assert kernel[10, 12] / kernel[10, 10] == pytest.approx(0.5, rel=1e-5)
+    # ... and at q = 4 (x = 2 sigma), 1 / (1 + 4^beta).
+    assert kernel[10, 14] / kernel[10, 10] == pytest.approx(1 / (1 + 4**1.7), rel=1e-5)
+    generalized = rd.generalized_gaussian_kernel(21, 2.0, 2.0, 0.0, 2.5).numpy()
+    assert generalized[10, 14] / generalized[10, 10] == pytest.approx(math.exp(-0.5 * 4**2.5),
+                                                                      rel=1e-4)
+
+
+def test_the_sinc_kernel_cuts_where_asked():
+    cutoff = math.pi / 3
+    kernel = rd.sinc_kernel(21, cutoff).numpy()
+    response = np.abs(np.fft.fft2(kernel, s=(256, 256)))
+    frequency = 2 * math.pi * np.fft.fftfreq(256)
+    radius = np.sqrt(frequency[:, None] ** 2 + frequency[None, :] ** 2)
+    passband = response[radius < 0.6 * cutoff]
+    stopband = response[(radius > 1.4 * cutoff) & (radius < math.pi)]
+    assert passband.min() > 0.85 and passband.max() < 1.15
+    assert stopband.max() < 0.15
+
+
+def test_random_kernels_follow_their_seed_and_the_recipe():
+    first = [rd.random_kernel([7, index]).numpy() for index in range(40)]
+    again = [rd.random_kernel([7, index]).numpy() for index in range(40)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert len({a.tobytes() for a in first}) == 40
+    for kernel in first:
+        assert kernel.sum() == pytest.approx(1.0, abs=1e-5) and np.isfinite(kernel).all()
+    # Sinc only, when asked: some taps negative (a Gaussian-family kernel never is).
+    always_sinc = rd.KernelOptions(sinc_probability=1.0)
+    assert (rd.random_kernel([1, 2], always_sinc).numpy() < 0).any()
+    assert all((kernel >= 0).all() for kernel in (
+        rd.random_kernel([1, index], rd.KernelOptions(sinc_probability=0.0)).numpy()
+        for index in range(20)))
+
+
+def flat_image(value=0.5, size=64):
+    return tf.fill([size, size, 3], value)
+
+
+def test_gaussian_noise_has_the_requested_deviation_and_gray_noise_is_shared():
+    noisy = rd.gaussian_noise(flat_image(), 20.0, [3, 4]).numpy() - 0.5
+    assert noisy.std() * 255 == pytest.approx(20.0, rel=0.05)
+    assert not np.allclose(noisy[..., 0], noisy[..., 1])
+    gray = rd.gaussian_noise(flat_image(), 20.0, [3, 4], gray=True).numpy() - 0.5
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+
+
+def test_poisson_noise_variance_scales_as_specified():
+    # Two grey levels: n = 2 distinct values -> counts ~ Poisson(x * 2) / 2, so the noise on a
+    # pixel of value x has variance scale^2 * x / 2.
+    image = tf.concat([tf.fill([128, 64, 3], 0.2), tf.fill([128, 64, 3], 0.6)], axis=1)
+    for scale in (0.5, 2.0):
+        noise = rd.poisson_noise(image, scale, [5, 6]).numpy() - image.numpy()
+        for column, value in ((slice(0, 64), 0.2), (slice(64, 128), 0.6)):
+            assert noise[:, column].var() == pytest.approx(scale**2 * value / 2, rel=0.1)
+    gray = rd.poisson_noise(image, 1.0, [5, 6], gray=True).numpy() - image.numpy()
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    assert gray.std() > 0
+
+
+def test_jpeg_changes_the_image_more_at_lower_quality(rng):
+    image = tf.constant(rng.random((64, 64, 3)), tf.float32)
+    errors = [float(tf.reduce_mean(tf.abs(rd.jpeg(image, quality) - image)))
+              for quality in (95, 60, 30)]
+    assert errors[0] > 0 and errors[0] < errors[1] < errors[2]
+
+
+@pytest.mark.parametrize("method", rd.RESIZE_METHODS)
+@pytest.mark.parametrize("factor", [0.15, 0.5, 1.0, 1.37, 1.5])
+def test_resizing_lands_on_the_floored_size(method, factor):
+    image = flat_image(size=37)
+    resized = rd.resize_by(image, factor, method)
+    expected = max(int(math.floor(37 * factor)), 1)
+    assert resized.shape == (expected, expected, 3)
+
+
+def test_filtering_with_a_delta_kernel_keeps_the_image(rng):
+    image = tf.constant(rng.random((30, 24, 3)), tf.float32)
+    delta = np.zeros((21, 21), np.float32)
+    delta[10, 10] = 1.0
+    np.testing.assert_allclose(rd.filter_image(image, tf.constant(delta)), image, atol=1e-6)
+    blurred = rd.filter_image(image, rd.gaussian_kernel(21, 2.0, 2.0, 0.0))
+    assert float(tf.math.reduce_std(blurred)) < float(tf.math.reduce_std(image))
+
+
+def test_the_pieces_run_in_graph_mode():
+    @tf.function
+    def degrade(image, seed):
+        kernel = rd.random_kernel(seed)
+        image = rd.filter_image(image, kernel)
+        image = rd.gaussian_noise(image, 10.0, seed)
+        return rd.jpeg(image, 70)
+
+    out = degrade(flat_image(size=32), tf.constant([1, 2]))
+    assert out.shape == (32, 32, 3)
+    np.testing.assert_array_equal(out, degrade(flat_image(size=32), tf.constant([1, 2])))
