@@ -48,6 +48,9 @@ class DataConfig:
     batch_size: int = 16
     cache: str = "auto"
     seed: int = 0
+    # "bicubic" (the papers' LR), or "realesrgan": LR patches made from the HR patches by
+    # Real-ESRGAN's second-order degradation (keras_sr.data.real_degradations, x4plus values).
+    degradation: str = "bicubic"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +245,8 @@ def validate(config):
             f"{data.hr_patch_size} is not a multiple of model.scale {model.scale}")
     require(data.batch_size >= 1, "data.batch_size", "must be at least 1")
     require(data.cache in ("auto", "yes", "no"), "data.cache", "auto, yes or no")
+    require(data.degradation in ("bicubic", "realesrgan"), "data.degradation",
+            "bicubic or realesrgan")
     require(loss.pixel in PIXEL_LOSSES, "loss.pixel", f"one of {PIXEL_LOSSES}")
     require(loss.perceptual in PERCEPTUAL_LAYERS, "loss.perceptual", f"one of {PERCEPTUAL_LAYERS}")
     require(loss.perceptual_criterion in PIXEL_LOSSES, "loss.perceptual_criterion",

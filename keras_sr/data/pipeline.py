@@ -101,7 +101,8 @@ def element_stream(source, seed=0, start_element=0, cache="auto", shuffle_buffer
 
 
 def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="auto",
-                     flip=True, rotate=True, shuffle_buffer=64, start_step=0):
+                     flip=True, rotate=True, shuffle_buffer=64, start_step=0,
+                     degradation=None):
     """Random aligned patch batches for training.
 
     One patch per image per pass; every pass visits the images in a new order (see
@@ -119,6 +120,9 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
         flip, rotate: random horizontal flips and 90-degree rotations.
         shuffle_buffer: the window of the shuffles of sources that cannot be permuted whole.
         start_step: batches already consumed (a resumed run).
+        degradation: a `keras_sr.data.real_degradations.DegradationOptions`: each LR patch is
+            then made from its HR patch by Real-ESRGAN's second-order degradation (seeded by
+            the stream position), instead of the source's bicubic LR.
     Returns:
         An infinite dataset of `(lr_images, hr_images)`, float32 in [0, 1], shapes
         `[batch, P / scale, P / scale, 3]` and `[batch, P, P, 3]`.
@@ -140,8 +144,14 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
                                               element_seed)
         lr_patch, hr_patch = random_flip_rotate_pair(lr_patch, hr_patch, element_seed,
                                                      flip=flip, rotate=rotate)
-        return (tf.image.convert_image_dtype(lr_patch, tf.float32),
-                tf.image.convert_image_dtype(hr_patch, tf.float32))
+        hr_patch = tf.image.convert_image_dtype(hr_patch, tf.float32)
+        if degradation is not None:
+            from keras_sr.data.real_degradations import degrade
+
+            # The element's 64-bit seed as the two 32-bit halves a stateless seed takes.
+            lr_patch = degrade(hr_patch, scale, tf.bitcast(element_seed, tf.int32), degradation)
+            return tf.ensure_shape(lr_patch, [hr_patch_size // scale] * 2 + [3]), hr_patch
+        return tf.image.convert_image_dtype(lr_patch, tf.float32), hr_patch
 
     dataset = dataset.map(patch, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=True)

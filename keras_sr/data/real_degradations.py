@@ -149,7 +149,18 @@ def random_kernel(seed, options=KernelOptions()):
 def filter_image(image, kernel):
     """`image` convolved with `kernel` (21 x 21), each channel alone, reflected borders."""
     half = KERNEL_GRID // 2
-    padded = tf.pad(image[None], [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+
+    def one_pixel_at_a_time():
+        # An image no larger than the padding (a deep downscale of a small patch): reflect
+        # needs padding below the size, so widen it a pixel per step, mirroring the edge.
+        padded = image
+        for _ in range(half):
+            padded = tf.pad(padded, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+        return padded
+
+    padded = tf.cond(tf.reduce_min(tf.shape(image)[:2]) > half,
+                     lambda: tf.pad(image, [[half, half], [half, half], [0, 0]], mode="REFLECT"),
+                     one_pixel_at_a_time)[None]
     weights = tf.tile(kernel[:, :, None, None], [1, 1, tf.shape(image)[-1], 1])
     return tf.nn.depthwise_conv2d(padded, weights, [1, 1, 1, 1], "VALID")[0]
 
@@ -195,3 +206,142 @@ def resize_by(image, factor, method):
     size = tf.maximum(tf.cast(tf.floor(tf.cast(tf.shape(image)[:2], tf.float32) * factor),
                               tf.int32), 1)
     return tf.image.resize(image, size, method=method)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageOptions:
+    """One stage of the second-order model; the defaults are the x4plus recipe's first stage.
+
+    Attributes:
+        blur_probability: probability of blurring at all.
+        kernel: how the blur kernel is drawn.
+        resize_probabilities: up / down / keep.
+        resize_range: factor range (up draws from [1, high], down from [low, 1]).
+        gaussian_noise_probability: Gaussian, else Poisson.
+        noise_sigma: Gaussian sigma range, on 0-255.
+        poisson_scale: Poisson scale range.
+        gray_noise_probability: noise the same on every channel.
+        jpeg_quality: JPEG quality range.
+    """
+
+    blur_probability: float = 1.0
+    kernel: KernelOptions = KernelOptions()
+    resize_probabilities: tuple = (0.2, 0.7, 0.1)
+    resize_range: tuple = (0.15, 1.5)
+    gaussian_noise_probability: float = 0.5
+    noise_sigma: tuple = (1.0, 30.0)
+    poisson_scale: tuple = (0.05, 3.0)
+    gray_noise_probability: float = 0.4
+    jpeg_quality: tuple = (30, 95)
+
+
+SECOND_STAGE = StageOptions(
+    blur_probability=0.8, kernel=KernelOptions(sigma=(0.2, 1.5)),
+    resize_probabilities=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_sigma=(1.0, 25.0),
+    poisson_scale=(0.05, 2.5))
+
+
+@dataclasses.dataclass(frozen=True)
+class DegradationOptions:
+    """Real-ESRGAN's second-order degradation (x4plus recipe values by default).
+
+    Attributes:
+        first, second: the two stages.
+        final_sinc_probability: probability of the final sinc filter (cutoff in [pi/3, pi]).
+    """
+
+    first: StageOptions = StageOptions()
+    second: StageOptions = SECOND_STAGE
+    final_sinc_probability: float = 0.8
+
+
+def _choose(seed, probabilities):
+    logits = tf.math.log(tf.constant([probabilities], tf.float32))
+    return tf.random.stateless_categorical(logits, 1, seed)[0, 0]
+
+
+def _random_resize(image, seed, stage, size=None):
+    """Up / down / keep by a factor (or to `size`), with a random interpolation."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    direction = _choose(seeds[0], stage.resize_probabilities)
+    low, high = stage.resize_range
+    up = _uniform(seeds[1], 1.0, high)
+    down = _uniform(seeds[1], low, 1.0)
+    factor = tf.gather(tf.stack([up, down, tf.constant(1.0)]), direction)
+    method = tf.random.stateless_uniform([], seeds[2], 0, len(RESIZE_METHODS), dtype=tf.int32)
+    if size is None:
+        size = tf.maximum(tf.cast(tf.floor(tf.cast(tf.shape(image)[:2], tf.float32) * factor),
+                                  tf.int32), 1)
+    branches = [lambda m=m: tf.image.resize(image, size, method=m) for m in RESIZE_METHODS]
+    return tf.switch_case(method, branches)
+
+
+def _random_noise(image, seed, stage):
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    gray = tf.random.stateless_uniform([], seeds[0]) < stage.gray_noise_probability
+    sigma = _uniform(seeds[1], *stage.noise_sigma)
+    scale = _uniform(seeds[2], *stage.poisson_scale)
+    gaussian = tf.random.stateless_uniform([], seeds[3]) < stage.gaussian_noise_probability
+    noisy = tf.cond(
+        gaussian,
+        lambda: tf.cond(gray, lambda: gaussian_noise(image, sigma, seeds[4], gray=True),
+                        lambda: gaussian_noise(image, sigma, seeds[4])),
+        lambda: tf.cond(gray, lambda: poisson_noise(image, scale, seeds[4], gray=True),
+                        lambda: poisson_noise(image, scale, seeds[4])))
+    return tf.clip_by_value(noisy, 0.0, 1.0)
+
+
+def _random_jpeg(image, seed, stage):
+    low, high = stage.jpeg_quality
+    return jpeg(image, tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32))
+
+
+def _stage(image, seed, stage, size=None):
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    blur = tf.random.stateless_uniform([], seeds[0]) < stage.blur_probability
+    image = tf.cond(blur, lambda: filter_image(image, random_kernel(seeds[1], stage.kernel)),
+                    lambda: image)
+    image = _random_resize(image, seeds[2], stage, size)
+    return _random_noise(image, seeds[3], stage), seeds[4]
+
+
+def degrade(hr_image, scale, seed, options=DegradationOptions()):
+    """An LR image `scale` times smaller than `hr_image` ([H, W, 3] float in [0, 1], sides
+    multiples of `scale`) through Real-ESRGAN's second-order degradation, as its training step
+    applies it: blur, random resize, noise, JPEG; again with the second stage's values
+    (resized so that the final resize is by the second stage's factor); then, in random order,
+    the resize to the LR size followed by a sinc filter (with `final_sinc_probability`) and a
+    last JPEG. Rounded to the 8-bit grid, as the reference does."""
+    seed = tf.convert_to_tensor(seed, tf.int32)
+    seeds = tf.random.experimental.stateless_split(seed, 8)
+    lr_size = tf.shape(hr_image)[:2] // scale
+    image, jpeg_seed = _stage(hr_image, seeds[0], options.first)
+    image = _random_jpeg(image, jpeg_seed, options.first)
+    # The second resize lands on lr_size / (a factor drawn like the stage's): the final resize
+    # then brings it to the LR size.
+    factor = tf.gather(tf.stack([_uniform(seeds[1], 1.0, options.second.resize_range[1]),
+                                 _uniform(seeds[1], options.second.resize_range[0], 1.0),
+                                 tf.constant(1.0)]),
+                       _choose(seeds[2], options.second.resize_probabilities))
+    middle = tf.maximum(tf.cast(tf.cast(lr_size, tf.float32) * factor, tf.int32), 1)
+    image, jpeg_seed = _stage(image, seeds[3], options.second, size=middle)
+
+    cutoff = math.pi / 3 + (math.pi - math.pi / 3) * tf.random.stateless_uniform([], seeds[4])
+    size = tf.gather(tf.constant(options.first.kernel.sizes, tf.int32),
+                     tf.random.stateless_uniform([], seeds[5], 0,
+                                                 len(options.first.kernel.sizes), tf.int32))
+    delta = tf.one_hot(KERNEL_GRID * KERNEL_GRID // 2, KERNEL_GRID * KERNEL_GRID)
+    final_kernel = tf.where(
+        tf.random.stateless_uniform([], seeds[6]) < options.final_sinc_probability,
+        sinc_kernel(size, cutoff), tf.reshape(delta, [KERNEL_GRID, KERNEL_GRID]))
+
+    def resize_then_sinc(image):
+        resized = _random_resize(image, seeds[7], options.second, size=lr_size)
+        return filter_image(resized, final_kernel)
+
+    resize_first = tf.random.stateless_uniform([], seeds[7] + [0, 1]) < 0.5
+    image = tf.cond(
+        resize_first,
+        lambda: _random_jpeg(resize_then_sinc(image), jpeg_seed, options.second),
+        lambda: resize_then_sinc(_random_jpeg(image, jpeg_seed, options.second)))
+    return tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0

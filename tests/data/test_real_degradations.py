@@ -137,6 +137,10 @@ def test_filtering_with_a_delta_kernel_keeps_the_image(rng):
     np.testing.assert_allclose(rd.filter_image(image, tf.constant(delta)), image, atol=1e-6)
     blurred = rd.filter_image(image, rd.gaussian_kernel(21, 2.0, 2.0, 0.0))
     assert float(tf.math.reduce_std(blurred)) < float(tf.math.reduce_std(image))
+    # An image smaller than the padding (deep downscales of small patches) is filtered too.
+    tiny = tf.constant(rng.random((6, 5, 3)), tf.float32)
+    np.testing.assert_allclose(rd.filter_image(tiny, tf.constant(delta)), tiny, atol=1e-6)
+    assert rd.filter_image(tiny, rd.gaussian_kernel(21, 2.0, 2.0, 0.0)).shape == (6, 5, 3)
 
 
 def test_the_pieces_run_in_graph_mode():
@@ -150,3 +154,40 @@ def test_the_pieces_run_in_graph_mode():
     out = degrade(flat_image(size=32), tf.constant([1, 2]))
     assert out.shape == (32, 32, 3)
     np.testing.assert_array_equal(out, degrade(flat_image(size=32), tf.constant([1, 2])))
+
+
+def test_degrade_makes_a_seeded_lr_image_of_the_right_size(rng):
+    hr = tf.constant(rng.random((64, 48, 3)), tf.float32)
+    lr = rd.degrade(hr, 4, [3, 9])
+    assert lr.shape == (16, 12, 3)
+    values = lr.numpy() * 255
+    np.testing.assert_allclose(values, np.round(values), atol=1e-3)  # the 8-bit grid
+    assert 0 <= values.min() and values.max() <= 255
+    np.testing.assert_array_equal(lr, rd.degrade(hr, 4, [3, 9]))
+    others = [rd.degrade(hr, 4, [3, seed]).numpy() for seed in range(10, 16)]
+    assert len({other.tobytes() for other in others}) == 6
+
+
+def test_training_batches_with_the_real_degradation(tmp_path, rng):
+    from PIL import Image
+
+    from keras_sr.data.pipeline import training_dataset
+    from keras_sr.data.sources import folder_source
+    from tests.training.test_evaluate import natural_like
+
+    for index in range(3):
+        Image.fromarray(natural_like(rng, 80, 72)).save(tmp_path / f"{index}.png")
+    source = folder_source(tmp_path, scale=4)
+
+    def batches(degradation):
+        dataset = training_dataset(source, 32, 4, 2, seed=1, cache=False,
+                                   degradation=degradation)
+        return [(lr.numpy(), hr.numpy()) for lr, hr in dataset.take(2)]
+
+    plain, real = batches(None), batches(rd.DegradationOptions())
+    again = batches(rd.DegradationOptions())
+    for (plain_lr, plain_hr), (real_lr, real_hr), (again_lr, _) in zip(plain, real, again):
+        assert real_lr.shape == (2, 8, 8, 3)
+        np.testing.assert_array_equal(plain_hr, real_hr)  # the same HR patches
+        assert not np.array_equal(plain_lr, real_lr)
+        np.testing.assert_array_equal(real_lr, again_lr)

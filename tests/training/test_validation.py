@@ -128,3 +128,21 @@ def test_a_gan_run_with_the_unet_discriminator(folders):
                                                      "of 8"):
         config_for(train, root / "heldout.png", "model.discriminator=unet_sn",
                    "data.hr_patch_size=36")
+
+
+def test_realesrnet_trains_on_real_degradations_and_resumes(folders):
+    train, root = folders
+    config = config_for(train, root / "heldout.png", "train.steps=2",
+                        "train.checkpoint_every=1", "train.ema_decay=0.9",
+                        experiment="realesrnet_x4")
+    assert config.data.degradation == "realesrgan"
+    run_dir = root / "realesrnet"
+    fit.prepare_run_dir(str(run_dir), config)
+    assert fit.train(config, str(run_dir), log=lambda m: None) == 0
+    longer = fit.prepare_run_dir(str(run_dir), config_for(
+        train, root / "heldout.png", "train.steps=3", "train.checkpoint_every=1",
+        "train.ema_decay=0.9", experiment="realesrnet_x4"))
+    messages = []
+    assert fit.train(longer, str(run_dir), log=messages.append) == 0
+    assert any("resuming" in message and "step 2" in message for message in messages)
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
