@@ -146,3 +146,21 @@ def test_realesrnet_trains_on_real_degradations_and_resumes(folders):
     assert fit.train(longer, str(run_dir), log=messages.append) == 0
     assert any("resuming" in message and "step 2" in message for message in messages)
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
+
+
+def test_the_fine_tuning_command_starts_from_the_preset(folders, fake_package):
+    # README: realesrnet_x4 --init-from realesrgan-x4plus --set data.train=my_photos/ (here
+    # with the stand-in package's tiny x4plus, so the model size matches it).
+    from tests.convert.test_ncnn import TINY_RRDB
+
+    train, root = folders
+    config = config_for(train, root / "heldout.png", "train.init_from=realesrgan-x4plus",
+                        f"model.num_blocks={TINY_RRDB['num_blocks']}",
+                        f"model.num_features={TINY_RRDB['num_features']}",
+                        f"model.growth_channels={TINY_RRDB['growth_channels']}",
+                        "train.steps=1", experiment="realesrnet_x4")
+    run_dir = root / "mine"
+    fit.prepare_run_dir(str(run_dir), config)
+    messages = []
+    assert fit.train(config, str(run_dir), log=messages.append) == 0
+    assert any("initialised from realesrgan-x4plus" in message for message in messages)
