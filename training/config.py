@@ -15,7 +15,9 @@ import yaml
 GENERATORS = ("rrdbnet", "srresnet", "srvgg_compact")
 DISCRIMINATORS = ("none", "srgan", "vgg_style", "unet_sn")
 PIXEL_LOSSES = ("l1", "mse")
-PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu")
+# vgg19_realesrgan: conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before ReLU, weighted 0.1, 0.1,
+# 1, 1, 1 (Real-ESRGAN's recipe).
+PERCEPTUAL_LAYERS = ("none", "vgg19_54_before_relu", "vgg19_54_after_relu", "vgg19_realesrgan")
 ADVERSARIAL_LOSSES = ("none", "standard", "relativistic")
 SCHEDULES = ("step", "cosine")
 BEST_METRICS = ("psnr_y", "niqe", "lpips")
@@ -63,6 +65,8 @@ class LossConfig:
     perceptual_weight: float = 0.0
     adversarial: str = "none"
     adversarial_weight: float = 0.0
+    # Pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN's *_gt_usm).
+    sharpen_targets: bool = False
     # "imagenet" (Keras' Caffe VGG19, SRGAN's), "torchvision" (vgg19-dcbb9e9d.pth, ESRGAN's),
     # or the path of either file (.h5 / .pth); see keras_sr.losses.perceptual.
     vgg_weights: str = "imagenet"
@@ -137,8 +141,12 @@ def _coerce(value, field_type, key):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}")
         return tuple(_coerce(item, item_type, key) for item in value)
-    if field_type is bool or (field_type is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} must be {field_type.__name__}, got {value!r}")
+    if field_type is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if field_type is int and isinstance(value, bool):
+        raise ConfigError(f"{key} must be int, got {value!r}")
     if field_type in (int, float) and isinstance(value, str):
         # YAML 1.1 reads `1e-4` (no dot) as a string; numbers are numbers however spelled.
         try:
@@ -247,6 +255,9 @@ def validate(config):
     require(data.cache in ("auto", "yes", "no"), "data.cache", "auto, yes or no")
     require(data.degradation in ("bicubic", "realesrgan"), "data.degradation",
             "bicubic or realesrgan")
+    # The sharpening's 51-tap blur reflects 25 pixels at each border.
+    require(not loss.sharpen_targets or data.hr_patch_size > 25, "loss.sharpen_targets",
+            f"needs data.hr_patch_size above 25, got {data.hr_patch_size}")
     require(loss.pixel in PIXEL_LOSSES, "loss.pixel", f"one of {PIXEL_LOSSES}")
     require(loss.perceptual in PERCEPTUAL_LAYERS, "loss.perceptual", f"one of {PERCEPTUAL_LAYERS}")
     require(loss.perceptual_criterion in PIXEL_LOSSES, "loss.perceptual_criterion",

@@ -87,16 +87,38 @@ def esrgan_x4():
 
 def realesrnet_x4():
     """Real-ESRGAN §4.1: RRDBNet with L1 on Real-ESRGAN's second-order degradations
-    (data.degradation=realesrgan), from an ESRGAN-PSNR (rrdb_psnr_x4) run or a preset; Adam
-    2e-4 (0.9, 0.99), 256x256 HR, EMA 0.999, 1e6 steps. The reference trains 12 patches per
-    GPU on 4 GPUs: data.batch_size=48 gives its global batch."""
+    (data.degradation=realesrgan) against the unsharp-masked HR, from an ESRGAN-PSNR
+    (rrdb_psnr_x4) run or a preset; Adam 2e-4 (0.9, 0.99), 256x256 HR, EMA 0.999, 1e6 steps.
+    The reference trains 12 patches per GPU on 4 GPUs: data.batch_size=48 gives its global
+    batch."""
     return ExperimentConfig(
         name="realesrnet_x4",
         model=ModelConfig(generator="rrdbnet", scale=4),
         data=DataConfig(hr_patch_size=256, batch_size=12, degradation="realesrgan"),
-        loss=LossConfig(pixel="l1", pixel_weight=1.0),
+        loss=LossConfig(pixel="l1", pixel_weight=1.0, sharpen_targets=True),
         g_optimizer=OptimizerConfig(learning_rate=2e-4, beta_1=0.9, beta_2=0.99),
         train=TrainConfig(steps=1_000_000, validate_every=5000, checkpoint_every=5000,
+                          ema_decay=0.999),
+    )
+
+
+def realesrgan_x4():
+    """Real-ESRGAN §4.1: from a realesrnet_x4 run (or the realesrgan-x4plus preset, to
+    fine-tune); L1 + VGG19 conv1_2..conv5_4 (0.1, 0.1, 1, 1, 1, before ReLU, torchvision's
+    VGG) against the unsharp-masked HR + 0.1 x standard GAN with the U-Net discriminator;
+    Adam 1e-4 (0.9, 0.99) for both, EMA 0.999, 256x256 HR, 4e5 steps."""
+    adam = OptimizerConfig(learning_rate=1e-4, beta_1=0.9, beta_2=0.99)
+    return ExperimentConfig(
+        name="realesrgan_x4",
+        model=ModelConfig(generator="rrdbnet", scale=4, discriminator="unet_sn"),
+        data=DataConfig(hr_patch_size=256, batch_size=12, degradation="realesrgan"),
+        loss=LossConfig(pixel="l1", pixel_weight=1.0, perceptual="vgg19_realesrgan",
+                        perceptual_criterion="l1", perceptual_weight=1.0,
+                        adversarial="standard", adversarial_weight=0.1,
+                        vgg_weights="torchvision", sharpen_targets=True),
+        g_optimizer=adam,
+        d_optimizer=adam,
+        train=TrainConfig(steps=400_000, validate_every=5000, checkpoint_every=5000,
                           ema_decay=0.999),
     )
 
@@ -133,4 +155,5 @@ EXPERIMENTS = {
     "rrdb_psnr_x4": rrdb_psnr_x4,
     "esrgan_x4": esrgan_x4,
     "realesrnet_x4": realesrnet_x4,
+    "realesrgan_x4": realesrgan_x4,
 }

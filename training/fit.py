@@ -194,19 +194,31 @@ def pixel_loss(name):
     return {"l1": keras.losses.MeanAbsoluteError, "mse": keras.losses.MeanSquaredError}[name]()
 
 
+# Real-ESRGAN's perceptual loss: conv1_2, conv2_2, conv3_4, conv4_4, conv5_4, before ReLU.
+REALESRGAN_VGG_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4",
+                         "block5_conv4")
+REALESRGAN_VGG_WEIGHTS = (0.1, 0.1, 1.0, 1.0, 1.0)
+
+
 def build_perceptual_loss(loss_config, feature_extractor_factory=None):
     """The VGG19 perceptual loss; a `feature_extractor_factory` replaces VGG (tests inject a
     tiny network through it; it is called inside the strategy scope)."""
     from keras_sr.losses.perceptual import PerceptualLoss, vgg19_features
 
+    layers, layer_weights = "block5_conv4", None
+    if loss_config.perceptual == "vgg19_realesrgan":
+        layers = REALESRGAN_VGG_LAYERS
+        layer_weights = list(REALESRGAN_VGG_WEIGHTS)
     if feature_extractor_factory is not None:
         feature_extractor = feature_extractor_factory()
+        if layer_weights is not None:
+            layer_weights = layer_weights[-1:]  # a test's one-output network
     else:
         feature_extractor = vgg19_features(
-            "block5_conv4", before_activation=loss_config.perceptual == "vgg19_54_before_relu",
+            layers, before_activation=loss_config.perceptual != "vgg19_54_after_relu",
             weights=loss_config.vgg_weights)
     return PerceptualLoss(feature_extractor, loss_config.perceptual_criterion,
-                          loss_config.perceptual_feature_scale)
+                          loss_config.perceptual_feature_scale, layer_weights=layer_weights)
 
 
 def learning_rate_schedule(optimizer_config, total_steps):
@@ -270,13 +282,15 @@ def build_trainer(config, generator, discriminator, feature_extractor_factory=No
         return PSNRTrainer(generator, config.model.scale, pixel_loss(loss.pixel),
                            perceptual_loss=perceptual, pixel_weight=loss.pixel_weight,
                            perceptual_weight=loss.perceptual_weight,
-                           ema_decay=config.train.ema_decay)
+                           ema_decay=config.train.ema_decay,
+                           sharpen_targets=loss.sharpen_targets)
     trainer_class = SRGAN if loss.adversarial == "standard" else ESRGAN
     return trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
                          perceptual_weight=loss.perceptual_weight,
                          adversarial_weight=loss.adversarial_weight,
                          pixel_weight=loss.pixel_weight, pixel_loss=pixel_loss(loss.pixel),
-                         ema_decay=config.train.ema_decay)
+                         ema_decay=config.train.ema_decay,
+                         sharpen_targets=loss.sharpen_targets)
 
 
 def init_from_path(init_from):

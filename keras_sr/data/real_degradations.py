@@ -345,3 +345,41 @@ def degrade(hr_image, scale, seed, options=DegradationOptions()):
         lambda: _random_jpeg(resize_then_sinc(image), jpeg_seed, options.second),
         lambda: resize_then_sinc(_random_jpeg(image, jpeg_seed, options.second)))
     return tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0
+
+
+def _gaussian_1d(size, sigma):
+    axis = tf.range(size, dtype=tf.float32) - (size - 1) / 2
+    kernel = tf.exp(-tf.square(axis) / (2 * sigma * sigma))
+    return kernel / tf.reduce_sum(kernel)
+
+
+def _blur(images, size, sigma):
+    """Separable Gaussian blur of `[B, H, W, C]` images with reflected borders."""
+    half = size // 2
+    channels = tf.shape(images)[-1]
+    kernel = _gaussian_1d(size, sigma)
+    padded = tf.pad(images, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+    rows = tf.tile(kernel[:, None, None, None], [1, 1, channels, 1])
+    columns = tf.tile(kernel[None, :, None, None], [1, 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
+
+
+# Real-ESRGAN's USMSharp: radius 50 (made odd: 51), sigma as OpenCV derives it for that size,
+# weight 0.5, threshold 10 on 0-255.
+USM_SIZE = 51
+USM_SIGMA = 0.3 * ((USM_SIZE - 1) * 0.5 - 1) + 0.8
+USM_WEIGHT = 0.5
+USM_THRESHOLD = 10
+
+
+def unsharp_mask(images):
+    """Real-ESRGAN's sharpening of the ground truth (`USMSharp`): add half the high-pass
+    residual where it exceeds 10/255, through a soft mask, clipped to [0, 1]. `[B, H, W, 3]`
+    float in [0, 1], sides above 25 pixels."""
+    images = tf.convert_to_tensor(images)
+    residual = images - _blur(images, USM_SIZE, USM_SIGMA)
+    mask = tf.cast(tf.abs(residual) * 255.0 > USM_THRESHOLD, images.dtype)
+    soft_mask = _blur(mask, USM_SIZE, USM_SIGMA)
+    sharp = tf.clip_by_value(images + USM_WEIGHT * residual, 0.0, 1.0)
+    return soft_mask * sharp + (1.0 - soft_mask) * images

@@ -136,11 +136,13 @@ class TorchvisionPreprocess(keras.layers.Layer):
 
 
 def vgg19_features(layer_name="block5_conv4", before_activation=True, weights="imagenet"):
-    """A frozen VGG19 feature extractor: [0, 1] RGB images -> the features of `layer_name`.
+    """A frozen VGG19 feature extractor: [0, 1] RGB images -> the features of `layer_name`
+    (or of each of several layers, as a list).
 
     Args:
         layer_name: a conv layer of Keras' VGG19, e.g. "block5_conv4" (phi_5,4; torchvision's
-            `features.34`, BasicSR's "conv5_4").
+            `features.34`, BasicSR's "conv5_4"), or a tuple of them (Real-ESRGAN's loss reads
+            five).
         before_activation: take the conv output before its ReLU (ESRGAN §3.3: sparse, post-ReLU
             features weaken supervision and shift brightness); False gives SRGAN's post-ReLU
             features.
@@ -148,6 +150,7 @@ def vgg19_features(layer_name="block5_conv4", before_activation=True, weights="i
             (see `resolve_vgg19_weights`); the preprocessing follows the weights. None builds
             a random VGG with Keras' preprocessing, for timing only.
     """
+    names = (layer_name,) if isinstance(layer_name, str) else tuple(layer_name)
     path = None if weights is None else resolve_vgg19_weights(weights)
     vgg = keras.applications.VGG19(include_top=False, weights=None,
                                    input_shape=(None, None, 3))
@@ -157,20 +160,26 @@ def vgg19_features(layer_name="block5_conv4", before_activation=True, weights="i
             vgg.get_layer(name).set_weights(values)
     elif path is not None:
         vgg.load_weights(path)
-    target = vgg.get_layer(layer_name)
+    last = max(vgg.layers.index(vgg.get_layer(name)) for name in names)
     images = keras.Input((None, None, 3), name="images")
     features = TorchvisionPreprocess(name="torchvision_preprocess")(images) if torchvision \
         else CaffePreprocess(name="caffe_preprocess")(images)
-    for layer in vgg.layers[1: vgg.layers.index(target)]:
-        features = layer(features)
-    if before_activation:
-        linear = keras.layers.Conv2D(target.filters, target.kernel_size, padding="same",
-                                     name=f"{layer_name}_linear")
-        features = linear(features)
-        linear.set_weights(target.get_weights())
-    else:
-        features = target(features)
-    extractor = keras.Model(images, features, name=f"vgg19_{layer_name}")
+    taps = {}
+    for layer in vgg.layers[1: last + 1]:
+        if layer.name in names and before_activation:
+            # A linear copy of the conv gives its output before the ReLU; the ReLU then
+            # continues the network as the original layer would.
+            linear = keras.layers.Conv2D(layer.filters, layer.kernel_size, padding="same",
+                                         name=f"{layer.name}_linear")
+            taps[layer.name] = linear(features)
+            linear.set_weights(layer.get_weights())
+            features = keras.layers.ReLU(name=f"{layer.name}_relu")(taps[layer.name])
+        else:
+            features = layer(features)
+            if layer.name in names:
+                taps[layer.name] = features
+    outputs = taps[names[0]] if len(names) == 1 else [taps[name] for name in names]
+    extractor = keras.Model(images, outputs, name="vgg19_" + "_".join(names))
     extractor.trainable = False
     return extractor
 
@@ -180,11 +189,14 @@ class PerceptualLoss(keras.losses.Loss):
     """Distance between feature maps of SR and HR images, per image.
 
     Args:
-        feature_extractor: a frozen model mapping [0, 1] images to features (`vgg19_features`,
-            or any small model in tests).
+        feature_extractor: a frozen model mapping [0, 1] images to features, or to a list of
+            them (`vgg19_features`, or any small model in tests).
         criterion: "l1" (ESRGAN) or "mse" (SRGAN).
         feature_scale: multiplies both feature maps first; SRGAN §3.2 uses 1 / 12.75 to bring
             the VGG loss to the magnitude of the MSE loss.
+        layer_weights: with several feature maps, the weight of each distance in the sum
+            (Real-ESRGAN: 0.1, 0.1, 1, 1, 1 on conv1_2, conv2_2, conv3_4, conv4_4, conv5_4);
+            1 each by default.
 
     Example:
     >>> loss = PerceptualLoss(vgg19_features(weights=path), criterion="l1")
@@ -192,20 +204,30 @@ class PerceptualLoss(keras.losses.Loss):
     """
 
     def __init__(self, feature_extractor, criterion="l1", feature_scale=1.0,
-                 name="perceptual_loss", **kwargs):
+                 layer_weights=None, name="perceptual_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         if criterion not in ("l1", "mse"):
             raise ValueError(f"criterion must be 'l1' or 'mse', got {criterion!r}")
         self.feature_extractor = feature_extractor
         self.criterion = criterion
         self.feature_scale = feature_scale
+        self.layer_weights = layer_weights
 
     def call(self, y_true, y_pred):
-        hr_features = ops.stop_gradient(self.feature_extractor(y_true, training=False))
+        hr_features = self.feature_extractor(y_true, training=False)
         sr_features = self.feature_extractor(y_pred, training=False)
-        # At least float32: bfloat16 / float16 features are compared in float32.
-        dtype = keras.backend.result_type(sr_features.dtype, "float32")
-        difference = (ops.cast(sr_features, dtype) - ops.cast(hr_features, dtype)) \
-            * self.feature_scale
-        distance = ops.abs(difference) if self.criterion == "l1" else ops.square(difference)
-        return ops.mean(distance, axis=(1, 2, 3))
+        if not isinstance(sr_features, (list, tuple)):
+            hr_features, sr_features = [hr_features], [sr_features]
+        weights = self.layer_weights or [1.0] * len(sr_features)
+        if len(weights) != len(sr_features):
+            raise ValueError(f"{len(weights)} layer_weights for {len(sr_features)} feature "
+                             "maps")
+        total = 0.0
+        for weight, hr, sr in zip(weights, hr_features, sr_features):
+            hr = ops.stop_gradient(hr)
+            # At least float32: bfloat16 / float16 features are compared in float32.
+            dtype = keras.backend.result_type(sr.dtype, "float32")
+            difference = (ops.cast(sr, dtype) - ops.cast(hr, dtype)) * self.feature_scale
+            distance = ops.abs(difference) if self.criterion == "l1" else ops.square(difference)
+            total = total + weight * ops.mean(distance, axis=(1, 2, 3))
+        return total

@@ -25,15 +25,20 @@ class GeneratorTrainer(keras.Model):
         ema_decay: float, keeps `ema_generator`, an exponential moving average of the
             generator's weights updated after every generator step (BasicSR's net_g_ema, 0.999
             in its recipes). 0 (the default) keeps none.
+        sharpen_targets: compare the pixel and perceptual losses with the unsharp-masked HR
+            images (Real-ESRGAN's l1_gt_usm / percep_gt_usm); a discriminator still sees the
+            HR images as they are.
     """
 
-    def __init__(self, generator, scale, tracked, ema_decay=0.0, **kwargs):
+    def __init__(self, generator, scale, tracked, ema_decay=0.0, sharpen_targets=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         self.generator = generator
         self.scale = scale
         self.ema_decay = ema_decay
+        self.sharpen_targets = sharpen_targets
         self.ema_generator = None
         if ema_decay:
             self.ema_generator = type(generator).from_config(generator.get_config())
@@ -69,6 +74,10 @@ class GeneratorTrainer(keras.Model):
         """`(pixel_weight x pixel + perceptual_weight x perceptual, {name: term})`; a term whose
         weight is 0 is neither computed nor logged (its tracker shows 0). Subclasses set
         `pixel_loss`, `perceptual_loss` and their weights."""
+        if self.sharpen_targets:
+            from keras_sr.data.real_degradations import unsharp_mask
+
+            hr_images = unsharp_mask(hr_images)
         terms, total = {}, 0.0
         for name, weight in (("pixel_loss", self.pixel_weight),
                              ("perceptual_loss", self.perceptual_weight)):

@@ -191,3 +191,17 @@ def test_training_batches_with_the_real_degradation(tmp_path, rng):
         np.testing.assert_array_equal(plain_hr, real_hr)  # the same HR patches
         assert not np.array_equal(plain_lr, real_lr)
         np.testing.assert_array_equal(real_lr, again_lr)
+
+
+def test_unsharp_masking_sharpens_edges_and_leaves_flat_and_faint_detail_alone():
+    flat = tf.fill([1, 64, 64, 3], 0.4)
+    np.testing.assert_allclose(rd.unsharp_mask(flat), flat, atol=1e-6)
+    # A faint ramp: every residual under the 10/255 threshold, so nothing changes.
+    ramp = tf.tile(tf.linspace(0.3, 0.32, 64)[None, None, :, None], [1, 64, 1, 3])
+    np.testing.assert_allclose(rd.unsharp_mask(ramp), ramp, atol=1e-6)
+    # A step: the dark side gets darker and the bright side brighter next to the edge.
+    step = tf.concat([tf.fill([1, 64, 32, 3], 0.3), tf.fill([1, 64, 32, 3], 0.7)], axis=2)
+    sharp = rd.unsharp_mask(step).numpy()
+    assert sharp[0, 32, 30, 0] < 0.3 - 0.02 and sharp[0, 32, 33, 0] > 0.7 + 0.02
+    assert 0.0 <= sharp.min() and sharp.max() <= 1.0
+    assert rd.USM_SIGMA == pytest.approx(8.0)  # OpenCV's sigma for a 51-tap kernel

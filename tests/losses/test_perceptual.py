@@ -208,3 +208,19 @@ def test_torchvision_preprocessing_is_imagenet_mean_and_std():
     expected = (images - np.array(perceptual.IMAGENET_RGB_MEAN)) / np.array(
         perceptual.IMAGENET_RGB_STD)
     np.testing.assert_allclose(perceptual.TorchvisionPreprocess()(images), expected, rtol=1e-5)
+
+
+def test_several_layers_give_a_weighted_sum_of_distances(vgg_weights_file):
+    layers = ("block1_conv2", "block2_conv2", "block3_conv4")
+    several = vgg19_features(layers, before_activation=True, weights=vgg_weights_file)
+    hr, sr = random_images((2, 16, 16, 3), seed=1), random_images((2, 16, 16, 3), seed=2)
+    maps = several(hr)
+    assert [tuple(m.shape[1:]) for m in maps] == [(16, 16, 64), (8, 8, 128), (4, 4, 256)]
+    weights = [0.1, 0.5, 2.0]
+    expected = sum(
+        weight * float(PerceptualLoss(vgg19_features(layer, True, vgg_weights_file))(hr, sr))
+        for weight, layer in zip(weights, layers))
+    combined = float(PerceptualLoss(several, layer_weights=weights)(hr, sr))
+    assert combined == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="2 layer_weights for 3 feature maps"):
+        PerceptualLoss(several, layer_weights=[1.0, 1.0])(hr, sr)

@@ -149,7 +149,7 @@ def test_realesrnet_trains_on_real_degradations_and_resumes(folders):
 
 
 def test_the_fine_tuning_command_starts_from_the_preset(folders, fake_package):
-    # README: realesrnet_x4 --init-from realesrgan-x4plus --set data.train=my_photos/ (here
+    # README: realesrgan_x4 --init-from realesrgan-x4plus --set data.train=my_photos/ (here
     # with the stand-in package's tiny x4plus, so the model size matches it).
     from tests.convert.test_ncnn import TINY_RRDB
 
@@ -158,9 +158,68 @@ def test_the_fine_tuning_command_starts_from_the_preset(folders, fake_package):
                         f"model.num_blocks={TINY_RRDB['num_blocks']}",
                         f"model.num_features={TINY_RRDB['num_features']}",
                         f"model.growth_channels={TINY_RRDB['growth_channels']}",
-                        "train.steps=1", experiment="realesrnet_x4")
+                        "train.steps=1", experiment="realesrgan_x4")
     run_dir = root / "mine"
     fit.prepare_run_dir(str(run_dir), config)
     messages = []
-    assert fit.train(config, str(run_dir), log=messages.append) == 0
+    assert fit.train(config, str(run_dir), feature_extractor_factory=tiny_extractor,
+                     log=messages.append) == 0
     assert any("initialised from realesrgan-x4plus" in message for message in messages)
+
+
+def test_realesrgan_recipe_runs_with_sharpened_targets(folders, monkeypatch):
+    train, root = folders
+    config = config_for(train, root / "heldout.png", experiment="realesrgan_x4")
+    assert (config.model.discriminator, config.loss.perceptual, config.loss.sharpen_targets) \
+        == ("unet_sn", "vgg19_realesrgan", True)
+    run_dir = root / "realesrgan"
+    fit.prepare_run_dir(str(run_dir), config)
+    built = {}
+    build_trainer = fit.build_trainer
+
+    def keep(*args, **kwargs):
+        built["trainer"] = build_trainer(*args, **kwargs)
+        return built["trainer"]
+
+    monkeypatch.setattr(fit, "build_trainer", keep)
+    assert fit.train(config, str(run_dir), feature_extractor_factory=tiny_extractor,
+                     log=lambda m: None) == 0
+    assert built["trainer"].sharpen_targets
+    with pytest.raises(config_lib.ConfigError, match="loss.sharpen_targets: needs "
+                                                     "data.hr_patch_size above 25, got 24"):
+        config_for(train, root / "heldout.png", "data.hr_patch_size=24",
+                   experiment="realesrnet_x4")
+    losses = json.loads((run_dir / "summary.json").read_text())["last_losses"]
+    assert losses["g_loss"] == pytest.approx(losses["pixel_loss"] + losses["perceptual_loss"]
+                                             + 0.1 * losses["adversarial_loss"], rel=1e-4)
+
+
+def test_sharpened_targets_are_what_the_pixel_loss_compares_with():
+    import keras
+
+    from keras_sr.data.real_degradations import unsharp_mask
+    from keras_sr.models import RRDBNet
+    from keras_sr.trainers import PSNRTrainer
+    from tests.helpers import random_images
+
+    generator = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
+    trainer = PSNRTrainer(generator, 4, sharpen_targets=True)
+    trainer.compile(g_optimizer=keras.optimizers.SGD(0.0))
+    lr, hr = random_images((2, 8, 8, 3), seed=1), random_images((2, 32, 32, 3), seed=2)
+    logs = trainer.train_on_batch(lr, hr, return_dict=True)
+    sr = keras.ops.convert_to_numpy(generator(lr, training=True))
+    expected = np.abs(sr - unsharp_mask(hr).numpy()).mean()
+    assert logs["pixel_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("value,accepted", [("true", True), ("false", False), ("yes", None),
+                                            ("1", None)])
+def test_a_boolean_key_takes_true_or_false_only(folders, value, accepted):
+    train, root = folders
+    if accepted is None:
+        with pytest.raises(config_lib.ConfigError,
+                           match="loss.sharpen_targets must be true or false"):
+            config_for(train, root / "heldout.png", f"loss.sharpen_targets={value}")
+    else:
+        config = config_for(train, root / "heldout.png", f"loss.sharpen_targets={value}")
+        assert config.loss.sharpen_targets is accepted
