@@ -223,3 +223,9 @@ def test_a_boolean_key_takes_true_or_false_only(folders, value, accepted):
     else:
         config = config_for(train, root / "heldout.png", f"loss.sharpen_targets={value}")
         assert config.loss.sharpen_targets is accepted
+
+
+def test_an_unknown_degradation_is_named(folders):
+    train, root = folders
+    with pytest.raises(config_lib.ConfigError, match="data.degradation: bicubic or realesrgan"):
+        config_for(train, root / "heldout.png", "data.degradation=jpeg")
