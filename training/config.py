@@ -12,6 +12,8 @@ import typing
 
 import yaml
 
+from keras_sr.data.degradation_options import DegradationOptions
+
 GENERATORS = ("rrdbnet", "srresnet", "srvgg_compact")
 DISCRIMINATORS = ("none", "srgan", "vgg_style", "unet_sn")
 PIXEL_LOSSES = ("l1", "mse")
@@ -108,6 +110,8 @@ class ExperimentConfig:
     g_optimizer: OptimizerConfig = OptimizerConfig()
     d_optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
+    # Real-ESRGAN's degradation, used when data.degradation=realesrgan (x4plus values).
+    degradation: DegradationOptions = DegradationOptions()
 
 
 class ConfigError(ValueError):
@@ -255,6 +259,10 @@ def validate(config):
     require(data.cache in ("auto", "yes", "no"), "data.cache", "auto, yes or no")
     require(data.degradation in ("bicubic", "realesrgan"), "data.degradation",
             "bicubic or realesrgan")
+    from keras_sr.data.degradation_options import problems
+
+    for key, message in problems(config.degradation):
+        require(False, key, message)
     # The sharpening's 51-tap blur reflects 25 pixels at each border.
     require(not loss.sharpen_targets or data.hr_patch_size > 25, "loss.sharpen_targets",
             f"needs data.hr_patch_size above 25, got {data.hr_patch_size}")

@@ -399,11 +399,7 @@ def data_stream(run, source=None):
     if source is None:
         source = make_source(config, shuffle_seed=config.data.seed)
     cache = {"auto": "auto", "yes": True, "no": False}[config.data.cache]
-    degradation = None
-    if config.data.degradation == "realesrgan":
-        from keras_sr.data.real_degradations import DegradationOptions
-
-        degradation = DegradationOptions()
+    degradation = config.degradation if config.data.degradation == "realesrgan" else None
     dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
                                config.data.batch_size, seed=config.data.seed, cache=cache,
                                start_step=run.start_step, degradation=degradation)

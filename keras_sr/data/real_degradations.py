@@ -11,36 +11,20 @@ every kernel to 21), so shapes stay static in `tf.data` and `tf.function`.
 Images are float32 in [0, 1], `[H, W, 3]`. Seeds are `[2]` int tensors (`tf.random.stateless_*`).
 """
 
-import dataclasses
 import math
 
 import tensorflow as tf
 
+from keras_sr.data.degradation_options import (  # noqa: F401  (part of this module's API)
+    KERNEL_TYPES,
+    SECOND_STAGE,
+    DegradationOptions,
+    KernelOptions,
+    StageOptions,
+    problems,
+)
+
 KERNEL_GRID = 21
-KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
-                "plateau_aniso")
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelOptions:
-    """How one stage draws its blur kernel; the defaults are the Real-ESRGAN x4plus recipe's
-    first stage.
-
-    Attributes:
-        sizes: odd kernel sizes to draw from uniformly.
-        type_probabilities: probabilities of `KERNEL_TYPES`, in that order.
-        sigma: range of the Gaussian widths (both axes, drawn independently when anisotropic).
-        generalized_beta: range of the generalized Gaussian's shape parameter.
-        plateau_beta: range of the plateau kernel's shape parameter.
-        sinc_probability: probability of a 2-D sinc (circular low-pass) kernel instead.
-    """
-
-    sizes: tuple = tuple(range(7, 22, 2))
-    type_probabilities: tuple = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
-    sigma: tuple = (0.2, 3.0)
-    generalized_beta: tuple = (0.5, 4.0)
-    plateau_beta: tuple = (1.0, 2.0)
-    sinc_probability: float = 0.1
 
 
 def _grid():
@@ -206,53 +190,6 @@ def resize_by(image, factor, method):
     size = tf.maximum(tf.cast(tf.floor(tf.cast(tf.shape(image)[:2], tf.float32) * factor),
                               tf.int32), 1)
     return tf.image.resize(image, size, method=method)
-
-
-@dataclasses.dataclass(frozen=True)
-class StageOptions:
-    """One stage of the second-order model; the defaults are the x4plus recipe's first stage.
-
-    Attributes:
-        blur_probability: probability of blurring at all.
-        kernel: how the blur kernel is drawn.
-        resize_probabilities: up / down / keep.
-        resize_range: factor range (up draws from [1, high], down from [low, 1]).
-        gaussian_noise_probability: Gaussian, else Poisson.
-        noise_sigma: Gaussian sigma range, on 0-255.
-        poisson_scale: Poisson scale range.
-        gray_noise_probability: noise the same on every channel.
-        jpeg_quality: JPEG quality range.
-    """
-
-    blur_probability: float = 1.0
-    kernel: KernelOptions = KernelOptions()
-    resize_probabilities: tuple = (0.2, 0.7, 0.1)
-    resize_range: tuple = (0.15, 1.5)
-    gaussian_noise_probability: float = 0.5
-    noise_sigma: tuple = (1.0, 30.0)
-    poisson_scale: tuple = (0.05, 3.0)
-    gray_noise_probability: float = 0.4
-    jpeg_quality: tuple = (30, 95)
-
-
-SECOND_STAGE = StageOptions(
-    blur_probability=0.8, kernel=KernelOptions(sigma=(0.2, 1.5)),
-    resize_probabilities=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_sigma=(1.0, 25.0),
-    poisson_scale=(0.05, 2.5))
-
-
-@dataclasses.dataclass(frozen=True)
-class DegradationOptions:
-    """Real-ESRGAN's second-order degradation (x4plus recipe values by default).
-
-    Attributes:
-        first, second: the two stages.
-        final_sinc_probability: probability of the final sinc filter (cutoff in [pi/3, pi]).
-    """
-
-    first: StageOptions = StageOptions()
-    second: StageOptions = SECOND_STAGE
-    final_sinc_probability: float = 0.8
 
 
 def _choose(seed, probabilities):

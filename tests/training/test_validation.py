@@ -229,3 +229,47 @@ def test_an_unknown_degradation_is_named(folders):
     train, root = folders
     with pytest.raises(config_lib.ConfigError, match="data.degradation: bicubic or realesrgan"):
         config_for(train, root / "heldout.png", "data.degradation=jpeg")
+
+
+def test_the_degradation_is_configured_key_by_key(folders, monkeypatch):
+    train, root = folders
+    config = config_for(train, root / "heldout.png", "degradation.second.noise_sigma=[1,10]",
+                        "degradation.first.kernel.sinc_probability=0",
+                        experiment="realesrnet_x4")
+    assert config.degradation.second.noise_sigma == (1.0, 10.0)
+    assert config.degradation.first.kernel.sinc_probability == 0.0
+    assert config.degradation.first.noise_sigma == (1.0, 30.0)  # the recipe's, untouched
+    # training.fit hands exactly this to the pipeline.
+    from keras_sr.data import pipeline
+
+    seen = {}
+    original = pipeline.training_dataset
+
+    def spy(*args, **kwargs):
+        seen["degradation"] = kwargs.get("degradation")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "training_dataset", spy)
+    run_dir = root / "configured"
+    config = fit.prepare_run_dir(str(run_dir), config)
+    run = fit.build_run(config, str(run_dir), log=lambda m: None)
+    fit.data_stream(run)
+    assert seen["degradation"] == config.degradation
+
+
+@pytest.mark.parametrize("override,message", [
+    ("degradation.first.kernel.type_probabilities=[0.5,0.5]",
+     "degradation.first.kernel.type_probabilities: must be 6 probabilities summing to 1"),
+    ("degradation.second.resize_range=[1.5,0.3]",
+     "degradation.second.resize_range: must be \\[low, high\\] with low <= high"),
+    ("degradation.second.resize_range=[1.1,1.3]", "must contain 1"),
+    ("degradation.first.kernel.sizes=[7,8]", "degradation.first.kernel.sizes: must be odd"),
+    ("degradation.first.jpeg_quality=[30,120]",
+     "degradation.first.jpeg_quality: must lie in \\[1, 100\\]"),
+    ("degradation.final_sinc_probability=2", "must be a probability in \\[0, 1\\], got 2"),
+    ("degradation.first.noise=3", "unknown configuration key 'degradation.first.noise'"),
+])
+def test_bad_degradation_values_are_named(folders, override, message):
+    train, root = folders
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_for(train, root / "heldout.png", override, experiment="realesrnet_x4")
