@@ -41,28 +41,49 @@ def niqe_seconds(folder):
     return statistics.median(times)
 
 
-def random_lpips(net, folder):
-    """An LPIPS with random weights of the real shapes (timing only)."""
+def trunk_state(net, seed=0):
+    """torchvision `features.N` weights of the LPIPS trunk's convs, He-normal random (for
+    timing here, and for the LPIPS tests)."""
     import numpy as np
 
-    from keras_sr.convert import torch as torch_files
-    from keras_sr.lpips import LPIPS, TRUNKS
+    from keras_sr.lpips import TRUNKS
 
-    rng = np.random.default_rng(0)
-    trunk, heads, channels = {}, {}, 3
-    plan = TRUNKS[net][0]
-    for op, following in zip(plan, plan[1:] + (("end",),)):
+    rng = np.random.default_rng(seed)
+    state, channels = {}, 3
+    for op in TRUNKS[net][0]:
         if op[0] == "conv":
             _, index, filters, kernel, _, _ = op
-            trunk[f"features.{index}.weight"] = (rng.standard_normal(
-                (filters, channels, kernel, kernel)) * 0.05).astype(np.float32)
-            trunk[f"features.{index}.bias"] = np.zeros(filters, np.float32)
+            scale = np.sqrt(2.0 / (kernel * kernel * channels))
+            state[f"features.{index}.weight"] = (
+                rng.standard_normal((filters, channels, kernel, kernel)) * scale
+            ).astype(np.float32)
+            state[f"features.{index}.bias"] = (rng.standard_normal(filters) * 0.01).astype(
+                np.float32)
             channels = filters
-            if following[0] == "tap":
-                heads[f"lin{len(heads)}.model.1.weight"] = rng.random(
-                    (1, filters, 1, 1)).astype(np.float32)
+    return state
+
+
+def linear_state(net, seed=1):
+    """Random linear heads (`lin<k>.model.1.weight`) for the LPIPS trunk's five taps."""
+    import numpy as np
+
+    from keras_sr.lpips import TRUNKS
+
+    rng = np.random.default_rng(seed)
+    plan = TRUNKS[net][0]
+    channels = [op[2] for op, following in zip(plan, plan[1:])
+                if op[0] == "conv" and following[0] == "tap"]
+    return {f"lin{k}.model.1.weight": rng.random((1, c, 1, 1)).astype(np.float32)
+            for k, c in enumerate(channels)}
+
+
+def random_lpips(net, folder):
+    """An LPIPS with random weights of the real shapes (timing only)."""
+    from keras_sr.convert import torch as torch_files
+    from keras_sr.lpips import LPIPS
+
     paths = [os.path.join(folder, f"{net}-{part}.pth") for part in ("trunk", "heads")]
-    for path, state in zip(paths, (trunk, heads)):
+    for path, state in zip(paths, (trunk_state(net), linear_state(net))):
         torch_files.save(path, state, wrapper=None)
     return LPIPS(net, *paths)
 

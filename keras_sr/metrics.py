@@ -356,6 +356,13 @@ def _niqe_graph():
 _NIQE = {}
 
 
+def niqe_blocks(shape, crop_border=0):
+    """How many whole 96 x 96 NIQE blocks an image of `shape` holds after the border crop (NIQE
+    needs two)."""
+    height, width = (max(side - 2 * crop_border, 0) for side in shape[:2])
+    return (height // NIQE_BLOCK) * (width // NIQE_BLOCK)
+
+
 def niqe(image, crop_border=0):
     """NIQE of one image (lower is more natural), as the official MATLAB `niqe` computes it.
 
@@ -380,9 +387,9 @@ def niqe(image, crop_border=0):
         luma = image.astype(np.float64)
     else:
         raise ValueError(f"niqe needs an (H, W, 3) or (H, W) image, got shape {image.shape}")
+    blocks = niqe_blocks(luma.shape, crop_border)
     if crop_border:
         luma = luma[crop_border:-crop_border, crop_border:-crop_border]
-    blocks = (luma.shape[0] // NIQE_BLOCK) * (luma.shape[1] // NIQE_BLOCK)
     if blocks < 2:
         raise ValueError(
             f"niqe needs at least two whole {NIQE_BLOCK}x{NIQE_BLOCK} blocks; the image is "

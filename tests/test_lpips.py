@@ -7,36 +7,11 @@ import types
 import numpy as np
 import pytest
 
+from benchmarks.perceptual_metrics import linear_state, trunk_state
 from keras_sr import lpips as lpips_module
 from keras_sr import metrics, pretrained_files
 from keras_sr.convert import torch as torch_files
 from tests.helpers import random_images
-
-
-def trunk_state(net, seed=0):
-    """torchvision `features.N` weights for the trunk's convs, He-normal random."""
-    rng = np.random.default_rng(seed)
-    state, channels = {}, 3
-    for op in lpips_module.TRUNKS[net][0]:
-        if op[0] == "conv":
-            _, index, filters, kernel, _, _ = op
-            scale = np.sqrt(2.0 / (kernel * kernel * channels))
-            state[f"features.{index}.weight"] = (
-                rng.standard_normal((filters, channels, kernel, kernel)) * scale
-            ).astype(np.float32)
-            state[f"features.{index}.bias"] = (rng.standard_normal(filters) * 0.01).astype(
-                np.float32)
-            channels = filters
-    return state
-
-
-def linear_state(net, seed=1):
-    rng = np.random.default_rng(seed)
-    channels = [op[2] for op, following in zip(lpips_module.TRUNKS[net][0],
-                                               lpips_module.TRUNKS[net][0][1:])
-                if op[0] == "conv" and following[0] == "tap"]
-    return {f"lin{k}.model.1.weight": rng.random((1, c, 1, 1)).astype(np.float32)
-            for k, c in enumerate(channels)}
 
 
 @pytest.fixture

@@ -39,7 +39,6 @@ from keras_sr.data.images import (
 from keras_sr.metrics import crop_border, niqe, psnr, ssim, to_uint8
 from keras_sr.precision import PRECISIONS
 
-METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 # `--metrics` names and the values each adds.
 METRIC_GROUPS = {"psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"),
                  "niqe": ("niqe", "niqe_bicubic", "niqe_hr"),

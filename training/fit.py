@@ -387,7 +387,7 @@ def build_run(config, run_dir, feature_extractor_factory=None, log=print):
                 ema_generator.set_weights(generator.get_weights())
             log(f"generator initialised from {config.train.init_from}")
     return Run(config, run_dir, precision, strategy, trainer, generator, optimizers,
-               checkpoints, start_step, ema_generator, is_chief, write_dir)
+               checkpoints, start_step, is_chief, write_dir)
 
 
 def data_stream(run, source=None):

@@ -30,8 +30,8 @@ class DataError(ValueError):
 @dataclasses.dataclass
 class Run:
     """What a run is made of once built: the configuration and where it writes, the strategy,
-    the trainer (with its generator, discriminator and optimizers), the generator EMA, the
-    checkpoints and the step they resumed at."""
+    the trainer (with its generator, its EMA, discriminator and optimizers), the checkpoints
+    and the step they resumed at."""
 
     config: object
     run_dir: str
@@ -42,9 +42,12 @@ class Run:
     optimizers: dict
     checkpoints: object
     start_step: int
-    ema_generator: object = None
     is_chief: bool = True
     write_dir: str = ""
+
+    @property
+    def ema_generator(self):
+        return self.trainer.ema_generator
 
     @property
     def served(self):

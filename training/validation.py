@@ -11,8 +11,8 @@ import numpy as np
 from keras_sr.comparison import comparison_sheet
 from keras_sr.data.degradations import imresize, modcrop, quantize
 from keras_sr.data.images import read_image
-from keras_sr.metrics import NIQE_BLOCK, crop_border, niqe, psnr, ssim, to_uint8
-from training.evaluate import bicubic_upscaler
+from keras_sr.metrics import NIQE_BLOCK, niqe_blocks, psnr, ssim, to_uint8
+from training.evaluate import bicubic_upscaler, optional_lpips, optional_niqe
 
 # Which way is better, for train.best_metric.
 HIGHER_IS_BETTER = {"psnr_y": True, "niqe": False, "lpips": False}
@@ -47,10 +47,8 @@ class Validation:
             hr = modcrop(read_image(path), scale)
             lr = quantize(imresize(hr, 1 / scale))
             self.images.append((os.path.basename(path), lr, bicubic(lr), hr))
-        if "niqe" in self.extra and not any(
-                (hr.shape[0] - 2 * scale) // NIQE_BLOCK * ((hr.shape[1] - 2 * scale)
-                                                           // NIQE_BLOCK) >= 2
-                for _, _, _, hr in self.images):
+        if "niqe" in self.extra and not any(niqe_blocks(hr.shape, scale) >= 2
+                                            for _, _, _, hr in self.images):
             if "niqe" in required:
                 raise ValueError(f"NIQE needs a held-out image with two {NIQE_BLOCK}x"
                                  f"{NIQE_BLOCK} blocks after the border crop; none has")
@@ -59,19 +57,6 @@ class Validation:
     def bicubic_psnr_y(self):
         return float(np.mean([psnr(bicubic, hr, self.scale)
                               for _, _, bicubic, hr in self.images]))
-
-    def _niqe(self, image):
-        try:
-            return niqe(image, crop_border=self.scale)
-        except ValueError:  # an image under two blocks
-            return None
-
-    def _lpips(self, image, hr):
-        image, hr = (crop_border(x, self.scale).astype(np.float32) / 255.0 for x in (image, hr))
-        try:
-            return float(self.lpips_metric(image, hr))
-        except ValueError:  # too small for the trunk
-            return None
 
     def run(self, upscale):
         """`({"psnr_y", "ssim_y"[, "niqe", "lpips"]: mean}, sheet)` of `upscale` (float LR batch
@@ -83,9 +68,9 @@ class Validation:
             values["psnr_y"].append(psnr(sr, hr, self.scale))
             values["ssim_y"].append(ssim(sr, hr, self.scale))
             if "niqe" in self.extra:
-                values["niqe"].append(self._niqe(sr))
+                values["niqe"].append(optional_niqe(sr, self.scale))
             if "lpips" in self.extra:
-                values["lpips"].append(self._lpips(sr, hr))
+                values["lpips"].append(optional_lpips(self.lpips_metric, sr, hr, self.scale))
             if index == 0:
                 sheet = comparison_sheet([("bicubic", bicubic),
                                           (f"SR {values['psnr_y'][0]:.2f} dB", sr),

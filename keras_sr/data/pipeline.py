@@ -75,13 +75,13 @@ def element_stream(source, seed=0, start_element=0, cache="auto", shuffle_buffer
     def pass_seed(index):
         return tf.stack([tf.constant(seed, tf.int64), index])
 
-    if should_cache(source, cache) or source.epoch is None:
+    cached = should_cache(source, cache)  # decided once: it may log why not
+    if cached or source.epoch is None:
         base = source.dataset if source.epoch is None else source.epoch(
             pass_seed(tf.constant(-1, tf.int64)), tf.constant(0, tf.int64))
-        if should_cache(source, cache):
+        if cached:
             base = base.cache()
-        buffer = max(count or 0, shuffle_buffer) if should_cache(source, cache) \
-            else shuffle_buffer
+        buffer = max(count or 0, shuffle_buffer) if cached else shuffle_buffer
         # A Python seed: Dataset.shuffle mishandles tensor seeds under a global seed of 0.
         elements = base.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
         elements = elements.skip(start_element)

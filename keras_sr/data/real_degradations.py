@@ -187,9 +187,12 @@ RESIZE_METHODS = ("area", "bilinear", "bicubic")
 def resize_by(image, factor, method):
     """`image` resized by `factor` with "area", "bilinear" or "bicubic" (PyTorch's
     `F.interpolate(scale_factor=factor)` sizes: floor(side x factor), at least 1)."""
-    size = tf.maximum(tf.cast(tf.floor(tf.cast(tf.shape(image)[:2], tf.float32) * factor),
-                              tf.int32), 1)
-    return tf.image.resize(image, size, method=method)
+    return tf.image.resize(image, _scaled_size(tf.shape(image)[:2], factor), method=method)
+
+
+def _scaled_size(size, factor):
+    """floor(size x factor), at least 1: the sizes of PyTorch's `F.interpolate(scale_factor=)`."""
+    return tf.maximum(tf.cast(tf.floor(tf.cast(size, tf.float32) * factor), tf.int32), 1)
 
 
 def _choose(seed, probabilities):
@@ -197,18 +200,20 @@ def _choose(seed, probabilities):
     return tf.random.stateless_categorical(logits, 1, seed)[0, 0]
 
 
+def _random_factor(direction_seed, factor_seed, stage):
+    """Up (from [1, high]), down (from [low, 1]) or keep, by `stage.resize_probabilities`."""
+    low, high = stage.resize_range
+    direction = _choose(direction_seed, stage.resize_probabilities)
+    return tf.gather(tf.stack([_uniform(factor_seed, 1.0, high),
+                               _uniform(factor_seed, low, 1.0), tf.constant(1.0)]), direction)
+
+
 def _random_resize(image, seed, stage, size=None):
     """Up / down / keep by a factor (or to `size`), with a random interpolation."""
     seeds = tf.random.experimental.stateless_split(seed, 3)
-    direction = _choose(seeds[0], stage.resize_probabilities)
-    low, high = stage.resize_range
-    up = _uniform(seeds[1], 1.0, high)
-    down = _uniform(seeds[1], low, 1.0)
-    factor = tf.gather(tf.stack([up, down, tf.constant(1.0)]), direction)
     method = tf.random.stateless_uniform([], seeds[2], 0, len(RESIZE_METHODS), dtype=tf.int32)
     if size is None:
-        size = tf.maximum(tf.cast(tf.floor(tf.cast(tf.shape(image)[:2], tf.float32) * factor),
-                                  tf.int32), 1)
+        size = _scaled_size(tf.shape(image)[:2], _random_factor(seeds[0], seeds[1], stage))
     branches = [lambda m=m: tf.image.resize(image, size, method=m) for m in RESIZE_METHODS]
     return tf.switch_case(method, branches)
 
@@ -256,11 +261,7 @@ def degrade(hr_image, scale, seed, options=DegradationOptions()):
     image = _random_jpeg(image, jpeg_seed, options.first)
     # The second resize lands on lr_size / (a factor drawn like the stage's): the final resize
     # then brings it to the LR size.
-    factor = tf.gather(tf.stack([_uniform(seeds[1], 1.0, options.second.resize_range[1]),
-                                 _uniform(seeds[1], options.second.resize_range[0], 1.0),
-                                 tf.constant(1.0)]),
-                       _choose(seeds[2], options.second.resize_probabilities))
-    middle = tf.maximum(tf.cast(tf.cast(lr_size, tf.float32) * factor, tf.int32), 1)
+    middle = _scaled_size(lr_size, _random_factor(seeds[2], seeds[1], options.second))
     image, jpeg_seed = _stage(image, seeds[3], options.second, size=middle)
 
     cutoff = math.pi / 3 + (math.pi - math.pi / 3) * tf.random.stateless_uniform([], seeds[4])

@@ -22,7 +22,7 @@ from keras_sr.data.sources import (
     tfds_source,
     tfrecord_source,
 )
-from tests.training.test_evaluate import natural_like
+from tests.training.test_evaluate import natural_folder, natural_like
 
 
 def blocky_source(rng, scale, sizes):
@@ -277,11 +277,7 @@ def test_mirrored_strategy_splits_the_global_batch_between_replicas():
 
 @pytest.fixture
 def six_images(tmp_path, rng):
-    folder = tmp_path / "six"
-    folder.mkdir()
-    for index in range(6):
-        Image.fromarray(natural_like(rng, 24, 24)).save(folder / f"{index}.png")
-    return folder
+    return natural_folder(tmp_path / "six", rng, 6, 24, 24)
 
 
 def names(stream, count):

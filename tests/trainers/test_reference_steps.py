@@ -101,75 +101,46 @@ def check_losses(logs, torch_logs):
         assert logs[name] == pytest.approx(value, rel=1e-6), name
 
 
-def run_gan(trainer, generator, discriminator, torch_step, torch_generator,
-            torch_discriminator):
-    differences = []
+def check_gan_steps(trainer_class, perceptual_loss, extractor, torch_vgg, reference_step):
+    """Three steps of a `trainer_class` trainer over `twins()` networks and of
+    `reference_step` from the same weights (the VGG `extractor` copied into `torch_vgg`): the
+    logged losses agree at every step, the generator and discriminator weights after the first
+    and the third."""
+    generator, torch_generator, discriminator, torch_discriminator = twins()
+    trainer = trainer_class(generator, discriminator, perceptual_loss)
+    trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
+    reference.load_state(torch_vgg, reference.vgg_state_dict(extractor))
+    g_optimizer = adam(torch_generator.parameters())
+    d_optimizer = adam(torch_discriminator.parameters())
     for index, (lr, hr) in enumerate(batches()):
         logs = trainer.train_on_batch(lr, hr, return_dict=True)
-        torch_logs = torch_step(nchw(lr), nchw(hr))
-        check_losses(logs, torch_logs)
+        check_losses(logs, reference_step(torch, torch_generator, torch_discriminator,
+                                          torch_vgg, g_optimizer, d_optimizer, nchw(lr),
+                                          nchw(hr)))
         if index in (0, 2):
-            differences.append((
-                largest_difference(state_dict_of(generator), torch_generator),
-                largest_difference(reference.discriminator_state_dict(discriminator),
-                                   torch_discriminator)))
-    return differences
+            assert largest_difference(state_dict_of(generator), torch_generator) < TOLERANCE
+            assert largest_difference(reference.discriminator_state_dict(discriminator),
+                                      torch_discriminator) < TOLERANCE
 
 
 @pytest.mark.slow
 def test_esrgan_step_equals_basicsrs(vgg_file):
-    generator, torch_generator, discriminator, torch_discriminator = twins()
-    trainer = ESRGAN(generator, discriminator,
-                     PerceptualLoss(vgg19_features("block5_conv4", True, vgg_file), "l1"))
-    trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
-    vgg = reference.build(torch)[2](last=34, preprocess="torchvision").double()
-    reference.load_state(vgg, perceptual_state(vgg_file))
-    g_optimizer, d_optimizer = adam(torch_generator.parameters()), adam(
-        torch_discriminator.parameters())
-
-    def torch_step(lr, hr):
-        return reference.esrgan_step(torch, torch_generator, torch_discriminator, vgg,
-                                     g_optimizer, d_optimizer, lr, hr)
-
-    for generator_difference, discriminator_difference in run_gan(
-            trainer, generator, discriminator, torch_step, torch_generator,
-            torch_discriminator):
-        assert generator_difference < TOLERANCE
-        assert discriminator_difference < TOLERANCE
-
-
-def perceptual_state(path):
-    from keras_sr.convert import torch as torch_files
-
-    return {key: value for key, value in torch_files.load(path).items()
-            if key.startswith("features.")}
+    extractor = vgg19_features("block5_conv4", True, vgg_file)
+    torch_vgg = reference.build(torch)[2](last=34, preprocess="torchvision").double()
+    check_gan_steps(ESRGAN, PerceptualLoss(extractor, "l1"), extractor, torch_vgg,
+                    reference.esrgan_step)
 
 
 @pytest.mark.slow
 def test_srgan_step_equals_the_reference(vgg_file):
     # SRGAN §2.2: MSE between VGG54 features after ReLU, both rescaled by 1/12.75, + 1e-3 BCE;
     # Keras' (Caffe) preprocessing, here with the fixture's random VGG weights.
-    generator, torch_generator, discriminator, torch_discriminator = twins()
     extractor = vgg19_features("block5_conv4", before_activation=False, weights=None)
     for name, values in perceptual.torchvision_weights(vgg_file).items():
         extractor.get_layer(name).set_weights(values)
-    trainer = SRGAN(generator, discriminator,
-                    PerceptualLoss(extractor, "mse", feature_scale=1 / 12.75))
-    trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
-    vgg = reference.build(torch)[2](last=35, preprocess="caffe").double()
-    reference.load_state(vgg, reference.vgg_state_dict(extractor))
-    g_optimizer, d_optimizer = adam(torch_generator.parameters()), adam(
-        torch_discriminator.parameters())
-
-    def torch_step(lr, hr):
-        return reference.srgan_step(torch, torch_generator, torch_discriminator, vgg,
-                                    g_optimizer, d_optimizer, lr, hr)
-
-    for generator_difference, discriminator_difference in run_gan(
-            trainer, generator, discriminator, torch_step, torch_generator,
-            torch_discriminator):
-        assert generator_difference < TOLERANCE
-        assert discriminator_difference < TOLERANCE
+    torch_vgg = reference.build(torch)[2](last=35, preprocess="caffe").double()
+    check_gan_steps(SRGAN, PerceptualLoss(extractor, "mse", feature_scale=1 / 12.75),
+                    extractor, torch_vgg, reference.srgan_step)
 
 
 @pytest.mark.parametrize("pixel", ["l1", "mse"])

@@ -18,6 +18,14 @@ def natural_like(rng, height, width):
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def natural_folder(folder, rng, count, height, width, stem=""):
+    """`folder` (made) holding `count` `natural_like` PNGs named `<stem><index>.png`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        Image.fromarray(natural_like(rng, height, width)).save(folder / f"{stem}{index}.png")
+    return folder
+
+
 @pytest.fixture
 def datasets(tmp_path, rng):
     clean, mixed = tmp_path / "Clean", tmp_path / "Mixed"
@@ -156,9 +164,9 @@ def test_an_unknown_metric_is_named(tmp_path, capsys):
 
 def test_lpips_when_its_weights_are_there_and_a_note_when_not(tmp_path, rng, capsys,
                                                              monkeypatch):
+    from benchmarks.perceptual_metrics import linear_state, trunk_state
     from keras_sr.convert import torch as torch_files
     from keras_sr.metrics import crop_border, lpips
-    from tests.test_lpips import linear_state, trunk_state
 
     folder = tmp_path / "Set"
     folder.mkdir()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.losses.test_perceptual import tiny_extractor
-from tests.training.test_evaluate import natural_like
+from tests.training.test_evaluate import natural_folder, natural_like
 from training import config as config_lib
 from training import fit, loop
 from training.experiments import EXPERIMENTS
@@ -21,10 +21,7 @@ TINY_MODEL = ["model.num_blocks=1", "model.num_features=8", "model.growth_channe
 
 @pytest.fixture
 def image_folder(tmp_path, rng):
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    for index in range(3):
-        Image.fromarray(natural_like(rng, 40, 44)).save(folder / f"train{index}.png")
+    folder = natural_folder(tmp_path / "hr", rng, 3, 40, 44, stem="train")
     Image.fromarray(natural_like(rng, 36, 36)).save(tmp_path / "heldout.png")
     return folder
 

@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.training.test_evaluate import natural_like
+from tests.training.test_evaluate import natural_folder
 
 WORKER = textwrap.dedent("""
     import sys
@@ -59,22 +58,26 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_train_esrgan_to_identical_weights(tmp_path, rng):
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    for index in range(4):
-        Image.fromarray(natural_like(rng, 40, 40)).save(folder / f"{index}.png")
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    run_dir = tmp_path / "run"
+def start_workers(script, workers, arguments):
+    """One process per worker of the local cluster `workers` running `script` with
+    `arguments(index)` as its command line."""
     processes = []
-    for index in range(2):
+    for index in range(len(workers)):
         environment = dict(os.environ, TF_CONFIG=json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(run_dir), str(folder),
-             str(tmp_path / f"worker{index}.npz")],
-            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            [sys.executable, "-c", script, *arguments(index)], env=environment,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+@pytest.mark.slow
+def test_two_workers_train_esrgan_to_identical_weights(tmp_path, rng):
+    folder = natural_folder(tmp_path / "hr", rng, 4, 40, 40)
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    run_dir = tmp_path / "run"
+    processes = start_workers(WORKER, workers, lambda index: [
+        str(run_dir), str(folder), str(tmp_path / f"worker{index}.npz")])
     # The same run in one process (one device, the same global batch of 4).
     processes.append(subprocess.Popen(
         [sys.executable, "-c", WORKER, str(tmp_path / "single"), str(folder),
@@ -123,26 +126,13 @@ PREEMPTED_WORKER = textwrap.dedent("""
 """)
 
 
-def start_workers(script, run_dir, folder, workers):
-    processes = []
-    for index in range(len(workers)):
-        environment = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-c", script, str(run_dir), str(folder)], env=environment,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    return processes
-
-
 @pytest.mark.slow
 def test_a_sigterm_on_one_worker_checkpoints_every_worker_and_the_run_resumes(tmp_path, rng):
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    for index in range(4):
-        Image.fromarray(natural_like(rng, 40, 40)).save(folder / f"{index}.png")
+    folder = natural_folder(tmp_path / "hr", rng, 4, 40, 40)
     run_dir = tmp_path / "run"
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes = start_workers(PREEMPTED_WORKER, run_dir, folder, workers)
+    processes = start_workers(PREEMPTED_WORKER, workers,
+                              lambda index: [str(run_dir), str(folder)])
     deadline = time.monotonic() + 300
     while not (run_dir / "checkpoints" / "ckpt-10.index").exists():
         assert time.monotonic() < deadline and all(p.poll() is None for p in processes), \
@@ -160,7 +150,8 @@ def test_a_sigterm_on_one_worker_checkpoints_every_worker_and_the_run_resumes(tm
     assert 10 <= step < 400 and (run_dir / "checkpoints" / f"ckpt-{step}.index").exists()
 
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes = start_workers(PREEMPTED_WORKER, run_dir, folder, workers)
+    processes = start_workers(PREEMPTED_WORKER, workers,
+                              lambda index: [str(run_dir), str(folder)])
     outputs = [process.communicate(timeout=400) for process in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]

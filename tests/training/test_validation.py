@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.perceptual_metrics import linear_state, trunk_state
 from keras_sr.convert import torch as torch_files
 from tests.losses.test_perceptual import tiny_extractor
-from tests.test_lpips import linear_state, trunk_state
-from tests.training.test_evaluate import natural_like
+from tests.training.test_evaluate import natural_folder, natural_like
 from tests.training.test_fit import TINY_MODEL
 from training import config as config_lib
 from training import fit, loop
@@ -18,10 +18,7 @@ from training import fit, loop
 
 @pytest.fixture
 def folders(tmp_path, rng):
-    train = tmp_path / "hr"
-    train.mkdir()
-    for index in range(2):
-        Image.fromarray(natural_like(rng, 40, 44)).save(train / f"{index}.png")
+    train = natural_folder(tmp_path / "hr", rng, 2, 40, 44)
     Image.fromarray(natural_like(rng, 208, 208)).save(tmp_path / "heldout.png")
     Image.fromarray(natural_like(rng, 36, 36)).save(tmp_path / "small.png")
     return train, tmp_path
