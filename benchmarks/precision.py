@@ -10,7 +10,7 @@ and oneDNN.
 2. Inference of the published realesrgan-x4plus (RRDBNet x4, 23 blocks) on a crop of a bundled
    photo per LR size: Keras float32, Keras bfloat16, TFLite float32 (XNNPACK) and ncnn float32
    (the same ncnn files), each the median of `--repeats` after a warm-up, with its ratio to
-   ncnn and its PSNR against Keras float32.
+   ncnn and its PSNR against Keras float32 (TFLite when `ai_edge_litert` is installed).
 3. The quality guard: bfloat16 against float32 PSNR of realesrgan-x4plus and
    realesr-animevideov3-x4 (SRVGGNetCompact) on the four bundled photos (64 x 64 crops).
 4. Training steps of rrdb_psnr_x4 and esrgan_x4 (batch 4, HR 128; `benchmarks.train_step`, each
@@ -54,7 +54,9 @@ PRESET = "realesrgan-x4plus"
 def machine():
     flags = precisions.cpu_flags()
     chosen, reason = precisions.resolve("auto")
-    return {"cpu": precisions.cpu_name(), "cores": os.cpu_count(),
+    # The cores this process may use (a `taskset` pins fewer than os.cpu_count()).
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": precisions.cpu_name(), "cores": cores,
             "flags": {flag: flag in flags for flag in FLAGS},
             "onednn": precisions.onednn_enabled(flags),
             "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset)"),
@@ -72,12 +74,15 @@ def inference_rows(sizes, repeats, threads):
     reduced = precisions.with_precision(model, "bfloat16")
     serve32 = tf.function(lambda lr_images: model(lr_images, training=False))
     serve16 = tf.function(lambda lr_images: reduced(lr_images, training=False))
-    interpreter = tflite.interpreter(tflite.convert(model), num_threads=threads)
     reference = ncnn.reference_runner(*presets.source_files(PRESET), num_threads=threads)
     runs = {"keras_float32": lambda x: serve32(x).numpy(),
             "keras_bfloat16": lambda x: serve16(x).numpy(),
-            "tflite_float32": lambda x: tflite.run(interpreter, x),
             "ncnn_float32": lambda x: reference(x[0])[None]}
+    try:  # the TFLite column when the LiteRT runtime is installed (keras-sr[litert])
+        interpreter = tflite.interpreter(tflite.convert(model), num_threads=threads)
+        runs["tflite_float32"] = lambda x: tflite.run(interpreter, x)
+    except ImportError as error:
+        print(f"no TFLite column: {error}")
     rows = []
     for size in sizes:
         image = photo_crop(size)[None]
@@ -280,11 +285,12 @@ def print_inference(rows, args):
           "| ncnn vs fp32 |")
     print("|---" * 10 + "|")
     for row in rows:
+        tflite = ((f"{row['tflite_float32_s']:.3f}", f"{row['tflite_float32_psnr_db']:.1f} dB")
+                  if "tflite_float32_s" in row else ("n/a", "n/a"))
         print(f"| {row['lr_size']} | {row['keras_float32_s']:.3f} | {row['keras_bfloat16_s']:.3f}"
-              f" | {row['tflite_float32_s']:.3f} | {row['ncnn_float32_s']:.3f}"
+              f" | {tflite[0]} | {row['ncnn_float32_s']:.3f}"
               f" | {row['keras_bfloat16_over_ncnn']:.2f} | {row['keras_float32_over_ncnn']:.2f}"
-              f" | {row['keras_bfloat16_psnr_db']:.1f} dB"
-              f" | {row['tflite_float32_psnr_db']:.1f} dB"
+              f" | {row['keras_bfloat16_psnr_db']:.1f} dB | {tflite[1]}"
               f" | {row['ncnn_float32_psnr_db']:.1f} dB |")
 
 

@@ -1,14 +1,23 @@
-"""Real-ESRGAN degradations: how many (LR, HR) pairs per second the host makes, and a sheet of
-what they look like.
+"""Real-ESRGAN degradations: how many (LR, HR) pairs per second the host makes, how mixed a
+batch is, and a sheet of what they look like with what was drawn for each.
 
     python -m benchmarks.real_degradations [--hr-patch 256] [--batch 12] [--batches 20]
-        [--sheet degradations.png]
+        [--mix-batches 100] [--sheet degradations.png]
 
 Throughput: `keras_sr.data.pipeline.training_dataset` with `degradation=DegradationOptions()`
 (x4plus values) on the bundled sample photos, cached decoded images, `--batch` pairs of
 `--hr-patch` HR each, parallel map with AUTOTUNE; the median over `--batches` batches after a
-warm-up of 3, next to the same pipeline with bicubic LR. The sheet: one HR patch and eleven LR
-images degraded from it with different seeds (each enlarged x4, nearest), titled with the seed.
+warm-up of 3, next to the same pipeline with bicubic LR.
+
+Batch mix: the draws of `--mix-batches` batches as the pipeline seeds them (one seed per stream
+position, `pipeline.element_seed`): for the choices BasicSR's RealESRGANModel makes once per
+batch (first and second resize direction and interpolation, Gaussian or Poisson noise in each
+stage, the final order), the share of batches in which every pair made the same choice and the
+mean number of distinct choices per batch. The reference shares them across the batch by
+construction (hence its training-pair pool); these are what keras-sr's per-pair draws give.
+
+The sheet: one HR patch and eleven LR images degraded from it with different seeds (each
+enlarged x4, nearest), each under the seed and what was drawn (`describe_draws`).
 """
 
 import argparse
@@ -45,20 +54,74 @@ def pairs_per_second(degradation, hr_patch, batch, batches):
     return batch / statistics.median(times)
 
 
+DIRECTIONS = ("up", "down", "keep")
+
+
+def batch_mix(batches, batch, hr_patch, seed=0):
+    """For each per-batch choice of the reference, the share of batches where all pairs agree
+    and the mean count of distinct values per batch."""
+    from keras_sr.data.pipeline import element_seed
+
+    draw = tf.function(lambda index: degrade(tf.zeros([hr_patch, hr_patch, 3]), 4,
+                                             tf.bitcast(element_seed(seed, index), tf.int32),
+                                             return_draws=True)[1])
+    lr_side = hr_patch // 4
+
+    def choices(draws):
+        first = draws["first_resize_size"][0] / hr_patch
+        second = draws["second_resize_size"][0] / lr_side
+        return {"first resize direction": int(np.sign(np.round(first - 1, 6))),
+                "first resize method": int(draws["first_resize_method"]),
+                "first noise type": bool(draws["first_gaussian"]),
+                "second resize direction": int(np.sign(np.round(second - 1, 6))),
+                "second resize method": int(draws["second_resize_method"]),
+                "second noise type": bool(draws["second_gaussian"]),
+                "final order": bool(draws["final_resize_first"])}
+
+    rows = {}
+    for number in range(batches):
+        picks = [choices({key: value.numpy() for key, value in
+                          draw(tf.constant(number * batch + index, tf.int64)).items()})
+                 for index in range(batch)]
+        for name in picks[0]:
+            distinct = len({pick[name] for pick in picks})
+            rows.setdefault(name, []).append(distinct)
+    return {name: {"all_same": float(np.mean(np.array(values) == 1)),
+                   "mean_distinct": float(np.mean(values))} for name, values in rows.items()}
+
+
 def write_sheet(path, hr_patch):
-    from keras_sr.comparison import comparison_sheet
+    """HR and eleven degraded LR versions (x4 nearest) in a 4 x 3 grid, each over the seed and
+    its draws."""
+    import textwrap
+
+    from PIL import Image, ImageDraw
+
     from keras_sr.data.images import read_image, write_image
+    from keras_sr.data.real_degradations import describe_draws
 
     hr = read_image(os.path.join(SAMPLES, "astronaut.png"))[100:100 + hr_patch,
                                                             150:150 + hr_patch]
     hr_float = tf.constant(hr, tf.float32) / 255.0
-    panels = [("HR", hr)]
-    run = tf.function(lambda image, seed: degrade(image, 4, seed))
+    run = tf.function(lambda image, seed: degrade(image, 4, seed, return_draws=True))
+    panels = [(hr, [f"HR {hr_patch} x {hr_patch}", "(each LR below enlarged x4, nearest)"])]
     for seed in range(11):
-        lr = (run(hr_float, tf.constant([0, seed])).numpy() * 255).round().astype(np.uint8)
-        panels.append((f"seed {seed}", lr.repeat(4, 0).repeat(4, 1)))
-    rows = [comparison_sheet(panels[start:start + 4]) for start in (0, 4, 8)]
-    write_image(path, np.concatenate(rows, axis=0))
+        lr, draws = run(hr_float, tf.constant([0, seed]))
+        lr = (lr.numpy() * 255).round().astype(np.uint8).repeat(4, 0).repeat(4, 1)
+        lines = [f"seed {seed}"]
+        for line in describe_draws(draws, hr.shape[:2], 4):
+            lines += textwrap.wrap(line, 42, subsequent_indent="  ")
+        panels.append((lr, lines))
+    text_height = 11 * max(len(lines) for _, lines in panels) + 4
+    gap, columns = 6, 4
+    cell_width, cell_height = hr_patch + gap, hr_patch + text_height + gap
+    sheet = Image.new("RGB", (columns * cell_width - gap, 3 * cell_height - gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for number, (image, lines) in enumerate(panels):
+        x, y = (number % columns) * cell_width, (number // columns) * cell_height
+        draw.multiline_text((x + 2, y + 2), "\n".join(lines), fill="black", spacing=1)
+        sheet.paste(Image.fromarray(image), (x, y + text_height))
+    write_image(path, np.asarray(sheet))
 
 
 def main(argv=None):
@@ -66,6 +129,7 @@ def main(argv=None):
     parser.add_argument("--hr-patch", type=int, default=256)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--mix-batches", type=int, default=100)
     parser.add_argument("--sheet", help="also write the sheet of degraded examples here")
     args = parser.parse_args(argv)
     real = pairs_per_second(DegradationOptions(), args.hr_patch, args.batch, args.batches)
@@ -74,6 +138,11 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs")
     print(f"real degradations: {real:.1f} pairs/s; bicubic LR: {bicubic:.1f} pairs/s "
           f"(medians of {args.batches} batches)")
+    print(f"batch mix over {args.mix_batches} batches of {args.batch} (the reference: every "
+          "pair of a batch shares each of these):")
+    for name, row in batch_mix(args.mix_batches, args.batch, args.hr_patch).items():
+        print(f"  {name}: all pairs the same in {100 * row['all_same']:.0f}% of batches, "
+              f"{row['mean_distinct']:.2f} distinct values per batch")
     if args.sheet:
         write_sheet(args.sheet, args.hr_patch)
         print(f"wrote {args.sheet}")

@@ -1,18 +1,22 @@
-"""PyTorch reference networks and training steps: timed against keras-sr's on the same CPU, and
-the reference the step-parity tests (tests/trainers/test_reference_steps.py) compare with.
+"""PyTorch reference networks and training steps: timed against keras-sr's on the same machine,
+and the reference the step-parity tests (tests/trainers/test_reference_steps.py) compare with.
 
-    python -m benchmarks.torch_reference [--experiments rrdb_psnr_x4 esrgan_x4] [--batch 4]
-        [--steps 5] [--threads 2]
+    python -m benchmarks.torch_reference [--experiments rrdb_psnr_x4 esrgan_x4 realesrnet_x4
+        realesrgan_x4] [--batch 4] [--hr-patch N] [--steps 5] [--threads 2] [--device cuda]
+        [--precisions float32 bfloat16]
 
 Written here from the architectures and from BasicSR's training code (the code that trained the
-released ESRGAN models), with BasicSR's parameter names so that keras-sr's converters move
-weights both ways: ESRGAN §3.1's RRDBNet (RRDBs of three five-conv dense blocks, residual scale
-0.2, LeakyReLU 0.2, nearest x2 twice); BasicSR's VGGStyleDiscriminator; torchvision's VGG19
-`features` (conv5_4 is `features.34`), before or after its ReLU, with torchvision's or Caffe's
-preprocessing. The steps follow BasicSR's `optimize_parameters`: ESRGAN's (esrgan_model.py),
-SRGAN's (srgan_model.py, with the paper's VGG54 MSE / 12.75^2 content loss) and the PSNR one.
-The benchmark runs full-size networks on random data of the recipes' shapes, float32, with
-`--threads` intra-op threads. Needs PyTorch.
+released ESRGAN and Real-ESRGAN models), with BasicSR's parameter names so that keras-sr's
+converters move weights both ways: ESRGAN §3.1's RRDBNet (RRDBs of three five-conv dense blocks,
+residual scale 0.2, LeakyReLU 0.2, nearest x2 twice); BasicSR's VGGStyleDiscriminator;
+Real-ESRGAN's UNetDiscriminatorSN; torchvision's VGG19 `features` (conv5_4 is `features.34`),
+before or after its ReLU, with torchvision's or Caffe's preprocessing, or several layers at once.
+The steps follow BasicSR's `optimize_parameters`: ESRGAN's (esrgan_model.py), SRGAN's
+(srgan_model.py, with the paper's VGG54 MSE / 12.75^2 content loss), Real-ESRGAN's
+(realesrgan_model.py, x4plus options, with the EMA update) and the PSNR one. The benchmark runs
+full-size networks on random data of the recipes' shapes with `--threads` intra-op threads, on
+the CPU or a CUDA device, in float32 (PyTorch's defaults: TF32 convolutions on CUDA) or with
+bfloat16 autocast. Needs PyTorch.
 """
 
 import argparse
@@ -113,10 +117,15 @@ def build(torch):
 
     class VGG19Features(nn.Module):
         """torchvision's `vgg19().features` up to `last` (34: conv5_4), frozen, in eval mode;
-        `preprocess` "torchvision" (ImageNet mean / std) or "caffe" (BGR 0-255 minus means)."""
+        `preprocess` "torchvision" (ImageNet mean / std) or "caffe" (BGR 0-255 minus means).
+        With `taps` (feature indices), the forward pass returns the list of those features
+        instead, `last` being the deepest of them."""
 
-        def __init__(self, last=34, preprocess="torchvision"):
+        def __init__(self, last=34, preprocess="torchvision", taps=None):
             super().__init__()
+            self.taps = tuple(taps) if taps else None
+            if self.taps:
+                last = max(self.taps)
             layers, channels = [], 3
             for item in VGG19_PLAN:
                 if item == "M":
@@ -132,15 +141,64 @@ def build(torch):
 
         def forward(self, images):
             if self.preprocess == "torchvision":
-                mean = torch.tensor(IMAGENET_RGB_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
-                std = torch.tensor(IMAGENET_RGB_STD, dtype=images.dtype).view(1, 3, 1, 1)
+                mean = images.new_tensor(IMAGENET_RGB_MEAN).view(1, 3, 1, 1)
+                std = images.new_tensor(IMAGENET_RGB_STD).view(1, 3, 1, 1)
                 images = (images - mean) / std
             else:
-                images = images.flip(1) * 255.0 - torch.tensor(
-                    IMAGENET_BGR_MEAN, dtype=images.dtype).view(1, 3, 1, 1)
-            return self.features(images)
+                images = images.flip(1) * 255.0 - images.new_tensor(
+                    IMAGENET_BGR_MEAN).view(1, 3, 1, 1)
+            if not self.taps:
+                return self.features(images)
+            outputs = []
+            for index, layer in enumerate(self.features):
+                images = layer(images)
+                if index in self.taps:
+                    outputs.append(images)
+            return outputs
 
     return RRDBNet, VGGStyleDiscriminator, VGG19Features
+
+
+def build_unet_discriminator(torch):
+    """Real-ESRGAN's `UNetDiscriminatorSN` module class (BasicSR's names): torch's
+    `spectral_norm` on every conv but the first and the last, bilinear x2 without corners."""
+    nn = torch.nn
+    functional = torch.nn.functional
+
+    class UNetDiscriminatorSN(nn.Module):
+        def __init__(self, num_features=64, skip_connection=True):
+            super().__init__()
+            self.skip_connection = skip_connection
+            norm = nn.utils.spectral_norm
+            self.conv0 = nn.Conv2d(3, num_features, 3, 1, 1)
+            channels = num_features
+            for index, multiplier in enumerate((2, 4, 8), start=1):
+                setattr(self, f"conv{index}", norm(nn.Conv2d(
+                    channels, num_features * multiplier, 4, 2, 1, bias=False)))
+                channels = num_features * multiplier
+            for index, multiplier in enumerate((4, 2, 1, 1, 1), start=4):
+                setattr(self, f"conv{index}", norm(nn.Conv2d(
+                    channels, num_features * multiplier, 3, 1, 1, bias=False)))
+                channels = num_features * multiplier
+            self.conv9 = nn.Conv2d(num_features, 1, 3, 1, 1)
+
+        def forward(self, x):
+            def lrelu(tensor):
+                return functional.leaky_relu(tensor, 0.2)
+
+            x0 = lrelu(self.conv0(x))
+            x1 = lrelu(self.conv1(x0))
+            x2 = lrelu(self.conv2(x1))
+            features = lrelu(self.conv3(x2))
+            for conv, skip in ((self.conv4, x2), (self.conv5, x1), (self.conv6, x0)):
+                features = lrelu(conv(functional.interpolate(
+                    features, scale_factor=2, mode="bilinear", align_corners=False)))
+                if self.skip_connection:
+                    features = features + skip
+            features = lrelu(self.conv8(lrelu(self.conv7(features))))
+            return self.conv9(features)
+
+    return UNetDiscriminatorSN
 
 
 # --- Training steps, as BasicSR's optimize_parameters computes them. ---
@@ -209,6 +267,16 @@ def srgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, l
     g_loss.backward()
     g_optimizer.step()
 
+    return {"g_loss": g_loss.item(), "perceptual_loss": perceptual.item(),
+            "adversarial_loss": adversarial.item(),
+            "d_loss": standard_discriminator_step(torch, discriminator, d_optimizer, hr, sr)}
+
+
+def standard_discriminator_step(torch, discriminator, d_optimizer, hr, sr):
+    """BasicSR's discriminator update with the standard GAN loss (SRGAN's, Real-ESRGAN's): BCE
+    of the real logits against 1, backward, then of the detached fakes' against 0, backward,
+    one step. Returns the summed loss."""
+    bce = torch.nn.BCEWithLogitsLoss()
     _set_requires_grad(discriminator, True)
     d_optimizer.zero_grad(set_to_none=True)
     real = discriminator(hr)
@@ -218,8 +286,44 @@ def srgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, l
     d_fake = bce(fake, torch.zeros_like(fake))
     d_fake.backward()
     d_optimizer.step()
-    return {"g_loss": g_loss.item(), "perceptual_loss": perceptual.item(),
-            "adversarial_loss": adversarial.item(), "d_loss": (d_real + d_fake).item()}
+    return (d_real + d_fake).item()
+
+
+REALESRGAN_VGG_TAPS = (2, 7, 16, 25, 34)  # conv1_2, conv2_2, conv3_4, conv4_4, conv5_4
+REALESRGAN_VGG_WEIGHTS = (0.1, 0.1, 1.0, 1.0, 1.0)
+
+
+def realesrgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer, lr, hr,
+                    hr_sharpened, adversarial_weight=0.1):
+    """BasicSR's RealESRGANModel.optimize_parameters with the x4plus options: L1 and the
+    five-layer VGG19 L1 (`vgg` built with `taps=REALESRGAN_VGG_TAPS`) against the unsharp-masked
+    HR, 0.1 x standard GAN loss of the per-pixel U-Net logits, the discriminator's real side on
+    the plain HR."""
+    bce = torch.nn.BCEWithLogitsLoss()
+    l1 = torch.nn.L1Loss()
+    _set_requires_grad(discriminator, False)
+    g_optimizer.zero_grad(set_to_none=True)
+    sr = generator(lr)
+    pixel = l1(sr, hr_sharpened)
+    perceptual = sum(weight * l1(ours, theirs) for weight, ours, theirs in zip(
+        REALESRGAN_VGG_WEIGHTS, vgg(sr), vgg(hr_sharpened.detach())))
+    fake = discriminator(sr)
+    adversarial = bce(fake, torch.ones_like(fake))
+    g_loss = pixel + perceptual + adversarial_weight * adversarial
+    g_loss.backward()
+    g_optimizer.step()
+
+    return {"g_loss": g_loss.item(), "pixel_loss": pixel.item(),
+            "perceptual_loss": perceptual.item(), "adversarial_loss": adversarial.item(),
+            "d_loss": standard_discriminator_step(torch, discriminator, d_optimizer, hr, sr)}
+
+
+def update_ema(torch, ema, model, decay=0.999):
+    """BasicSR's model_ema: every parameter of `ema` moves to decay x itself + (1 - decay) x
+    the model's."""
+    with torch.no_grad():
+        for average, parameter in zip(ema.parameters(), model.parameters()):
+            average.mul_(decay).add_(parameter, alpha=1 - decay)
 
 
 # --- Moving weights between keras-sr's networks and these. ---
@@ -290,50 +394,105 @@ def load_state(module, state_dict):
 
 # --- The benchmark. ---
 
-def measure(experiment, batch, steps, threads):
+# Each experiment's recipe: (HR patch, generator step only, discriminator class or None).
+RECIPES = {"rrdb_psnr_x4": (128, None), "esrgan_x4": (128, "vgg"),
+           "realesrnet_x4": (256, None), "realesrgan_x4": (256, "unet")}
+
+
+def measure(experiment, batch, steps, threads, device="cpu", precision="float32",
+            hr_patch=None):
+    import contextlib
+    import copy
+
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    rrdbnet, discriminator_class, vgg19 = build(torch)
-    generator = rrdbnet()
+    hr_patch = hr_patch or RECIPES[experiment][0]
+    kind = RECIPES[experiment][1]
+    rrdbnet, vgg_discriminator, vgg19 = build(torch)
+    generator = rrdbnet().to(device)
     g_optimizer = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.9, 0.99))
-    lr = torch.rand(batch, 3, 32, 32)
-    hr = torch.rand(batch, 3, 128, 128)
-    if experiment == "rrdb_psnr_x4":
+    lr = torch.rand(batch, 3, hr_patch // 4, hr_patch // 4, device=device)
+    hr = torch.rand(batch, 3, hr_patch, hr_patch, device=device)
+    ema = copy.deepcopy(generator) if experiment.startswith("realesr") else None
+    if kind is None:
         def step():
             return psnr_step(torch, generator, g_optimizer, lr, hr)
-    else:
-        discriminator = discriminator_class()
+    elif kind == "vgg":
+        discriminator = vgg_discriminator(input_size=hr_patch).to(device)
         d_optimizer = torch.optim.Adam(discriminator.parameters(), 1e-4, betas=(0.9, 0.99))
-        vgg = vgg19()
+        vgg = vgg19().to(device)
 
         def step():
             return esrgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimizer,
                                lr, hr)
+    else:
+        discriminator = build_unet_discriminator(torch)().to(device)
+        d_optimizer = torch.optim.Adam(discriminator.parameters(), 1e-4, betas=(0.9, 0.99))
+        vgg = vgg19(taps=REALESRGAN_VGG_TAPS).to(device)
+        hr_sharpened = hr.clone()  # the unsharp mask's cost is left out: same for both sides
 
-    step()
+        def step():
+            return realesrgan_step(torch, generator, discriminator, vgg, g_optimizer,
+                                   d_optimizer, lr, hr, hr_sharpened)
+
+    def timed_step():
+        # Mixed precision as PyTorch users write it: autocast around the forward passes,
+        # float32 weights and optimizer (bfloat16 needs no loss scaling).
+        autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+                    if precision == "bfloat16" else contextlib.nullcontext())
+        with autocast:
+            logs = step()
+        if ema is not None:
+            update_ema(torch, ema, generator)
+        return logs
+
+    def synchronize():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(2 if torch.device(device).type == "cuda" else 1):
+        timed_step()
+    synchronize()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        step()
+        timed_step()
+        synchronize()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    return {"experiment": experiment, "framework": f"PyTorch {torch.__version__} float32",
-            "batch": batch, "hr_patch": 128, "threads": threads, "step_s": median,
+    return {"experiment": experiment, "framework": f"PyTorch {torch.__version__}",
+            "device": device_name(torch, device), "precision": precision, "batch": batch,
+            "hr_patch": hr_patch, "threads": threads, "step_s": median,
+            "pairs_per_s": batch / median,
             "generator_parameters": sum(p.numel() for p in generator.parameters())}
+
+
+def device_name(torch, device):
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({platform.processor() or platform.machine()})"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiments", nargs="+", default=["rrdb_psnr_x4", "esrgan_x4"])
+    parser.add_argument("--experiments", nargs="+", default=["rrdb_psnr_x4", "esrgan_x4"],
+                        choices=sorted(RECIPES))
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--hr-patch", type=int,
+                        help="HR patch side; defaults to each recipe's (128, Real-ESRGAN 256)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--precisions", nargs="+", default=["float32"],
+                        choices=["float32", "bfloat16"])
     args = parser.parse_args(argv)
-    rows = [measure(name, args.batch, args.steps, args.threads) for name in args.experiments]
-    print(f"{rows[0]['framework']}, batch {args.batch}, median of {args.steps} steps after the "
-          f"first, {args.threads} threads; {platform.machine()}")
+    rows = [measure(name, args.batch, args.steps, args.threads, args.device, precision,
+                    args.hr_patch)
+            for name in args.experiments for precision in args.precisions]
+    print(f"{rows[0]['framework']} on {rows[0]['device']}, batch {args.batch}, median of "
+          f"{args.steps} steps after the warm-up, {args.threads} threads; {platform.machine()}")
     for row in rows:
         print(json.dumps(row))
     return 0

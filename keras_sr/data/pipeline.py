@@ -100,6 +100,15 @@ def element_stream(source, seed=0, start_element=0, cache="auto", shuffle_buffer
     return tf.data.Dataset.zip(tf.data.Dataset.range(start_element, tf.int64.max), elements)
 
 
+def element_seed(seed, index):
+    """The int64 seed of the stream's `index`-th element (its crop, flip, rotation and
+    degradation): from the run's seed and the position alone, so patches depend neither on
+    map parallelism nor on where the run was resumed."""
+    return tf.random.stateless_uniform(
+        [], tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)]), minval=0,
+        maxval=tf.int64.max, dtype=tf.int64)
+
+
 def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="auto",
                      flip=True, rotate=True, shuffle_buffer=64, start_step=0,
                      degradation=None):
@@ -132,24 +141,21 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     dataset = element_stream(source, seed, start_step * batch_size, cache, shuffle_buffer)
-    seed_tensor = tf.constant(seed, tf.int64)
 
     def patch(index, element):
         _, lr_image, hr_image = element
-        # Per-element seeds from the stream position: patches depend neither on map
-        # parallelism nor on where the run was resumed.
-        element_seed = tf.random.stateless_uniform(
-            [], tf.stack([seed_tensor, index]), minval=0, maxval=tf.int64.max, dtype=tf.int64)
+        seed_of_element = element_seed(seed, index)
         lr_patch, hr_patch = random_crop_pair(lr_image, hr_image, hr_patch_size, scale,
-                                              element_seed)
-        lr_patch, hr_patch = random_flip_rotate_pair(lr_patch, hr_patch, element_seed,
+                                              seed_of_element)
+        lr_patch, hr_patch = random_flip_rotate_pair(lr_patch, hr_patch, seed_of_element,
                                                      flip=flip, rotate=rotate)
         hr_patch = tf.image.convert_image_dtype(hr_patch, tf.float32)
         if degradation is not None:
             from keras_sr.data.real_degradations import degrade
 
             # The element's 64-bit seed as the two 32-bit halves a stateless seed takes.
-            lr_patch = degrade(hr_patch, scale, tf.bitcast(element_seed, tf.int32), degradation)
+            lr_patch = degrade(hr_patch, scale, tf.bitcast(seed_of_element, tf.int32),
+                               degradation)
             return tf.ensure_shape(lr_patch, [hr_patch_size // scale] * 2 + [3]), hr_patch
         return tf.image.convert_image_dtype(lr_patch, tf.float32), hr_patch
 

@@ -102,6 +102,17 @@ def random_kernel(seed, options=KernelOptions()):
     """A kernel on the 21 x 21 grid drawn as the recipe draws one: a size, then with
     `sinc_probability` a sinc (cutoff in [pi/3, pi], [pi/5, pi] from size 13), else a type by
     `type_probabilities` with its widths, rotation in [-pi, pi] and shape parameter."""
+    return random_kernel_and_draws(seed, options)[0]
+
+
+# What `draws` holds for a kernel: "kernel" indexes KERNEL_NAMES; sigma_y and theta are the
+# effective ones (sigma_x and 0 for isotropic kernels), beta 0 where the type has none, cutoff
+# 0 unless a sinc.
+KERNEL_NAMES = KERNEL_TYPES + ("sinc",)
+
+
+def random_kernel_and_draws(seed, options=KernelOptions()):
+    """`random_kernel`'s kernel and a dict of what was drawn for it (scalar tensors)."""
     seed = tf.convert_to_tensor(seed, tf.int32)
     seeds = tf.random.experimental.stateless_split(seed, 8)
     sizes = tf.constant(options.sizes, tf.int32)
@@ -127,7 +138,19 @@ def random_kernel(seed, options=KernelOptions()):
     ]
     blur = tf.gather(tf.stack(kernels), kind)
     use_sinc = tf.random.stateless_uniform([], seeds[4] + [0, 7]) < options.sinc_probability
-    return tf.where(use_sinc, sinc_kernel(size, cutoff), blur)
+    kernel = tf.where(use_sinc, sinc_kernel(size, cutoff), blur)
+    isotropic = kind % 2 == 0
+    draws = {
+        "kernel": tf.where(use_sinc, tf.constant(len(KERNEL_TYPES), tf.int64), kind),
+        "size": size,
+        "sigma_x": tf.where(use_sinc, zero, sigma_x),
+        "sigma_y": tf.where(use_sinc, zero, tf.where(isotropic, sigma_x, sigma_y)),
+        "theta": tf.where(use_sinc | isotropic, zero, theta),
+        "beta": tf.where(use_sinc | (kind < 2), zero,
+                         tf.where(kind < 4, generalized_beta, plateau_beta)),
+        "cutoff": tf.where(use_sinc, cutoff, zero),
+    }
+    return kernel, draws
 
 
 def filter_image(image, kernel):
@@ -209,16 +232,19 @@ def _random_factor(direction_seed, factor_seed, stage):
 
 
 def _random_resize(image, seed, stage, size=None):
-    """Up / down / keep by a factor (or to `size`), with a random interpolation."""
+    """Up / down / keep by a factor (or to `size`), with a random interpolation; with the
+    draws: "method" indexes RESIZE_METHODS, "size" is the [height, width] reached."""
     seeds = tf.random.experimental.stateless_split(seed, 3)
     method = tf.random.stateless_uniform([], seeds[2], 0, len(RESIZE_METHODS), dtype=tf.int32)
     if size is None:
         size = _scaled_size(tf.shape(image)[:2], _random_factor(seeds[0], seeds[1], stage))
     branches = [lambda m=m: tf.image.resize(image, size, method=m) for m in RESIZE_METHODS]
-    return tf.switch_case(method, branches)
+    return tf.switch_case(method, branches), {"method": method, "size": size}
 
 
 def _random_noise(image, seed, stage):
+    """Gaussian or Poisson noise, colour or gray; the draws: "gaussian" and "gray" (bool),
+    "sigma" (Gaussian, on 0-255) or "poisson_scale" (the other one 0)."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
     gray = tf.random.stateless_uniform([], seeds[0]) < stage.gray_noise_probability
     sigma = _uniform(seeds[1], *stage.noise_sigma)
@@ -230,59 +256,132 @@ def _random_noise(image, seed, stage):
                         lambda: gaussian_noise(image, sigma, seeds[4])),
         lambda: tf.cond(gray, lambda: poisson_noise(image, scale, seeds[4], gray=True),
                         lambda: poisson_noise(image, scale, seeds[4])))
-    return tf.clip_by_value(noisy, 0.0, 1.0)
+    zero = tf.constant(0.0)
+    return tf.clip_by_value(noisy, 0.0, 1.0), {
+        "gaussian": gaussian, "gray": gray, "sigma": tf.where(gaussian, sigma, zero),
+        "poisson_scale": tf.where(gaussian, zero, scale)}
 
 
 def _random_jpeg(image, seed, stage):
     low, high = stage.jpeg_quality
-    return jpeg(image, tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32))
+    quality = tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32)
+    return jpeg(image, quality), quality
 
 
 def _stage(image, seed, stage, size=None):
+    """Blur (with `stage.blur_probability`), resize, noise; the draws, and the JPEG's seed."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
     blur = tf.random.stateless_uniform([], seeds[0]) < stage.blur_probability
-    image = tf.cond(blur, lambda: filter_image(image, random_kernel(seeds[1], stage.kernel)),
-                    lambda: image)
-    image = _random_resize(image, seeds[2], stage, size)
-    return _random_noise(image, seeds[3], stage), seeds[4]
+    kernel, kernel_draws = random_kernel_and_draws(seeds[1], stage.kernel)
+    image = tf.cond(blur, lambda: filter_image(image, kernel), lambda: image)
+    image, resize_draws = _random_resize(image, seeds[2], stage, size)
+    image, noise_draws = _random_noise(image, seeds[3], stage)
+    draws = {"blur": blur, **kernel_draws, **{f"resize_{key}": value
+                                               for key, value in resize_draws.items()},
+             **noise_draws}
+    return image, seeds[4], draws
 
 
-def degrade(hr_image, scale, seed, options=DegradationOptions()):
+def degrade(hr_image, scale, seed, options=DegradationOptions(), return_draws=False):
     """An LR image `scale` times smaller than `hr_image` ([H, W, 3] float in [0, 1], sides
     multiples of `scale`) through Real-ESRGAN's second-order degradation, as its training step
     applies it: blur, random resize, noise, JPEG; again with the second stage's values
     (resized so that the final resize is by the second stage's factor); then, in random order,
     the resize to the LR size followed by a sinc filter (with `final_sinc_probability`) and a
-    last JPEG. Rounded to the 8-bit grid, as the reference does."""
+    last JPEG. Rounded to the 8-bit grid, as the reference does.
+
+    With `return_draws`, also a flat dict of what was drawn (scalar or [2] tensors), keys
+    "first_*", "second_*" (blur, the kernel's, resize_method / resize_size, noise's, jpeg) and
+    "final_*" (sinc, sinc_size, cutoff, resize_first, resize_method, jpeg): what the
+    degradation sheet prints and the draw-statistics tests count. The kernel keys are drawn
+    whether or not the stage blurs ("blur" says whether it did)."""
     seed = tf.convert_to_tensor(seed, tf.int32)
     seeds = tf.random.experimental.stateless_split(seed, 8)
     lr_size = tf.shape(hr_image)[:2] // scale
-    image, jpeg_seed = _stage(hr_image, seeds[0], options.first)
-    image = _random_jpeg(image, jpeg_seed, options.first)
+    image, jpeg_seed, first = _stage(hr_image, seeds[0], options.first)
+    image, first["jpeg"] = _random_jpeg(image, jpeg_seed, options.first)
     # The second resize lands on lr_size / (a factor drawn like the stage's): the final resize
     # then brings it to the LR size.
     middle = _scaled_size(lr_size, _random_factor(seeds[2], seeds[1], options.second))
-    image, jpeg_seed = _stage(image, seeds[3], options.second, size=middle)
+    image, jpeg_seed, second = _stage(image, seeds[3], options.second, size=middle)
 
     cutoff = math.pi / 3 + (math.pi - math.pi / 3) * tf.random.stateless_uniform([], seeds[4])
     size = tf.gather(tf.constant(options.first.kernel.sizes, tf.int32),
                      tf.random.stateless_uniform([], seeds[5], 0,
                                                  len(options.first.kernel.sizes), tf.int32))
     delta = tf.one_hot(KERNEL_GRID * KERNEL_GRID // 2, KERNEL_GRID * KERNEL_GRID)
-    final_kernel = tf.where(
-        tf.random.stateless_uniform([], seeds[6]) < options.final_sinc_probability,
-        sinc_kernel(size, cutoff), tf.reshape(delta, [KERNEL_GRID, KERNEL_GRID]))
+    final_sinc = tf.random.stateless_uniform([], seeds[6]) < options.final_sinc_probability
+    final_kernel = tf.where(final_sinc, sinc_kernel(size, cutoff),
+                            tf.reshape(delta, [KERNEL_GRID, KERNEL_GRID]))
 
     def resize_then_sinc(image):
-        resized = _random_resize(image, seeds[7], options.second, size=lr_size)
+        resized, _ = _random_resize(image, seeds[7], options.second, size=lr_size)
         return filter_image(resized, final_kernel)
 
+    def compress(image):
+        return _random_jpeg(image, jpeg_seed, options.second)[0]
+
     resize_first = tf.random.stateless_uniform([], seeds[7] + [0, 1]) < 0.5
-    image = tf.cond(
-        resize_first,
-        lambda: _random_jpeg(resize_then_sinc(image), jpeg_seed, options.second),
-        lambda: resize_then_sinc(_random_jpeg(image, jpeg_seed, options.second)))
-    return tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0
+    image = tf.cond(resize_first, lambda: compress(resize_then_sinc(image)),
+                    lambda: resize_then_sinc(compress(image)))
+    lr_image = tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0
+    if not return_draws:
+        return lr_image
+    # The same draws as the calls above make from the same seeds.
+    _, final_resize = _random_resize(lr_image, seeds[7], options.second, size=lr_size)
+    low, high = options.second.jpeg_quality
+    final = {"sinc": final_sinc, "sinc_size": size,
+             "cutoff": tf.where(final_sinc, cutoff, 0.0), "resize_first": resize_first,
+             "resize_method": final_resize["method"],
+             "jpeg": tf.random.stateless_uniform([], jpeg_seed, low, high + 1, dtype=tf.int32)}
+    draws = {}
+    for prefix, values in (("first", first), ("second", second), ("final", final)):
+        draws.update({f"{prefix}_{key}": value for key, value in values.items()})
+    return lr_image, draws
+
+
+def describe_draws(draws, hr_size, scale):
+    """Three short lines naming what `degrade(hr, scale, seed, return_draws=True)` drew
+    (tensors or numpy values; `hr_size` the HR [height, width]): each stage's blur kernel,
+    resize factor and method, noise (sigma on 0-255, or Poisson scale) and the first JPEG
+    quality, then the final step's resize, sinc filter and JPEG quality in their order."""
+    value = {key: getattr(item, "numpy", lambda item=item: item)() for key, item in
+             draws.items()}
+
+    def stage(name, relative_to, label=""):
+        if value[f"{name}_blur"]:
+            kind = KERNEL_NAMES[int(value[f"{name}_kernel"])]
+            blur = f"{kind} {int(value[f'{name}_size'])}px"
+            if kind == "sinc":
+                blur += f" wc {float(value[f'{name}_cutoff']):.2f}"
+            else:
+                sigma_x, sigma_y = value[f"{name}_sigma_x"], value[f"{name}_sigma_y"]
+                blur += (f" s {sigma_x:.1f}" if "aniso" not in kind
+                         else f" s {sigma_x:.1f}/{sigma_y:.1f} "
+                              f"{math.degrees(value[f'{name}_theta']):.0f}deg")
+                if value[f"{name}_beta"]:
+                    blur += f" b {float(value[f'{name}_beta']):.1f}"
+        else:
+            blur = "no blur"
+        factor = int(value[f"{name}_resize_size"][0]) / relative_to
+        noise = (f"gauss {float(value[f'{name}_sigma']):.0f}" if value[f"{name}_gaussian"]
+                 else f"poisson {float(value[f'{name}_poisson_scale']):.2f}")
+        noise += " gray" if value[f"{name}_gray"] else ""
+        method = RESIZE_METHODS[int(value[f"{name}_resize_method"])]
+        line = f"{name}: {blur}, x{factor:.2f}{label} {method}, {noise}"
+        if f"{name}_jpeg" in value:  # the second stage's JPEG is part of the final step
+            line += f", jpeg q{int(value[name + '_jpeg'])}"
+        return line
+
+    first = stage("first", int(hr_size[0]))
+    # The second stage resizes to a factor of the LR size (the final resize undoes it).
+    second = stage("second", int(hr_size[0]) // scale, " of LR")
+    sinc = (f"sinc {int(value['final_sinc_size'])}px wc {float(value['final_cutoff']):.2f}"
+            if value["final_sinc"] else "no sinc")
+    steps = [f"{RESIZE_METHODS[int(value['final_resize_method'])]} + {sinc}",
+             f"jpeg q{int(value['final_jpeg'])}"]
+    order = steps if value["final_resize_first"] else steps[::-1]
+    return [first, second, "final: " + ", then ".join(order)]
 
 
 def _gaussian_1d(size, sigma):

@@ -205,3 +205,74 @@ def test_unsharp_masking_sharpens_edges_and_leaves_flat_and_faint_detail_alone()
     assert sharp[0, 32, 30, 0] < 0.3 - 0.02 and sharp[0, 32, 33, 0] > 0.7 + 0.02
     assert 0.0 <= sharp.min() and sharp.max() <= 1.0
     assert rd.USM_SIGMA == pytest.approx(8.0)  # OpenCV's sigma for a 51-tap kernel
+
+
+FORCED = rd.DegradationOptions(
+    first=rd.StageOptions(
+        kernel=rd.KernelOptions(type_probabilities=(0, 1, 0, 0, 0, 0), sinc_probability=0.0),
+        resize_probabilities=(0, 1, 0), resize_range=(0.5, 1.5),
+        gaussian_noise_probability=1.0, gray_noise_probability=0.0, jpeg_quality=(40, 50)),
+    second=rd.StageOptions(blur_probability=0.0, gaussian_noise_probability=0.0,
+                           gray_noise_probability=1.0, poisson_scale=(1.0, 2.0)),
+    final_sinc_probability=0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_degrade_reports_what_it_drew(rng, seed):
+    hr = tf.constant(rng.random((64, 64, 3)), tf.float32)
+    lr, draws = rd.degrade(hr, 4, [5, seed], FORCED, return_draws=True)
+    np.testing.assert_array_equal(lr, rd.degrade(hr, 4, [5, seed], FORCED))
+    draws = {key: value.numpy() for key, value in draws.items()}
+    assert draws["first_blur"] and rd.KERNEL_NAMES[draws["first_kernel"]] == "aniso"
+    assert 0.2 <= draws["first_sigma_x"] <= 3 and 0.2 <= draws["first_sigma_y"] <= 3
+    assert -math.pi <= draws["first_theta"] <= math.pi and draws["first_beta"] == 0
+    assert draws["first_cutoff"] == 0 and draws["first_size"] in range(7, 22, 2)
+    assert 32 <= draws["first_resize_size"][0] <= 64  # down by a factor in [0.5, 1]
+    assert draws["first_gaussian"] and not draws["first_gray"]
+    assert 1 <= draws["first_sigma"] <= 30 and draws["first_poisson_scale"] == 0
+    assert 40 <= draws["first_jpeg"] <= 50
+    assert not draws["second_blur"] and not draws["second_gaussian"] and draws["second_gray"]
+    assert 1 <= draws["second_poisson_scale"] <= 2 and draws["second_sigma"] == 0
+    assert not draws["final_sinc"] and draws["final_cutoff"] == 0
+    assert 30 <= draws["final_jpeg"] <= 95
+    lines = rd.describe_draws(draws, (64, 64), 4)
+    assert lines[0].startswith("first: aniso ") and "gauss" in lines[0] and "q4" in lines[0]
+    assert lines[1].startswith("second: no blur") and "poisson" in lines[1] \
+        and lines[1].endswith(" gray")
+    assert lines[2].startswith("final: ") and "no sinc" in lines[2]
+
+
+def test_reported_kernels_follow_the_recipes_probabilities():
+    draw = tf.function(lambda seed: rd.random_kernel_and_draws(seed)[1]["kernel"])
+    kinds = np.array([draw(tf.constant([11, index])).numpy() for index in range(600)])
+    expected = np.array(rd.KernelOptions().type_probabilities + (0,)) * 0.9 + np.eye(7)[6] * 0.1
+    observed = np.bincount(kinds, minlength=7) / len(kinds)
+    # Four binomial standard deviations at n = 600 (at most 0.08).
+    tolerance = 4 * np.sqrt(expected * (1 - expected) / 600) + 1e-9
+    assert (np.abs(observed - expected) <= tolerance).all(), (observed, expected)
+
+
+def test_every_training_pair_is_degraded_with_its_own_draws(tmp_path, rng):
+    """The reference (BasicSR's RealESRGANModel) draws the resize, the noise type and the final
+    order once per batch, hence its training-pair pool; here each pair is degraded alone from
+    its stream position's seed, so a batch mixes degradations by itself."""
+    from PIL import Image
+
+    from keras_sr.data.pipeline import element_seed, training_dataset
+    from keras_sr.data.sources import folder_source
+    from tests.training.test_evaluate import natural_like
+
+    for index in range(4):
+        Image.fromarray(natural_like(rng, 80, 72)).save(tmp_path / f"{index}.png")
+    dataset = training_dataset(folder_source(tmp_path, scale=4), 32, 4, 4, seed=3,
+                               cache=False, degradation=rd.DegradationOptions())
+    lr_batch, hr_batch = next(iter(dataset))
+    degrade = tf.function(lambda hr, seed: rd.degrade(hr, 4, seed, return_draws=True))
+    directions = set()
+    for index in range(4):
+        seed = tf.bitcast(element_seed(3, index), tf.int32)
+        lr, draws = degrade(hr_batch[index], seed)
+        np.testing.assert_allclose(lr, lr_batch[index], atol=1.01 / 255)
+        assert np.mean(np.abs(lr - lr_batch[index]) < 1e-6) > 0.99
+        directions.add(int(draws["first_resize_size"][0]))
+    assert len(directions) > 1

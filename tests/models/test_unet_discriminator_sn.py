@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from benchmarks import torch_reference
 from keras_sr.models import UNetDiscriminatorSN
 from tests.helpers import check_config_round_trip, check_keras_reload, random_images
 
@@ -28,61 +29,18 @@ def test_one_logit_per_pixel_at_any_multiple_of_8():
         assert model(random_images(shape)).shape == shape[:3] + (1,)
 
 
-def torch_reference(torch, num_features, skip_connection=True):
-    """BasicSR's UNetDiscriminatorSN, written from its architecture."""
-    nn, functional = torch.nn, torch.nn.functional
-    norm = nn.utils.spectral_norm
-
-    class Reference(nn.Module):
-        def __init__(self):
-            super().__init__()
-            f = num_features
-            self.conv0 = nn.Conv2d(3, f, 3, 1, 1)
-            self.conv1 = norm(nn.Conv2d(f, f * 2, 4, 2, 1, bias=False))
-            self.conv2 = norm(nn.Conv2d(f * 2, f * 4, 4, 2, 1, bias=False))
-            self.conv3 = norm(nn.Conv2d(f * 4, f * 8, 4, 2, 1, bias=False))
-            self.conv4 = norm(nn.Conv2d(f * 8, f * 4, 3, 1, 1, bias=False))
-            self.conv5 = norm(nn.Conv2d(f * 4, f * 2, 3, 1, 1, bias=False))
-            self.conv6 = norm(nn.Conv2d(f * 2, f, 3, 1, 1, bias=False))
-            self.conv7 = norm(nn.Conv2d(f, f, 3, 1, 1, bias=False))
-            self.conv8 = norm(nn.Conv2d(f, f, 3, 1, 1, bias=False))
-            self.conv9 = nn.Conv2d(f, 1, 3, 1, 1)
-
-        def forward(self, x):
-            def act(y):
-                return functional.leaky_relu(y, 0.2)
-
-            def up(y):
-                return functional.interpolate(y, scale_factor=2, mode="bilinear",
-                                              align_corners=False)
-
-            x0 = act(self.conv0(x))
-            x1 = act(self.conv1(x0))
-            x2 = act(self.conv2(x1))
-            x3 = act(self.conv3(x2))
-            x4 = act(self.conv4(up(x3)))
-            x4 = x4 + x2 if skip_connection else x4
-            x5 = act(self.conv5(up(x4)))
-            x5 = x5 + x1 if skip_connection else x5
-            x6 = act(self.conv6(up(x5)))
-            x6 = x6 + x0 if skip_connection else x6
-            return self.conv9(act(self.conv8(act(self.conv7(x6)))))
-
-    return Reference()
-
-
 @pytest.mark.parametrize("skip_connection", [True, False])
 def test_forward_equals_the_pytorch_reference(skip_connection):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed; CI installs it")
     torch.manual_seed(0)
-    reference = torch_reference(torch, 8, skip_connection)
+    unet_class = torch_reference.build_unet_discriminator(torch)
+    reference = unet_class(8, skip_connection)
     images = random_images((2, 32, 40, 3), seed=2)
     with torch.no_grad():  # power iterations, so that each sigma is the kernel's norm
         for _ in range(30):
             reference(torch.from_numpy(images.transpose(0, 3, 1, 2)))
     reference.eval()
-    assert sum(p.numel() for p in torch_reference(torch, 64).parameters()) == \
-        REFERENCE_PARAMETERS
+    assert sum(p.numel() for p in unet_class(64).parameters()) == REFERENCE_PARAMETERS
     with torch.no_grad():
         expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
     model = UNetDiscriminatorSN(num_features=8, skip_connection=skip_connection)
