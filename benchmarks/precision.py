@@ -19,8 +19,10 @@ and oneDNN.
 5. Cold start: `keras-sr upscale` of one 64 x 64 image with realesrgan-x4plus in a fresh
    process (import, model load, trace, run), float32, bfloat16 and auto (its guard verdict
    cached by a first run), the median of three.
-6. oneDNN: Keras float32 inference at LR 64 in a fresh process with TensorFlow's default and
-   with TF_ENABLE_ONEDNN_OPTS set the other way.
+6. oneDNN: Keras float32 inference (LR sizes up to 128) in a fresh process with TensorFlow's
+   default, oneDNN off, on, and on capped at AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`). Off and capped
+   are what a CPU without AVX512_VNNI / AVX512_BF16 / AVX_VNNI / AMX would run with oneDNN off
+   (TensorFlow's default there) and on.
 7. Serving: realesrgan-x4plus exported with `export.saved_model` at float32 and at bfloat16,
    `serving_default` at LR 64 and 128: median time and the bfloat16 export's PSNR against the
    float32 one.
@@ -161,31 +163,45 @@ def cold_start_rows(repeats=3):
 
 
 ONEDNN_PROBE = """
-import os, time, numpy as np, tensorflow as tf
+import sys, time, numpy as np, tensorflow as tf
 from keras_sr import presets
 model = presets.load_model("realesrgan-x4plus")
 serve = tf.function(lambda x: model(x, training=False))
-x = np.random.default_rng(0).random((1, 64, 64, 3), np.float32)
-serve(x)
-times = []
-for _ in range(3):
-    start = time.perf_counter(); serve(x).numpy(); times.append(time.perf_counter() - start)
-print(sorted(times)[1])
+for size in map(int, sys.argv[1:]):
+    x = np.random.default_rng(0).random((1, size, size, 3), np.float32)
+    serve(x)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter(); serve(x).numpy(); times.append(time.perf_counter() - start)
+    print(size, sorted(times)[2])
 """
 
+# What an x86 CPU without AVX512_VNNI / AVX512_BF16 / AVX_VNNI / AMX would run, emulated on one
+# with them: TensorFlow leaves oneDNN off there (Eigen, whose kernels TensorFlow's wheel compiles
+# for one ISA on every CPU), and turning it on would run oneDNN's AVX2 kernels, which
+# ONEDNN_MAX_CPU_ISA=AVX2 selects here.
+ONEDNN_SETTINGS = (
+    ("TensorFlow's default", {}),
+    ("oneDNN off (TF_ENABLE_ONEDNN_OPTS=0: Eigen)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    ("oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)", {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    ("oneDNN on, capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)",
+     {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}),
+)
 
-def onednn_rows():
+
+def onednn_rows(sizes):
+    """Keras float32 inference of realesrgan-x4plus under each of ONEDNN_SETTINGS, each in a
+    fresh process, median of 5 per LR size."""
     rows = []
-    default = precisions.onednn_enabled()
-    for setting in (None, "0" if default else "1"):
+    for label, setting in ONEDNN_SETTINGS:
         environment = {key: value for key, value in os.environ.items()
-                       if key != "TF_ENABLE_ONEDNN_OPTS"}
-        if setting is not None:
-            environment["TF_ENABLE_ONEDNN_OPTS"] = setting
-        result = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], capture_output=True,
-                                text=True, env=environment, check=True)
-        rows.append({"TF_ENABLE_ONEDNN_OPTS": setting or f"(default: {'on' if default else 'off'})",
-                     "lr64_float32_s": float(result.stdout.strip().splitlines()[-1])})
+                       if key not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
+        environment.update(setting)
+        result = subprocess.run([sys.executable, "-c", ONEDNN_PROBE, *map(str, sizes)],
+                                capture_output=True, text=True, env=environment, check=True)
+        seconds = dict(line.split() for line in result.stdout.strip().splitlines()[-len(sizes):])
+        rows.append({"setting": label, **{f"lr{size}_float32_s": float(seconds[str(size)])
+                                          for size in sizes}})
     return rows
 
 
@@ -257,11 +273,12 @@ def main(argv=None):
         for row in report["cold_start"]:
             print(f"  {row['precision']}: {row['wall_s']:.2f} s  ({row['said']})")
     if "onednn" in args.sections:
-        report["onednn"] = onednn_rows()
-        print("\noneDNN: Keras float32, LR 64, fresh process")
+        sizes = [size for size in args.sizes if size <= 128]
+        report["onednn"] = onednn_rows(sizes)
+        print("\noneDNN: Keras float32 inference, fresh process per setting, median of 5")
         for row in report["onednn"]:
-            print(f"  TF_ENABLE_ONEDNN_OPTS {row['TF_ENABLE_ONEDNN_OPTS']}: "
-                  f"{row['lr64_float32_s']:.3f} s")
+            print(f"  {row['setting']}: " + ", ".join(
+                f"LR {size} {row[f'lr{size}_float32_s']:.3f} s" for size in sizes))
     if "serving" in args.sections:
         report["serving"] = serving_rows([size for size in args.sizes if size <= 128],
                                          args.repeats)
