@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import tempfile
+import warnings
 
 import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
 
@@ -28,7 +29,8 @@ PSNR_TARGETS = {"float16": 50.0, "dynamic": 40.0, "int8": 35.0}
 FLOAT32_MAX_ERROR = 1e-5
 
 
-def convert(model, input_size=None, quantize="none", representative_images=None):
+def convert(model, input_size=None, quantize="none", representative_images=None,
+            float_layers=()):
     """Converts a Keras generator to a TFLite flatbuffer with builtin ops only.
 
     Args:
@@ -39,6 +41,8 @@ def convert(model, input_size=None, quantize="none", representative_images=None)
             (int8 weights, float activations) or "int8" (int8 weights and activations,
             calibrated on `representative_images`; input and output stay float32).
         representative_images: for int8, a list of `(H, W, 3)` float32 images in [0, 1].
+        float_layers: for int8, names of Keras layers whose TFLite ops stay float32 (e.g.
+            RRDBNet's `INT8_FLOAT_LAYERS`); calibrated once, then quantized without them.
 
     Returns:
         The `.tflite` model as bytes.
@@ -56,6 +60,12 @@ def convert(model, input_size=None, quantize="none", representative_images=None)
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     if quantize == "int8" and not representative_images:
         raise ValueError("int8 quantization calibrates on representative images; give some")
+    if float_layers and quantize != "int8":
+        raise ValueError(f"float_layers applies to int8 quantization, not {quantize!r}")
+    missing = sorted(set(float_layers) - {layer.name for layer in model.layers})
+    if missing:
+        raise ValueError(f"float_layers names layers that {model.name} does not have: "
+                         f"{', '.join(missing)}")
     height, width = (None, None) if input_size is None else (int(s) for s in input_size)
     batch = None if input_size is None else 1
     signature = tf.TensorSpec([batch, height, width, 3], tf.float32, name="lr_images")
@@ -84,9 +94,30 @@ def convert(model, input_size=None, quantize="none", representative_images=None)
                     yield [np.asarray(image, np.float32)[None]]
             converter.representative_dataset = calibration
         try:
+            if float_layers:
+                return _quantized_without(converter, calibration, float_layers)
             return converter.convert()
         except Exception as error:  # the converter raises its own ConverterError type
             raise ValueError(conversion_failure(model.name, str(error))) from error
+
+
+def _quantized_without(converter, calibration, float_layers):
+    """int8 with the ops of `float_layers` left float: TFLite's QuantizationDebugger calibrates
+    once and quantizes again with those ops' output tensors denylisted (its selective
+    quantization). A layer's ops are the tensors under `<model>/<layer>_<n>/`."""
+    with warnings.catch_warnings():  # the debugger's own use of the deprecated tf.lite one
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                             debug_dataset=calibration)
+    pattern = re.compile(r"/(%s)(_\d+)?/" % "|".join(map(re.escape, float_layers)))
+    names = sorted({detail["name"] for detail in
+                    interpreter(debugger.calibrated_model).get_tensor_details()
+                    if pattern.search(detail["name"])})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=names)
+        return debugger.get_nondebug_quantized_model()
 
 
 def _fit(image, size):

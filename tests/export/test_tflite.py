@@ -113,3 +113,43 @@ def test_command_line_writes_model_and_report(tmp_path, capsys):
 def test_int8_needs_representative_images():
     with pytest.raises(ValueError, match="representative images"):
         tflite.convert(TINY_MODELS["srvgg_compact_x4"](), quantize="int8")
+
+
+def conv_output_types(flatbuffer):
+    """{conv layer name: output dtype name} of a `.tflite` model's CONV_2D ops."""
+    interpreter = tflite.interpreter(flatbuffer)
+    types = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "CONV_2D":
+            tensor = interpreter._get_tensor_details(op["outputs"][0], 0)
+            layer = tensor["name"].split("/")[1].rsplit("_", 1)[0]
+            types[layer] = tensor["dtype"].__name__
+    return types
+
+
+def test_int8_can_keep_named_layers_in_float():
+    model = TINY_MODELS["rrdbnet_x4"]()
+    calibration = [random_images((12, 12, 3), seed=seed) for seed in range(4)]
+    plain = conv_output_types(tflite.convert(model, quantize="int8",
+                                             representative_images=calibration))
+    assert set(plain.values()) == {"int8"} and {"conv_first", "conv_last"} <= set(plain)
+    flatbuffer = tflite.convert(model, quantize="int8", representative_images=calibration,
+                                float_layers=("conv_first", "conv_up1", "conv_last"))
+    mixed = conv_output_types(flatbuffer)
+    assert {name for name, kind in mixed.items() if kind == "float32"} == \
+        {"conv_first", "conv_up1", "conv_last"}
+    assert mixed["conv_body"] == mixed["conv_hr"] == "int8"
+    operators = tflite.operator_names(flatbuffer)
+    assert not [op for op in operators if op == "CUSTOM" or op.startswith("Flex")], operators
+    report = tflite.parity_report(model, flatbuffer, calibration, "int8")
+    assert 20.0 < report["min_psnr_db"] < float("inf")
+
+
+def test_float_layers_are_checked():
+    model = TINY_MODELS["rrdbnet_x4"]()
+    calibration = [random_images((12, 12, 3))]
+    with pytest.raises(ValueError, match="does not have: conv_fist"):
+        tflite.convert(model, quantize="int8", representative_images=calibration,
+                       float_layers=("conv_fist",))
+    with pytest.raises(ValueError, match="float_layers applies to int8"):
+        tflite.convert(model, quantize="dynamic", float_layers=("conv_first",))
