@@ -54,9 +54,6 @@ def pairs_per_second(degradation, hr_patch, batch, batches):
     return batch / statistics.median(times)
 
 
-DIRECTIONS = ("up", "down", "keep")
-
-
 def batch_mix(batches, batch, hr_patch, seed=0):
     """For each per-batch choice of the reference, the share of batches where all pairs agree
     and the mean count of distinct values per batch."""

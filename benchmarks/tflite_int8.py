@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from export import tflite  # noqa: E402
 from keras_sr import presets  # noqa: E402
 from keras_sr.data.images import list_images, read_image  # noqa: E402
-from keras_sr.precision import describe_device, psnr_against  # noqa: E402
+from keras_sr.precision import describe_device  # noqa: E402
 
 PRESET = "realesrgan-x4plus"
 EDGES = ("conv_first", "conv_last")
@@ -52,9 +52,10 @@ def random_crops(folder, count, size=64, seed=0):
 
 
 def measure(model, flatbuffer, photos, threads, repeats):
+    """PSNR against Keras (`export.tflite.parity_report`) and LR 64 latency."""
+    report = tflite.parity_report(model, flatbuffer, photos, "int8", num_threads=threads)
+    values = [row["psnr_db"] for row in report["per_image"]]
     interpreter = tflite.interpreter(flatbuffer, num_threads=threads)
-    values = [psnr_against(model(photo[None]).numpy(), tflite.run(interpreter, photo[None]))
-              for photo in photos]
     image = photos[0][None]
     tflite.run(interpreter, image)
     times = []

@@ -312,7 +312,6 @@ def realesrgan_step(torch, generator, discriminator, vgg, g_optimizer, d_optimiz
     g_loss = pixel + perceptual + adversarial_weight * adversarial
     g_loss.backward()
     g_optimizer.step()
-
     return {"g_loss": g_loss.item(), "pixel_loss": pixel.item(),
             "perceptual_loss": perceptual.item(), "adversarial_loss": adversarial.item(),
             "d_loss": standard_discriminator_step(torch, discriminator, d_optimizer, hr, sr)}

@@ -42,7 +42,8 @@ def convert(model, input_size=None, quantize="none", representative_images=None,
             calibrated on `representative_images`; input and output stay float32).
         representative_images: for int8, a list of `(H, W, 3)` float32 images in [0, 1].
         float_layers: for int8, names of Keras layers whose TFLite ops stay float32 (e.g.
-            RRDBNet's `INT8_FLOAT_LAYERS`); calibrated once, then quantized without them.
+            `("conv_first", "conv_last")` of an RRDBNet); calibrated once, then quantized
+            without them.
 
     Returns:
         The `.tflite` model as bytes.
@@ -105,16 +106,14 @@ def _quantized_without(converter, calibration, float_layers):
     """int8 with the ops of `float_layers` left float: TFLite's QuantizationDebugger calibrates
     once and quantizes again with those ops' output tensors denylisted (its selective
     quantization). A layer's ops are the tensors under `<model>/<layer>_<n>/`."""
+    pattern = re.compile(r"/(%s)(_\d+)?/" % "|".join(map(re.escape, float_layers)))
     with warnings.catch_warnings():  # the debugger's own use of the deprecated tf.lite one
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
                                                              debug_dataset=calibration)
-    pattern = re.compile(r"/(%s)(_\d+)?/" % "|".join(map(re.escape, float_layers)))
-    names = sorted({detail["name"] for detail in
-                    interpreter(debugger.calibrated_model).get_tensor_details()
-                    if pattern.search(detail["name"])})
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        names = sorted({detail["name"] for detail in
+                        interpreter(debugger.calibrated_model).get_tensor_details()
+                        if pattern.search(detail["name"])})
         debugger.options = tf.lite.experimental.QuantizationDebugOptions(
             denylisted_nodes=names)
         return debugger.get_nondebug_quantized_model()

@@ -231,11 +231,18 @@ def _random_factor(direction_seed, factor_seed, stage):
                                _uniform(factor_seed, low, 1.0), tf.constant(1.0)]), direction)
 
 
+def _resize_seeds_and_method(seed):
+    """The seeds of a random resize's direction and factor, and its interpolation (an index
+    into RESIZE_METHODS)."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    return seeds, tf.random.stateless_uniform([], seeds[2], 0, len(RESIZE_METHODS),
+                                              dtype=tf.int32)
+
+
 def _random_resize(image, seed, stage, size=None):
     """Up / down / keep by a factor (or to `size`), with a random interpolation; with the
     draws: "method" indexes RESIZE_METHODS, "size" is the [height, width] reached."""
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    method = tf.random.stateless_uniform([], seeds[2], 0, len(RESIZE_METHODS), dtype=tf.int32)
+    seeds, method = _resize_seeds_and_method(seed)
     if size is None:
         size = _scaled_size(tf.shape(image)[:2], _random_factor(seeds[0], seeds[1], stage))
     branches = [lambda m=m: tf.image.resize(image, size, method=m) for m in RESIZE_METHODS]
@@ -262,9 +269,13 @@ def _random_noise(image, seed, stage):
         "poisson_scale": tf.where(gaussian, zero, scale)}
 
 
-def _random_jpeg(image, seed, stage):
+def _jpeg_quality(seed, stage):
     low, high = stage.jpeg_quality
-    quality = tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32)
+    return tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32)
+
+
+def _random_jpeg(image, seed, stage):
+    quality = _jpeg_quality(seed, stage)
     return jpeg(image, quality), quality
 
 
@@ -327,13 +338,11 @@ def degrade(hr_image, scale, seed, options=DegradationOptions(), return_draws=Fa
     lr_image = tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0
     if not return_draws:
         return lr_image
-    # The same draws as the calls above make from the same seeds.
-    _, final_resize = _random_resize(lr_image, seeds[7], options.second, size=lr_size)
-    low, high = options.second.jpeg_quality
+    # The same draws as the final resize and JPEG above make from the same seeds.
     final = {"sinc": final_sinc, "sinc_size": size,
              "cutoff": tf.where(final_sinc, cutoff, 0.0), "resize_first": resize_first,
-             "resize_method": final_resize["method"],
-             "jpeg": tf.random.stateless_uniform([], jpeg_seed, low, high + 1, dtype=tf.int32)}
+             "resize_method": _resize_seeds_and_method(seeds[7])[1],
+             "jpeg": _jpeg_quality(jpeg_seed, options.second)}
     draws = {}
     for prefix, values in (("first", first), ("second", second), ("final", final)):
         draws.update({f"{prefix}_{key}": value for key, value in values.items()})
