@@ -15,9 +15,12 @@ import numpy as np
 from keras import ops
 
 from keras_sr.data.degradations import quantize, round_half_up
+from keras_sr.niqe import niqe, niqe_blocks  # noqa: F401 (part of the metrics API)
 
-# MATLAB rgb2ycbcr: Y = 16 + 65.481 R + 128.553 G + 24.966 B for R, G, B in [0, 1].
-Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+# MATLAB rgb2ycbcr: Y = 16 + 65.481 R + 128.553 G + 24.966 B for R, G, B in [0, 1]; on uint8 it
+# takes the weights as (1/255) * [65.481 128.553 24.966] (rgb2ycbcr.m's scaleFactor.uint8.T; the
+# first differs in its last bit from 65.481 / 255).
+Y_WEIGHTS = (1 / 255) * np.array([65.481, 128.553, 24.966])
 Y_OFFSET = 16.0
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -35,11 +38,19 @@ def to_uint8(image):
 
 
 def rgb_to_y(image):
-    """MATLAB `rgb2ycbcr` luma of a uint8 `(H, W, 3)` image, rounded to integers, as float64."""
+    """MATLAB `rgb2ycbcr` luma of a uint8 `(H, W, 3)` image, rounded to integers, as float64.
+
+    As MATLAB computes it for uint8 (imlincomb): `w_r * R + w_g * G + w_b * B + 16` summed in
+    double in that order, then rounded half away from zero; at exact or near halves the order
+    and the weights' last bits decide the integer.
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"rgb_to_y needs an (H, W, 3) image, got shape {image.shape}")
-    return round_half_up(image.astype(np.float64) @ Y_WEIGHTS + Y_OFFSET)
+    rgb = image.astype(np.float64)
+    red, green, blue = Y_WEIGHTS
+    return round_half_up(red * rgb[..., 0] + green * rgb[..., 1] + blue * rgb[..., 2]
+                         + Y_OFFSET)
 
 
 def crop_border(image, border):
@@ -229,174 +240,6 @@ class SSIM(UInt8GridMetric):
         ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / (
             (mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
         return ops.mean(ssim_map, axis=(1, 2, 3))
-
-
-# --- NIQE -------------------------------------------------------------------------------------
-# Mittal, Soundararajan and Bovik, "Making a Completely Blind Image Quality Analyzer", IEEE SPL
-# 2013, as the official MATLAB release (niqe_release.zip) computes it. The pristine model
-# (keras_sr/data/niqe_pris_params.npz: the release's modelparameters.mat as converted to numpy
-# by BasicSR, Apache-2.0) holds its 36-feature mean and covariance and the 7x7 Gaussian window.
-NIQE_BLOCK = 96
-# MATLAB's estimateaggdparam searches gam = 0.2:0.001:10.
-NIQE_GAMMA_GRID = np.arange(0.2, 10.001, 0.001)
-# Shifts of the paired products (horizontal, vertical, two diagonals), as circshift takes them.
-NIQE_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
-
-
-def niqe_model():
-    """`(mean [36], covariance [36, 36], gaussian window [7, 7])` of the pristine model."""
-    from importlib import resources
-
-    with resources.files("keras_sr.data").joinpath("niqe_pris_params.npz").open("rb") as file:
-        data = np.load(file)
-        return (data["mu_pris_param"][0].astype(np.float64),
-                data["cov_pris_param"].astype(np.float64),
-                data["gaussian_window"].astype(np.float64))
-
-
-def _aggd(values):
-    """Asymmetric generalized Gaussian fit of each row of `values` [N, M] (float64), by
-    MATLAB's moment matching over the gamma grid: `(alpha, beta_left, beta_right)`."""
-    import tensorflow as tf
-
-    grid = tf.constant(NIQE_GAMMA_GRID, tf.float64)
-    r_grid = tf.exp(2 * tf.math.lgamma(2 / grid) - tf.math.lgamma(1 / grid)
-                    - tf.math.lgamma(3 / grid))
-    negative, positive = tf.cast(values < 0, tf.float64), tf.cast(values > 0, tf.float64)
-    squares = tf.square(values)
-    # An empty side gives 0 / 0 = NaN, as MATLAB's mean of an empty selection.
-    left_std = tf.sqrt(tf.reduce_sum(squares * negative, 1) / tf.reduce_sum(negative, 1))
-    right_std = tf.sqrt(tf.reduce_sum(squares * positive, 1) / tf.reduce_sum(positive, 1))
-    gamma_hat = left_std / right_std
-    r_hat = tf.square(tf.reduce_mean(tf.abs(values), 1)) / tf.reduce_mean(squares, 1)
-    r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / tf.square(gamma_hat**2 + 1)
-    position = tf.argmin(tf.square(r_grid[None, :] - r_hat_norm[:, None]), axis=1)
-    # A NaN row: MATLAB's min over all-NaN picks the first grid entry.
-    position = tf.where(tf.math.is_nan(r_hat_norm), tf.zeros_like(position), position)
-    alpha = tf.gather(grid, position)
-    scale = tf.sqrt(tf.exp(tf.math.lgamma(1 / alpha) - tf.math.lgamma(3 / alpha)))
-    return alpha, left_std * scale, right_std * scale
-
-
-def _niqe_block_features(blocks):
-    """The 18 features of each MSCN block [N, h, w]: the AGGD shape and mean scale of the
-    coefficients, then shape, mean, left and right scales of each of the four paired
-    products."""
-    import tensorflow as tf
-
-    count = tf.shape(blocks)[0]
-    alpha, left, right = _aggd(tf.reshape(blocks, [count, -1]))
-    features = [alpha, (left + right) / 2]
-    for shift in NIQE_SHIFTS:
-        product = blocks * tf.roll(blocks, shift=list(shift), axis=[1, 2])
-        alpha, left, right = _aggd(tf.reshape(product, [count, -1]))
-        mean = (right - left) * tf.exp(tf.math.lgamma(2 / alpha) - tf.math.lgamma(1 / alpha))
-        features += [alpha, mean, left, right]
-    return tf.stack(features, axis=1)
-
-
-def _mscn(image, window):
-    """Mean-subtracted contrast-normalised coefficients of an [H, W] float64 image: the local
-    mean and deviation from the Gaussian window, with replicated borders (imfilter
-    'replicate')."""
-    import tensorflow as tf
-
-    half = window.shape[0] // 2
-    kernel = tf.constant(window[:, :, None, None], tf.float64)
-
-    def filtered(values):
-        padded = tf.concat([tf.repeat(values[:1], half, 0), values,
-                            tf.repeat(values[-1:], half, 0)], 0)
-        padded = tf.concat([tf.repeat(padded[:, :1], half, 1), padded,
-                            tf.repeat(padded[:, -1:], half, 1)], 1)
-        return tf.nn.conv2d(padded[None, :, :, None], kernel, 1, "VALID")[0, :, :, 0]
-
-    mu = filtered(image)
-    sigma = tf.sqrt(tf.abs(filtered(tf.square(image)) - tf.square(mu)))
-    return (image - mu) / (sigma + 1)
-
-
-def _niqe_graph():
-    import tensorflow as tf
-
-    from keras_sr.data.degradations import imresize_tf
-
-    mu_pristine, cov_pristine, window = niqe_model()
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float64)])
-    def quality(image):
-        rows = tf.shape(image)[0] // NIQE_BLOCK
-        columns = tf.shape(image)[1] // NIQE_BLOCK
-        image = image[:rows * NIQE_BLOCK, :columns * NIQE_BLOCK]
-        features = []
-        for scale in (1, 2):
-            size = NIQE_BLOCK // scale
-            blocks = tf.reshape(_mscn(image, window), [rows, size, columns, size])
-            blocks = tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [-1, size, size])
-            features.append(_niqe_block_features(blocks))
-            if scale == 1:
-                image = imresize_tf(image[:, :, None] / 255.0, 0.5)[:, :, 0] * 255.0
-        features = tf.concat(features, axis=1)
-        missing = tf.math.is_nan(features)
-        present = tf.cast(~missing, tf.float64)
-        mu = tf.reduce_sum(tf.where(missing, tf.zeros_like(features), features), 0) \
-            / tf.reduce_sum(present, 0)
-        complete = tf.boolean_mask(features, ~tf.reduce_any(missing, axis=1))
-        centred = complete - tf.reduce_mean(complete, 0)
-        covariance = tf.matmul(centred, centred, transpose_a=True) / tf.cast(
-            tf.shape(complete)[0] - 1, tf.float64)
-        inverse = tf.linalg.pinv((cov_pristine + covariance) / 2, rcond=1e-15)
-        difference = (mu_pristine - mu)[None, :]
-        return tf.sqrt(tf.matmul(tf.matmul(difference, inverse), difference,
-                                 transpose_b=True))[0, 0]
-
-    return quality
-
-
-_NIQE = {}
-
-
-def niqe_blocks(shape, crop_border=0):
-    """How many whole 96 x 96 NIQE blocks an image of `shape` holds after the border crop (NIQE
-    needs two)."""
-    height, width = (max(side - 2 * crop_border, 0) for side in shape[:2])
-    return (height // NIQE_BLOCK) * (width // NIQE_BLOCK)
-
-
-def niqe(image, crop_border=0):
-    """NIQE of one image (lower is more natural), as the official MATLAB `niqe` computes it.
-
-    MATLAB's `rgb2ycbcr` Y of the uint8 image (rounded; a grayscale image is used as it is),
-    `crop_border` pixels removed from every side, 96 x 96 blocks without overlap (the image
-    cropped to whole blocks), MSCN coefficients, 18 asymmetric-generalized-Gaussian features per
-    block at two scales (the second from MATLAB-bicubic halving), and the Mahalanobis-like
-    distance between the blocks' Gaussian and the pristine one. Computed in float64, in graph
-    mode.
-
-    Args:
-        image: `(H, W, 3)` RGB or `(H, W)` grayscale, float in [0, 1] or uint8.
-        crop_border: pixels cropped from every side first (the SR factor, in SR papers).
-    Raises:
-        ValueError: the image holds fewer than two whole 96 x 96 blocks after the crop (the
-            blocks' covariance needs two).
-    """
-    image = to_uint8(image)
-    if image.ndim == 3 and image.shape[-1] == 3:
-        luma = rgb_to_y(image)
-    elif image.ndim == 2:
-        luma = image.astype(np.float64)
-    else:
-        raise ValueError(f"niqe needs an (H, W, 3) or (H, W) image, got shape {image.shape}")
-    blocks = niqe_blocks(luma.shape, crop_border)
-    if crop_border:
-        luma = luma[crop_border:-crop_border, crop_border:-crop_border]
-    if blocks < 2:
-        raise ValueError(
-            f"niqe needs at least two whole {NIQE_BLOCK}x{NIQE_BLOCK} blocks; the image is "
-            f"{luma.shape[1]}x{luma.shape[0]} after cropping {crop_border} pixels per side")
-    if "graph" not in _NIQE:
-        _NIQE["graph"] = _niqe_graph()
-    return float(_NIQE["graph"](luma))
 
 
 # --- LPIPS ------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import numpy as np
 from keras_sr.comparison import comparison_sheet
 from keras_sr.data.degradations import imresize, modcrop, quantize
 from keras_sr.data.images import read_image
-from keras_sr.metrics import NIQE_BLOCK, niqe_blocks, psnr, ssim, to_uint8
+from keras_sr.metrics import psnr, ssim, to_uint8
+from keras_sr.niqe import BLOCK as NIQE_BLOCK
+from keras_sr.niqe import niqe_blocks
 from training.evaluate import bicubic_upscaler, optional_lpips, optional_niqe
 
 # Which way is better, for train.best_metric.
