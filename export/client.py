@@ -15,6 +15,9 @@ import sys
 import urllib.error
 import urllib.request
 
+if __name__ == "__main__":
+    os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
+
 import numpy as np
 
 
@@ -114,8 +117,8 @@ class GrpcClient:
 def main(argv=None, prog="python -m export.client"):
     from keras_sr import atomic, outputs
 
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
+        __doc__.split("\n\n")[0].split()))
     parser.add_argument("images", nargs="+", help="image files to upscale")
     parser.add_argument("-o", "--output", required=True, help="folder for the PNG results")
     parser.add_argument("--model-name", required=True, help="TF-Serving --model_name")
@@ -135,7 +138,7 @@ def main(argv=None, prog="python -m export.client"):
         outputs.refuse_collisions(jobs, "upscale them into different folders")
         outputs.writable_directory(args.output)
     except (OSError, ValueError) as error:
-        print(f"export.client: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     client = GrpcClient(args.grpc, args.model_name, args.version) if args.grpc else \
         RestClient(args.url, args.model_name, args.version)

@@ -20,6 +20,9 @@ import shutil
 import sys
 import tempfile
 
+if __name__ == "__main__":
+    os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
+
 DEFAULT_MAX_PIXELS = 4096 * 4096
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_SIZE = 16
@@ -206,8 +209,8 @@ def main(argv=None, prog="python -m export.saved_model"):
     from keras_sr import precision as precisions
     from keras_sr.precision import PRECISIONS
 
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
+        __doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", required=True, help=".keras file or preset name")
     parser.add_argument("--out", required=True, help="TF-Serving model folder, e.g. models/NAME")
     parser.add_argument("--version", type=outputs.int_at_least(1),
@@ -223,7 +226,7 @@ def main(argv=None, prog="python -m export.saved_model"):
                         default=inference.DEFAULT_TILE_PAD,
                         help=f"context pixels around each tile (default "
                         f"{inference.DEFAULT_TILE_PAD})")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="what the served graph computes in (default float32; bfloat16 "
                         "for servers whose CPU or GPU computes it natively; auto decides for "
                         "the machine exporting, which may not be the server)")
@@ -233,13 +236,18 @@ def main(argv=None, prog="python -m export.saved_model"):
 
     try:
         outputs.writable_directory(args.out, what="--out")
-        model, chosen, reason = precisions.load_model(args.model, args.precision)
-        print(f"export.saved_model: {args.model} exported at {chosen} ({reason})",
-              file=sys.stderr)
+        from keras_sr import startup
+
+        startup.load()
+        model, chosen, reason = precisions.load_model(args.model, args.precision or "float32")
+        if args.precision is None:
+            reason = ("the default for exports: the serving machine may not compute bfloat16 "
+                      "natively; --precision bfloat16 if it does")
+        print(f"{prog}: {args.model} exported at {chosen} ({reason})", file=sys.stderr)
         path = export(model, args.out, args.version, args.max_pixels,
                       memory_budget_mb=args.memory_budget, tile_pad=args.tile_pad)
     except (ValueError, OSError, RuntimeError) as error:
-        print(f"export.saved_model: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {path} (signatures serving_default, upscale_image; warm-up requests)")
     return 0

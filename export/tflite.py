@@ -7,16 +7,17 @@ GPU delegates want.
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
 import warnings
 
-import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
+if __name__ == "__main__":
+    os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
 
 # isort: split
 import numpy as np
-import tensorflow as tf
 
 # The runtime lives in the library; these names stay importable from here.
 from keras_sr.litert import LITERT_MISSING, interpreter, operator_names, run  # noqa: F401
@@ -67,6 +68,8 @@ def convert(model, input_size=None, quantize="none", representative_images=None,
     if missing:
         raise ValueError(f"float_layers names layers that {model.name} does not have: "
                          f"{', '.join(missing)}")
+    import tensorflow as tf
+
     height, width = (None, None) if input_size is None else (int(s) for s in input_size)
     batch = None if input_size is None else 1
     signature = tf.TensorSpec([batch, height, width, 3], tf.float32, name="lr_images")
@@ -106,6 +109,8 @@ def _quantized_without(converter, calibration, float_layers):
     """int8 with the ops of `float_layers` left float: TFLite's QuantizationDebugger calibrates
     once and quantizes again with those ops' output tensors denylisted (its selective
     quantization). A layer's ops are the tensors under `<model>/<layer>_<n>/`."""
+    import tensorflow as tf
+
     pattern = re.compile(r"/(%s)(_\d+)?/" % "|".join(map(re.escape, float_layers)))
     with warnings.catch_warnings():  # the debugger's own use of the deprecated tf.lite one
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -209,6 +214,9 @@ def main(argv=None, prog="python -m export.tflite"):
 
     from importlib import resources
 
+    from keras_sr import startup
+
+    startup.load()
     from keras_sr import atomic, presets
     from keras_sr.data.images import list_images
     from keras_sr.precision import with_precision
@@ -228,7 +236,7 @@ def main(argv=None, prog="python -m export.tflite"):
             raise ValueError(f"the converted model uses non-builtin ops {flex}")
         report = parity_report(model, flatbuffer, images, args.quantize, args.threads)
     except (ValueError, OSError, RuntimeError, ImportError) as error:
-        print(f"export.tflite: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
     atomic.write_bytes(args.out, flatbuffer)
     report.update({"model": args.model, "tflite": args.out, "bytes": len(flatbuffer),

@@ -20,6 +20,10 @@ import os
 import sys
 import tempfile
 
+# Set by keras_sr.startup.load(): this process is a keras-sr command, whose terminal stays quiet.
+# A library user's process is left as it is.
+in_command = False
+
 
 def verbose():
     return os.environ.get("KERAS_SR_VERBOSE", "") not in ("", "0") or "--verbose" in sys.argv[1:]
@@ -45,6 +49,15 @@ def _stderr_captured():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def runtime_chatter_hidden():
+    """In a command (unless verbose), a context in which native libraries' notices on stderr
+    (LiteRT's "Created TensorFlow Lite XNNPACK delegate for CPU.") are kept off the terminal,
+    and replayed if what runs in it fails; elsewhere, nothing."""
+    if in_command and not verbose():
+        return _stderr_captured()
+    return contextlib.nullcontext()
 
 
 def import_tensorflow_quietly():

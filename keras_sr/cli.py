@@ -1,11 +1,11 @@
-"""The `keras-sr` command."""
+"""The `keras-sr` command (started by the top-level keras_sr_command, so that its arguments are
+parsed before TensorFlow starts: keras_sr.startup)."""
 
 import argparse
 import sys
 from importlib import metadata
 
-import keras_sr
-from keras_sr import outputs
+from keras_sr import __version__, outputs, startup
 from keras_sr.precision import PRECISIONS
 from keras_sr.presets import PRESETS
 
@@ -13,7 +13,7 @@ from keras_sr.presets import PRESETS
 def versions():
     """keras-sr's version and those of the stack it runs on, from the installed packages'
     metadata."""
-    parts = [f"keras-sr {keras_sr.__version__}"]
+    parts = [f"keras-sr {__version__}"]
     for package in ("tensorflow", "keras"):
         try:
             parts.append(f"{package} {metadata.version(package)}")
@@ -119,11 +119,28 @@ def run_application(module_name, arguments, prog):
     return importlib.import_module(module_name).main(arguments, prog=prog)
 
 
+EXPORT_USAGE = "usage: keras-sr export {saved-model,tflite,client} [--help] ..."
+EXPORT_HELP = f"""{EXPORT_USAGE}
+
+Export a model for serving or for phones, or call a served model.
+
+targets:
+  saved-model  a TF-Serving SavedModel with two signatures and warm-up (python -m
+               export.saved_model)
+  tflite       a TFLite / LiteRT flatbuffer with a parity report (python -m export.tflite)
+  client       send images to a TF-Serving model over REST (python -m export.client)
+
+Each target has its own --help: keras-sr export TARGET --help."""
+
+
 def run_export(args):
+    if args.target in ("-h", "--help"):
+        print(EXPORT_HELP)
+        return 0
     if args.target not in EXPORTS:
-        print("usage: keras-sr export {saved-model,tflite,client} ...\n"
-              "keras-sr export: error: choose saved-model, tflite or client, got "
-              f"{args.target!r}", file=sys.stderr)
+        what = "no target" if args.target is None else f"got {args.target!r}"
+        print(f"{EXPORT_USAGE}\nkeras-sr export: error: choose saved-model, tflite or client "
+              f"({what})", file=sys.stderr)
         return 2
     return run_application(EXPORTS[args.target], args.arguments,
                            f"keras-sr export {args.target}")
@@ -193,6 +210,8 @@ def main(argv=None):
         print("\nkeras-sr: no command given", file=sys.stderr)
         return 2
     try:
+        if args.command == "convert":
+            startup.load()
         return {"convert": run_convert, "upscale": run_upscale}[args.command](args)
     except (ValueError, OSError, KeyError, RuntimeError) as error:
         if args.debug:

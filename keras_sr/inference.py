@@ -115,6 +115,26 @@ def _run_fixed(run, lr_images, size):
     return out[:, :height * scale, :width * scale]
 
 
+def check_model_spec(spec):
+    """Refuses a `--model` that names nothing loadable (TensorFlow-free, so that commands can
+    say so before TensorFlow starts).
+
+    Raises:
+        presets.ModelFileError: naming the model.
+    """
+    from keras_sr import presets
+
+    spec = os.fspath(spec)
+    if presets.is_preset(spec):
+        return
+    if not os.path.isdir(spec) and not spec.endswith((".keras", ".tflite")):
+        raise presets.ModelFileError(
+            f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file or preset "
+            f"({', '.join(presets.PRESETS)})")
+    if not os.path.exists(spec):
+        raise presets.ModelFileError(f"no such model file: {spec}")
+
+
 def load_upscaler(spec, num_threads=None, precision="float32"):
     """An Upscaler from a `.keras` file, SavedModel / TF-Serving folder, `.tflite` or preset.
     A Keras model runs at `precision` (see `keras_sr.precision`; `auto` picks per device);
@@ -133,12 +153,7 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
         upscaler = keras_upscaler(model, description=spec)
         upscaler.precision, upscaler.precision_reason = chosen, reason
         return upscaler
-    if not os.path.isdir(spec) and not spec.endswith(".tflite"):
-        raise presets.ModelFileError(
-            f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file or preset "
-            f"({', '.join(presets.PRESETS)})")
-    if not os.path.exists(spec):
-        raise presets.ModelFileError(f"no such model file: {spec}")
+    check_model_spec(spec)
     try:
         upscaler = saved_model_upscaler(spec) if os.path.isdir(spec) else \
             tflite_upscaler(spec, num_threads)
@@ -148,10 +163,11 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
         # TensorFlow's and LiteRT's loaders raise their own types for a corrupt file.
         raise presets.ModelFileError(f"{spec} does not load: {type(error).__name__}: "
                                      f"{str(error).strip().splitlines()[0][:300]}") from None
-    upscaler.precision = "as exported"
-    upscaler.precision_reason = ("fixed in the exported file" if precision in
-                                 ("auto", "float32") else f"fixed in the exported file; "
-                                 f"--precision {precision} applies to .keras models and presets")
+    upscaler.precision = "its exported precision"
+    upscaler.precision_reason = (
+        "a SavedModel or .tflite file computes as it was exported"
+        + ("" if precision == "auto" else
+           f"; --precision {precision} applies to .keras models and presets"))
     return upscaler
 
 

@@ -3,6 +3,8 @@ interpreter (`ai_edge_litert`, XNNPACK; `tf.lite.Interpreter` is deprecated), a 
 resizes a dynamic input, and the operator list of a flatbuffer. Library code: `keras-sr
 upscale` runs `.tflite` models through it, and `export.tflite` (conversion) builds on it."""
 
+from keras_sr import _quiet
+
 LITERT_MISSING = (
     "ai-edge-litert is needed to inspect or run .tflite models: pip install 'keras-sr[litert]'"
 )
@@ -47,7 +49,8 @@ def interpreter(tflite_model, num_threads=None):
         raise ImportError(LITERT_MISSING) from error
     tflite_interpreter = Interpreter(model_content=tflite_model, num_threads=num_threads)
     if all(side > 0 for side in tflite_interpreter.get_input_details()[0]["shape_signature"]):
-        tflite_interpreter.allocate_tensors()
+        with _quiet.runtime_chatter_hidden():  # the first allocation names the delegate
+            tflite_interpreter.allocate_tensors()
     return tflite_interpreter
 
 
@@ -56,6 +59,8 @@ def run(tflite_interpreter, lr_images):
     input_detail = tflite_interpreter.get_input_details()[0]
     if tuple(input_detail["shape"]) != tuple(lr_images.shape):
         tflite_interpreter.resize_tensor_input(input_detail["index"], list(lr_images.shape))
+        with _quiet.runtime_chatter_hidden():  # the first allocation names the delegate
+            tflite_interpreter.allocate_tensors()
     # A no-op in LiteRT when nothing was resized since the last allocation.
     tflite_interpreter.allocate_tensors()
     tflite_interpreter.set_tensor(input_detail["index"], lr_images)

@@ -64,13 +64,14 @@ MIN_SIDE = {"alex": 32, "vgg": 16}
 def _how_to_supply(net, what, reason):
     if what == "trunk":
         spec = TRUNKS[net][1]
-        where = (f"download {spec.url} on a machine with internet access and pass its path "
-                 f"(`trunk_weights=`) or set {spec.environment_variable} (or place it in "
-                 f"{spec.cache_path()})")
+        # The environment variable and the cache work for the commands and for Python alike.
+        where = (f"download {spec.url} on a machine with internet access and set "
+                 f"{spec.environment_variable} to its path, or place it in "
+                 f"{spec.cache_path()} (in Python, trunk_weights=PATH also works)")
     else:
         where = (f"install the `lpips` package (`pip install --no-deps lpips`; keras-sr only "
-                 f"reads its weights/v0.1/{net}.pth) or pass that file's path "
-                 f"(`linear_weights=`) or set {LINEAR_ENVIRONMENT_VARIABLE}")
+                 f"reads its weights/v0.1/{net}.pth) or set {LINEAR_ENVIRONMENT_VARIABLE} to "
+                 f"that file's path (in Python, linear_weights=PATH also works)")
     return (f"LPIPS ({net}) needs its {NAMES[net] if what == 'trunk' else 'linear head'} "
             f"weights, but {reason}: {where}. It is never computed with random weights.")
 

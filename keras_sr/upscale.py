@@ -12,7 +12,6 @@ from keras_sr.data.images import (
     list_images,
     read_image_exact,
 )
-from keras_sr.data.pipeline import physical_memory_bytes
 from keras_sr.precision import describe_device
 
 FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
@@ -67,6 +66,8 @@ def check_result_fits(source, height, width, scale_out, channels, bytes_per_valu
     the model's activations small; the whole result is still held once)."""
     out_values = round(height * scale_out) * round(width * scale_out) * channels
     needed = out_values * bytes_per_value
+    from keras_sr.data.pipeline import physical_memory_bytes
+
     try:
         available = physical_memory_bytes()
     except (ValueError, OSError, AttributeError):  # no sysconf for it on this platform
@@ -155,6 +156,10 @@ def main(args):
     if not sources:
         raise FileNotFoundError(f"no image files among the inputs {args.inputs}")
     jobs = plan(args, sources)
+    inference.check_model_spec(args.model)
+    from keras_sr import startup  # the inputs and outputs are good: TensorFlow starts
+
+    startup.load()
     upscaler = inference.load_upscaler(args.model, num_threads=args.threads,
                                        precision=getattr(args, "precision", "float32"))
     log(f"keras-sr upscale: {args.model} on {describe_device()} at {upscaler.precision} "

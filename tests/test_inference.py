@@ -7,6 +7,8 @@ from keras_sr.presets import ModelFileError
 from tests.convert.test_ncnn import randomized
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 def test_tiles_cover_the_image_exactly_once():
     covered = np.zeros((37, 53), int)

@@ -13,6 +13,8 @@ from keras_sr import metrics, pretrained_files
 from keras_sr.convert import torch as torch_files
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 @pytest.fixture
 def weight_files(tmp_path):

@@ -4,6 +4,8 @@ import pytest
 
 from keras_sr.metrics import PSNR, SSIM, gaussian_window, psnr, rgb_to_y, ssim, to_uint8
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 def test_y_channel_is_matlab_rgb2ycbcr_rounded():
     # MATLAB: rgb2ycbcr(uint8([255 255 255])) -> Y 235, black -> 16, pure red -> 81 (81.481).

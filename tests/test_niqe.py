@@ -13,6 +13,8 @@ from PIL import Image
 from keras_sr import metrics
 from keras_sr import niqe as niqe_module
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 # MATLAB R2021a `niqe` on Set14 baboon.png[:, :492], on the rounded rgb2ycbcr Y channel, no
 # border crop (../shared/reference/README.md). The fixture is that Y channel, saved as an

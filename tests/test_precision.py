@@ -14,6 +14,8 @@ from keras_sr.precision import Device
 from tests.convert.test_ncnn import randomized
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
 AMX = frozenset({"avx2", "avx512f", "amx_tile", "amx_bf16", "amx_int8"})
 AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
@@ -155,11 +157,24 @@ def test_the_commands_say_which_precision_and_why(tmp_path, capsys):
     assert re.search(r"g.keras on .+ at bfloat16 \(as asked\)", capsys.readouterr().err)
     assert evaluate.main(["--model", str(tmp_path / "g.keras"), "--data", str(tmp_path),
                           "--scale", "2", "--no-progress"]) == 0
+    # Nothing was asked: the line says it is evaluate's default, and why.
+    assert re.search(r"g.keras on .+ at float32 \(evaluate's default, so that the figures "
+                     r"are the model's", capsys.readouterr().err)
+    assert evaluate.main(["--model", str(tmp_path / "g.keras"), "--data", str(tmp_path),
+                          "--scale", "2", "--no-progress", "--precision", "float32"]) == 0
     assert re.search(r"g.keras on .+ at float32 \(as asked\)", capsys.readouterr().err)
     assert cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o2"),
                      "--model", str(tmp_path / "g.keras"), "--no-progress"]) == 0
     chosen, _ = precisions.resolve("auto")
     assert re.search(rf"g.keras on .+ at {chosen} \(", capsys.readouterr().err)
+    # An exported model computes as it was exported: said as such, not as a precision name.
+    from export.tflite import convert
+
+    (tmp_path / "g.tflite").write_bytes(convert(model))
+    assert cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o4"),
+                     "--model", str(tmp_path / "g.tflite"), "--no-progress"]) == 0
+    assert re.search(r"g.tflite on .+ at its exported precision \(a SavedModel or .tflite "
+                     r"file computes as it was exported\)", capsys.readouterr().err)
 
 
 @pytest.mark.pretrained

@@ -5,9 +5,6 @@ import json
 import os
 import time
 
-import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
-
-# isort: split
 import tensorflow as tf
 
 

@@ -233,17 +233,11 @@ def validate(config):
 
     model, data, loss, train = config.model, config.data, config.loss, config.train
     require(model.generator in GENERATORS, "model.generator", f"one of {GENERATORS}")
-    from keras_sr.models import (
-        RRDBNet,
-        SRGANDiscriminator,
-        SRResNet,
-        UNetDiscriminatorSN,
-        VGGStyleDiscriminator,
-    )
+    # The networks say what they support (TensorFlow-free, so that a configuration is checked
+    # before TensorFlow starts); the compact model takes any scale, its recipes 1-4.
+    from keras_sr.architectures import DISCRIMINATOR_INPUT_MULTIPLES, GENERATOR_SCALES
 
-    # The networks say what they support; the compact model takes any scale, its recipes 1-4.
-    scales = {"rrdbnet": RRDBNet.SCALES, "srresnet": SRResNet.SCALES}.get(model.generator,
-                                                                         (1, 2, 3, 4))
+    scales = GENERATOR_SCALES.get(model.generator, (1, 2, 3, 4))
     require(model.scale in scales, "model.scale", f"{model.generator} supports {scales}")
     require(model.discriminator in DISCRIMINATORS, "model.discriminator",
             f"one of {DISCRIMINATORS}")
@@ -276,8 +270,7 @@ def validate(config):
     require(gan == (model.discriminator != "none"), "model.discriminator",
             "a discriminator goes with an adversarial loss, and only with one")
     if model.discriminator != "none":
-        multiple = {"srgan": SRGANDiscriminator, "vgg_style": VGGStyleDiscriminator,
-                    "unet_sn": UNetDiscriminatorSN}[model.discriminator].INPUT_MULTIPLE
+        multiple = DISCRIMINATOR_INPUT_MULTIPLES[model.discriminator]
         require(data.hr_patch_size % multiple == 0, "data.hr_patch_size",
                 f"the {model.discriminator} discriminator needs a multiple of {multiple}")
     require(loss.perceptual != "none" or loss.perceptual_weight == 0,

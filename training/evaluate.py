@@ -1,5 +1,5 @@
-"""`python -m training.evaluate`: PSNR / SSIM / NIQE of a model on benchmark folders, papers'
-protocol.
+"""`python -m training.evaluate`: PSNR, SSIM, NIQE and LPIPS of a model on benchmark folders,
+measured as the papers measured them.
 
     python -m training.evaluate --model MODEL --data DIR [--data DIR ...] --scale 4
         [--metrics psnr,ssim,niqe,lpips] [--lpips-net alex] [--json OUT.json]
@@ -25,8 +25,14 @@ import sys
 import time
 from pathlib import Path
 
+if __name__ == "__main__":
+    os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
+
+# isort: split
 import numpy as np
 
+# TensorFlow-free modules only, so that the arguments are parsed before TensorFlow starts; the
+# metrics (Keras) are imported where they are used.
 from keras_sr import atomic, outputs
 from keras_sr.data.degradations import imresize, modcrop, quantize
 from keras_sr.data.images import (
@@ -36,7 +42,7 @@ from keras_sr.data.images import (
     read_image,
     write_image,
 )
-from keras_sr.metrics import crop_border, niqe, psnr, ssim, to_uint8
+from keras_sr.niqe import niqe
 from keras_sr.precision import PRECISIONS
 
 # `--metrics` names and the values each adds.
@@ -51,17 +57,21 @@ def bicubic_upscaler(scale):
     return upscale
 
 
-def load_upscaler(model_spec, scale, precision="float32", log=None):
+def load_upscaler(model_spec, scale, precision=None, log=None):
     """A function uint8 LR image -> uint8 SR image, for `bicubic`, a `.keras` file or a preset;
-    a model runs at `precision` (`keras_sr.precision`), said through `log`."""
+    a model runs at `precision` (`keras_sr.precision`; None: float32, this command's
+    default), said through `log` (one line: what runs the model, at which precision and
+    why)."""
     if model_spec == "bicubic":
         return bicubic_upscaler(scale)
     from keras_sr import precision as precisions
 
-    model, chosen, reason = precisions.load_model(model_spec, precision)
+    model, chosen, reason = precisions.load_model(model_spec, precision or "float32")
+    if precision is None:
+        reason = ("evaluate's default, so that the figures are the model's and not the "
+                  "arithmetic's; --precision auto picks per device")
     if log:
-        log(f"training.evaluate: {model_spec} on {precisions.describe_device()} at {chosen} "
-            f"({reason})")
+        log(f"{model_spec} on {precisions.describe_device()} at {chosen} ({reason})")
     return model_upscaler(model, scale, model_spec)
 
 
@@ -69,6 +79,7 @@ def model_upscaler(model, scale, name="the model"):
     """A function uint8 LR image -> uint8 SR image running `model` (grayscale images as three
     equal channels, averaged back)."""
     from keras_sr import inference
+    from keras_sr.metrics import to_uint8
 
     model_scale = getattr(model, "scale", None)
     if model_scale is not None and model_scale != scale:
@@ -100,6 +111,8 @@ def optional_niqe(image, scale):
 def optional_lpips(lpips_metric, image, hr_image, scale):
     """LPIPS of `image` against `hr_image` with `scale` pixels cropped per side, or None for
     an image too small for the trunk."""
+    from keras_sr.metrics import crop_border, to_uint8
+
     image, hr_image = (crop_border(to_uint8(x), scale).astype(np.float32) / 255.0
                        for x in (image, hr_image))
     if image.ndim == 2:  # grayscale: the trunk sees three equal channels
@@ -112,6 +125,8 @@ def optional_lpips(lpips_metric, image, hr_image, scale):
 
 def measure(sr_image, hr_image, scale, metrics=("psnr", "ssim"), bicubic_image=None,
             lpips_metric=None):
+    from keras_sr.metrics import psnr, ssim
+
     values = {}
     if "psnr" in metrics:
         values.update(psnr_y=psnr(sr_image, hr_image, scale, "y"),
@@ -203,6 +218,7 @@ def save_comparison(save_dir, names, lr_image, hr_image, sr_image, scale, values
     """Writes the SR image and a sheet: nearest LR | bicubic | SR | HR, full and zoomed, under
     `title` (which image, which model), each labelled with what was measured on it."""
     from keras_sr.comparison import comparison_sheet
+    from keras_sr.metrics import psnr
 
     sr_name, sheet_name = names
     write_image(Path(save_dir) / sr_name, sr_image)
@@ -266,7 +282,7 @@ def lpips_for(metrics, explicit, net, log):
     except WeightsUnavailable as error:
         if explicit:
             raise
-        log(f"training.evaluate: no LPIPS ({error})")
+        log(f"no LPIPS ({error})")
         return tuple(name for name in metrics if name != "lpips"), None
 
 
@@ -307,14 +323,15 @@ def plan(args):
 
 
 def main(argv=None, prog="python -m training.evaluate"):
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=__doc__.splitlines()[0])
+    # The docstring's first sentence, whole.
+    summary = " ".join(__doc__.split("\n\n")[0].split())
+    parser = argparse.ArgumentParser(prog=prog, description=summary)
     parser.add_argument("--model", required=True,
                         help="a .keras file, a preset (e.g. realesrgan-x4plus), or 'bicubic'")
     parser.add_argument("--data", required=True, action="append",
                         help="folder of HR images (repeat for several datasets)")
     parser.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="compute precision of the model (default float32, so that the "
                         "figures are the model's and not the arithmetic's; auto picks "
                         "bfloat16 where it is native and within 45 dB of float32)")
@@ -335,16 +352,21 @@ def main(argv=None, prog="python -m training.evaluate"):
                         help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
 
+    def say(line):
+        print(f"{prog}: {line}", file=sys.stderr)
+
     try:
         datasets = plan(args)
+        from keras_sr import startup
+
+        startup.load()
         metrics, lpips_metric = lpips_for(
             args.metrics or tuple(METRIC_GROUPS), args.metrics is not None, args.lpips_net,
-            log=lambda line: print(line, file=sys.stderr))
-        upscale = load_upscaler(args.model, args.scale, args.precision,
-                                log=lambda line: print(line, file=sys.stderr))
+            log=say)
+        upscale = load_upscaler(args.model, args.scale, args.precision, log=say)
     except (ValueError, OSError, RuntimeError) as error:
         # One line, no usage text: the arguments parsed; what they name is wrong.
-        print(f"training.evaluate: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return 2
 
     report, all_skipped = {}, []

@@ -20,13 +20,17 @@ import sys
 import time
 import zipfile
 
+if __name__ == "__main__":
+    os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
+
+# isort: split
 from training import config as config_lib
 from training.experiments import EXPERIMENTS
 
 
 def parse_args(argv, prog="python -m training.fit"):
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
+        __doc__.split("\n\n")[0].split()))
     parser.add_argument("experiment", nargs="?", default="quick",
                         help=f"one of {', '.join(EXPERIMENTS)} (default: quick)")
     parser.add_argument("--config", help="a YAML file of overrides")
@@ -65,7 +69,7 @@ def fit_warmup(config, default, log=None):
     for name in ("g_optimizer", "d_optimizer"):
         optimizer, original = getattr(config, name), getattr(default, name)
         if optimizer.warmup_steps and optimizer.warmup_steps == original.warmup_steps \
-                and optimizer.warmup_steps >= config.train.steps:
+                and optimizer.warmup_steps >= config.train.steps >= 1:
             scaled = optimizer.warmup_steps * config.train.steps // default.train.steps
             changes[name] = dataclasses.replace(optimizer, warmup_steps=scaled)
             if log:
@@ -506,9 +510,9 @@ def check_inputs(config, log=print):
     return source, validation
 
 
-def fail(message):
+def fail(message, prog="python -m training.fit"):
     """A user's mistake: one line on stderr, status 2."""
-    print(f"training.fit: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
 
 
@@ -526,9 +530,16 @@ def main(argv=None, prog="python -m training.fit"):
         run_dir = args.output or os.path.join(
             "runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         existed = plan_run_dir(run_dir)
+    except config_lib.ConfigError as error:
+        return fail(error, prog)
+    # The configuration is good: TensorFlow starts, and the data are checked with it.
+    from keras_sr import startup
+
+    startup.load()
+    try:
         source, validation = check_inputs(config, log=lambda line: print(line, file=sys.stderr))
     except config_lib.ConfigError as error:
-        return fail(error)
+        return fail(error, prog)
     from keras_sr.losses.perceptual import VGGWeightsUnavailable
     from training.loop import DataError
 
@@ -539,7 +550,7 @@ def main(argv=None, prog="python -m training.fit"):
         if not existed and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
             # Nothing of this run is worth keeping: leave no directory behind.
             shutil.rmtree(run_dir, ignore_errors=True)
-        return fail(error)
+        return fail(error, prog)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ import argparse
 import os
 import sys
 
+if __name__ == "__main__":
+    os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
+
 
 def resolve_generator_path(path):
     return os.path.join(path, "generator_last.keras") if os.path.isdir(path) else path
@@ -92,8 +95,8 @@ def print_sweep(rows):
 def main(argv=None, prog="python -m training.interpolate"):
     from keras_sr import outputs
 
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
+        __doc__.split("\n\n")[0].split()))
     parser.add_argument("--psnr", required=True, help="PSNR-oriented generator (.keras or run)")
     parser.add_argument("--gan", required=True, help="GAN generator (.keras or run)")
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -120,6 +123,9 @@ def main(argv=None, prog="python -m training.interpolate"):
     elif not args.data or args.scale is None:
         parser.error("--sweep needs --data and --scale")
     paths = {name: resolve_generator_path(getattr(args, name)) for name in ("psnr", "gan")}
+    from keras_sr import startup
+
+    startup.load()
     from keras_sr import atomic, presets
 
     try:
@@ -143,11 +149,10 @@ def main(argv=None, prog="python -m training.interpolate"):
             requested = parse_metrics(args.metrics) if args.metrics else None
             metrics, lpips_metric = lpips_for(
                 requested or ("psnr", "lpips", "niqe"), requested is not None, "alex",
-                log=lambda line: print(line.replace("training.evaluate", "training.interpolate"),
-                                       file=sys.stderr))
+                log=lambda line: print(f"{prog}: {line}", file=sys.stderr))
     except (ValueError, OSError, RuntimeError, argparse.ArgumentTypeError) as error:
         # One line, no usage text: the arguments parsed; what they name is wrong.
-        print(f"training.interpolate: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     if args.sweep:
         from pathlib import Path

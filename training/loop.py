@@ -8,12 +8,10 @@ import json
 import os
 import shutil
 import signal
+import sys
+import threading
 import time
 
-import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
-
-# isort: split
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -55,24 +53,121 @@ class Run:
         return self.trainer.served
 
 
+def duration(seconds):
+    """`1:02:03`, `2:03` or `41 s`."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class Progress:
+    """The run's progress line: step, losses, steps per second and the time left. On a terminal
+    it is rewritten after every step; elsewhere (a log file) one line is written every
+    `train.log_every` steps. Rates count only the steps this process ran, and leave out its
+    first one, which traces the step function (tens of seconds on a CPU)."""
+
+    def __init__(self, total, start_step, stream=None, interactive=None):
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty() if interactive is None else interactive
+        self.total, self.start_step, self.step = total, start_step, start_step
+        self.began = self.step_began = time.monotonic()
+        self.first_step_seconds = None
+        self.after_first = None  # (time, step) once the first step is done
+
+    def seconds_per_step(self):
+        """The mean time of this process's steps after its first; the first step's time when
+        there is only one; None before."""
+        if self.after_first is None:
+            return None
+        since, first = self.after_first
+        if self.step > first:
+            return (self.step_began - since) / (self.step - first)
+        return self.first_step_seconds
+
+    def remaining_in_step(self):
+        """About how long the step now running has left, or None before any step is timed."""
+        mean = self.seconds_per_step()
+        return None if mean is None else max(mean - (time.monotonic() - self.step_began), 0.0)
+
+    def line(self, values):
+        losses = "  ".join(f"{name} {value:.4g}" for name, value in values.items())
+        mean = self.seconds_per_step()
+        if mean is None:
+            rate = ""
+        elif self.step == self.after_first[1]:
+            rate = f"  first step {duration(mean)} (tracing)"
+        else:
+            speed = f"{1 / mean:.2f} steps/s" if mean < 1 else f"{mean:.1f} s/step"
+            rate = f"  {speed}  ETA {duration(mean * (self.total - self.step))}"
+        return f"step {self.step}/{self.total}  {losses}{rate}"
+
+    def update(self, step, values, logged):
+        now = time.monotonic()
+        if self.after_first is None:
+            self.first_step_seconds = now - self.step_began
+            self.after_first = (now, step)
+        self.step, self.step_began = step, now
+        if self.interactive:
+            self.stream.write("\r\033[K" + self.line(values))
+            if step == self.total:
+                self.stream.write("\n")
+        elif logged:
+            self.stream.write(self.line(values) + "\n")
+        self.stream.flush()
+
+
 class Interruption:
-    """SIGINT / SIGTERM set a flag the loop checks after each step (save, then exit).
+    """SIGINT / SIGTERM set a flag the loop checks after each step (save, then exit), and say
+    at once which step is finishing and about how long it will take: a step runs in
+    TensorFlow, and Python's own handler runs only after it, so a thread reading the signal
+    wakeup pipe says it.
 
     Under several workers, SIGTERM belongs to TensorFlow's `PreemptionCheckpointHandler`
     (see `Preemption`), and SIGINT is passed on to it as a SIGTERM, so that either makes every
     worker checkpoint at the same step and stop.
     """
 
-    def __init__(self, forward_to_preemption=False):
+    def __init__(self, forward_to_preemption=False, progress=None, log=print):
         self.signal = None
         self.forward = forward_to_preemption
+        self.progress, self.log = progress, log
         self._previous = {}
+        self._pipe = self._previous_wakeup = None
 
     def __enter__(self):
         signals = (signal.SIGINT,) if self.forward else (signal.SIGINT, signal.SIGTERM)
         for signum in signals:
             self._previous[signum] = signal.signal(signum, self._handle)
+        if self.progress is not None:
+            self._pipe = os.pipe()
+            os.set_blocking(self._pipe[1], False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._pipe[1],
+                                                         warn_on_full_buffer=False)
+            threading.Thread(target=self._announce, args=(self._pipe[0],), daemon=True,
+                             name="keras-sr-interruption").start()
         return self
+
+    def _announce(self, reader):
+        while True:
+            try:
+                received = os.read(reader, 64)
+            except OSError:
+                return
+            if not received:
+                return
+            for signum in received:
+                if signum in self._previous:
+                    self.log(self.message(signum))
+
+    def message(self, signum):
+        step = self.progress.step + 1
+        left = self.progress.remaining_in_step()
+        how_long = "" if left is None else f", about {duration(left)} more"
+        return (f"\n{signal.Signals(signum).name}: finishing step {step}{how_long}, then "
+                "saving a checkpoint and stopping")
 
     def _handle(self, signum, frame):
         if self.forward:
@@ -81,6 +176,10 @@ class Interruption:
             self.signal = signum
 
     def __exit__(self, *exc):
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            for fd in self._pipe[::-1]:
+                os.close(fd)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
@@ -164,9 +263,7 @@ class Reporter:
         self.run, self.validation, self.log = run, validation, log
         self.writer = tf.summary.create_file_writer(os.path.join(run.run_dir, "tensorboard")) \
             if run.is_chief else tf.summary.create_noop_writer()
-        self.progress = keras.utils.Progbar(run.config.train.steps,
-                                            stateful_metrics=list(run.trainer.trackers),
-                                            unit_name="step")
+        self.progress = Progress(run.config.train.steps, run.start_step)
         served = run.served
         self.upscale = tf.function(lambda lr: served(lr, training=False), reduce_retracing=True)
         self.validated = {}  # step -> values, so the summary does not validate twice
@@ -180,7 +277,6 @@ class Reporter:
         return float(tf.convert_to_tensor(rate).numpy())
 
     def losses(self, step, values):
-        self.progress.update(step, values=list(values.items()))
         with self.writer.as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(f"train/{name}", value)
@@ -235,7 +331,7 @@ def train_loop(run, iterator, source, validation, log=print, reporter=None):
     step, last_losses = run.start_step, {}
     preemption = Preemption(run) if isinstance(
         run.strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
-    with Interruption(forward_to_preemption=preemption is not None) as interruption:
+    with Interruption(preemption is not None, reporter.progress, log) as interruption:
         while step < train.steps:
             try:
                 if preemption is None:
@@ -258,7 +354,9 @@ def train_loop(run, iterator, source, validation, log=print, reporter=None):
                     f"checkpoint is {run.checkpoints.latest or 'none (no checkpoint yet)'}.")
                 return LoopResult(EXIT_NON_FINITE, step, last_losses)
             last_losses = values
-            if step % train.log_every == 0 or step == train.steps:
+            logged = step % train.log_every == 0 or step == train.steps
+            reporter.progress.update(step, values, logged)
+            if logged:
                 reporter.losses(step, values)
                 for tracker in run.trainer.trackers.values():
                     tracker.reset_state()
@@ -290,7 +388,10 @@ def finish(run, result, source, validation, reporter, stopwatch, log=print):
                "segments": segments,
                "last_losses": result.last_losses, "ema": run.ema_generator is not None,
                "skipped_images": dict(source.skip_log.skipped), "precision": run.precision}
-    if validation:
+    # An interrupted run stops without validating (on a CPU, the held-out images through a
+    # full-size generator take minutes); it validates when it finishes.
+    measured = validation and (step in reporter.validated or result.status == 0)
+    if measured:
         values = reporter.validated[step] if step in reporter.validated \
             else reporter.held_out()[0]
         summary["heldout_psnr_y_bicubic"] = validation.bicubic_psnr_y()
@@ -298,9 +399,10 @@ def finish(run, result, source, validation, reporter, stopwatch, log=print):
         for name in ("niqe", "lpips"):
             if values.get(name) is not None:
                 summary[f"heldout_{name}_model"] = values[name]
+    if validation:
         summary["best_metric"] = run.config.train.best_metric
     write_json(os.path.join(run.run_dir, "summary.json"), summary)
-    if validation:
+    if measured:
         gain = summary["heldout_psnr_y_model"] - summary["heldout_psnr_y_bicubic"]
         log(f"\nheld-out PSNR-Y: bicubic {summary['heldout_psnr_y_bicubic']:.3f} dB, model "
             f"{summary['heldout_psnr_y_model']:.3f} dB ({gain:+.3f} dB)")

@@ -3,9 +3,6 @@ LPIPS where they are asked for, and a comparison image for TensorBoard."""
 
 import os
 
-import keras_sr  # noqa: F401  (first: it imports TensorFlow quietly, see keras_sr._quiet)
-
-# isort: split
 import numpy as np
 
 from keras_sr.comparison import comparison_sheet

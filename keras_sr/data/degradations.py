@@ -9,9 +9,9 @@ MATLAB resizes the height first when both scales are equal; so do these function
 """
 
 import math
+import sys
 
 import numpy as np
-import tensorflow as tf
 
 KERNEL_WIDTH = 4.0  # the bicubic kernel's support, in input pixels at scale 1
 
@@ -100,7 +100,8 @@ def modcrop(image, scale):
     """The top-left part of an `(H, W, ...)` image whose sides are multiples of `scale`, as the
     papers' scripts crop HR images before making their LR ones. Numpy arrays and tensors
     (in the graph) alike."""
-    size = tf.shape(image)[:2] if tf.is_tensor(image) else image.shape[:2]
+    tf = sys.modules.get("tensorflow")  # a tensor exists only once TensorFlow is imported
+    size = tf.shape(image)[:2] if tf is not None and tf.is_tensor(image) else image.shape[:2]
     return image[: size[0] - size[0] % scale, : size[1] - size[1] % scale]
 
 
@@ -116,11 +117,15 @@ def quantize(image):
 
 def quantize_tf(image):
     """`quantize` in TensorFlow: a float [0, 255] image to uint8, halves rounded up."""
+    import tensorflow as tf
+
     return tf.cast(tf.clip_by_value(tf.floor(image + 0.5), 0.0, 255.0), tf.uint8)
 
 
 def _contributions_tf(in_length, out_length, scale, antialias):
     """TensorFlow version of `contributions` for a dynamic input length; taps stay static."""
+    import tensorflow as tf
+
     if scale < 1 and antialias:
         width = KERNEL_WIDTH / scale
         kernel_scale = scale
@@ -147,6 +152,8 @@ def _contributions_tf(in_length, out_length, scale, antialias):
 
 
 def _resize_axis_tf(image, axis, scale, out_length, antialias):
+    import tensorflow as tf
+
     in_length = tf.shape(image)[axis]
     weights, indices, taps = _contributions_tf(in_length, out_length, scale, antialias)
     weights = tf.cast(weights, image.dtype)
@@ -166,6 +173,8 @@ def imresize_tf(image, scale, antialias=True):
     image's dtype (float32 agrees with the float64 numpy version to about 1e-5 on [0, 255]).
     The output size is `ceil(scale * size)` for a Python float `scale`.
     """
+    import tensorflow as tf
+
     image = tf.convert_to_tensor(image)
     if not image.dtype.is_floating:
         raise TypeError(f"imresize_tf needs a float image, got dtype {image.dtype.name}")

@@ -90,8 +90,8 @@ def write_shards(sources, out_dir, shards, prefix="train", overwrite=False, prog
 
 
 def main(argv=None, prog="python -m keras_sr.data.make_tfrecords"):
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
+        __doc__.split("\n\n")[0].split()))
     parser.add_argument("sources", nargs="+", help="HR image folders, files or globs")
     parser.add_argument("--out", required=True, help="folder for the shards")
     parser.add_argument("--shards", type=outputs.int_at_least(1), default=8)
@@ -100,11 +100,14 @@ def main(argv=None, prog="python -m keras_sr.data.make_tfrecords"):
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own log lines (hidden by default)")
     args = parser.parse_args(argv)
+    from keras_sr import startup
+
+    startup.load()
     try:
         written, skipped = write_shards(args.sources, args.out, args.shards, args.prefix,
                                         args.overwrite)
     except (OSError, ValueError) as error:
-        print(f"make_tfrecords: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {written} images into {args.shards} shards in {args.out}"
           + (f"; skipped {len(skipped)} unreadable" if skipped else ""))

@@ -1,5 +1,6 @@
 import keras
 
+from keras_sr.architectures import RRDBNET_UNSHUFFLE_FACTORS
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
 from keras_sr.layers.crop_to_scaled_size import CropToScaledSize
 from keras_sr.layers.nearest_upsampling import NearestUpsampling
@@ -9,7 +10,7 @@ from keras_sr.layers.rrdb import RRDB
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
 
 # BasicSR / Real-ESRGAN run x2 and x1 models on a pixel-unshuffled input and keep the x4 body.
-UNSHUFFLE_FACTORS = {4: 1, 2: 2, 1: 4}
+UNSHUFFLE_FACTORS = RRDBNET_UNSHUFFLE_FACTORS
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")

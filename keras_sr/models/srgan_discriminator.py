@@ -1,5 +1,6 @@
 import keras
 
+from keras_sr.architectures import DISCRIMINATOR_INPUT_MULTIPLES
 from keras_sr.models.blocks import (
     check_input_size,
     conv_bn_leaky_relu,
@@ -35,7 +36,7 @@ class SRGANDiscriminator(keras.Model):
     """
 
     # Its strided convs halve the patch 4 times before the dense head.
-    INPUT_MULTIPLE = 16
+    INPUT_MULTIPLE = DISCRIMINATOR_INPUT_MULTIPLES["srgan"]
 
     def __init__(self, input_size=96, num_features=64, dtype=None, **kwargs):
         check_input_size("SRGANDiscriminator", input_size, self.INPUT_MULTIPLE)

@@ -1,5 +1,6 @@
 import keras
 
+from keras_sr.architectures import SRRESNET_UPSAMPLE_FACTORS
 from keras_sr.layers import pytorch_defaults
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
 from keras_sr.layers.pixel_shuffle import PixelShuffle
@@ -7,7 +8,7 @@ from keras_sr.layers.residual_block import ResidualBlock
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
 
 # SRGAN Fig. 4 upsamples with x2 sub-pixel blocks; x3 uses a single x3 shuffle.
-UPSAMPLE_FACTORS = {2: (2,), 3: (3,), 4: (2, 2)}
+UPSAMPLE_FACTORS = SRRESNET_UPSAMPLE_FACTORS
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")

@@ -1,10 +1,11 @@
 import keras
 
+from keras_sr.architectures import DISCRIMINATOR_INPUT_MULTIPLES
 from keras_sr.layers.resize_upsampling import ResizeUpsampling
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
 
 # The U-Net halves the patch three times, and every level is added back to its mirror.
-INPUT_MULTIPLE = 8
+INPUT_MULTIPLE = DISCRIMINATOR_INPUT_MULTIPLES["unet_sn"]
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")

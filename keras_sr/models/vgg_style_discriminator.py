@@ -1,5 +1,6 @@
 import keras
 
+from keras_sr.architectures import DISCRIMINATOR_INPUT_MULTIPLES
 from keras_sr.models.blocks import (
     check_input_size,
     conv_bn_leaky_relu,
@@ -33,7 +34,7 @@ class VGGStyleDiscriminator(keras.Model):
     """
 
     # Its strided convs halve the patch 5 times before the dense head.
-    INPUT_MULTIPLE = 32
+    INPUT_MULTIPLE = DISCRIMINATOR_INPUT_MULTIPLES["vgg_style"]
 
     def __init__(self, input_size=128, num_features=64, dtype=None, **kwargs):
         check_input_size("VGGStyleDiscriminator", input_size, self.INPUT_MULTIPLE)

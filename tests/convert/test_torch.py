@@ -11,6 +11,8 @@ from keras_sr.models import RRDBNet, SRVGGNetCompact
 from tests.convert.test_ncnn import TINY_RRDB, TINY_SRVGG, randomized
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 try:
     import torch
 except ImportError:

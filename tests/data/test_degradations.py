@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from keras_sr.data.degradations import contributions, imresize, imresize_tf, quantize
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 # Independent reference: MATLAB imresize(img, scale, 'bicubic') outputs for an 8x8 ramp and a
 # 12x10 noise image at x1/2, x1/4, x1/3, x2, x4, computed by a separate numpy port of MATLAB's
 # algorithm that reproduces the published bicubic tables (see "how" in the file).

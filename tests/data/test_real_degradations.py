@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from keras_sr.data import real_degradations as rd
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 GRID = np.arange(-10, 11, dtype=np.float64)
 XX, YY = np.meshgrid(GRID, GRID)
 

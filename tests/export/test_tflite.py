@@ -8,6 +8,8 @@ from export import tflite
 from keras_sr.models import RRDBNet, SRResNet, SRVGGNetCompact
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 TINY_MODELS = {
     "rrdbnet_x4": lambda: RRDBNet(scale=4, num_blocks=1, num_features=8, growth_channels=4),
     "rrdbnet_x2": lambda: RRDBNet(scale=2, num_blocks=1, num_features=8, growth_channels=4),

@@ -16,6 +16,8 @@ from keras_sr.layers import (
 )
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 def conv3x3_same(images, kernel, bias):
     """Reference 'same' convolution in numpy: images (N, H, W, C), kernel (3, 3, C, F)."""

@@ -9,6 +9,8 @@ from keras_sr.losses.adversarial import (
     standard_generator_loss,
 )
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 def bce(target, logits):
     probabilities = 1 / (1 + np.exp(-logits))

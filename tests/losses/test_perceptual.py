@@ -16,6 +16,8 @@ from keras_sr.losses.perceptual import (
 )
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 @pytest.fixture(scope="module")
 def vgg_weights_file(tmp_path_factory):

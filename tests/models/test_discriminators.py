@@ -5,6 +5,8 @@ import pytest
 from keras_sr.models import SRGANDiscriminator, VGGStyleDiscriminator
 from tests.helpers import check_config_round_trip, check_keras_reload, random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 
 def test_srgan_discriminator_follows_figure_4():
     model = SRGANDiscriminator()

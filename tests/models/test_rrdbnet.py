@@ -11,6 +11,8 @@ from tests.helpers import (
     random_images,
 )
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 TINY = {"num_blocks": 1, "num_features": 8, "growth_channels": 4}
 
 

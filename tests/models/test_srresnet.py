@@ -10,6 +10,8 @@ from tests.helpers import (
     random_images,
 )
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 TINY = {"num_blocks": 2, "num_features": 8}
 
 

@@ -6,6 +6,8 @@ from benchmarks import torch_reference
 from keras_sr.models import UNetDiscriminatorSN
 from tests.helpers import check_config_round_trip, check_keras_reload, random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 # BasicSR's UNetDiscriminatorSN(3, 64): conv0 3x3 with bias, conv1-3 4x4 and conv4-8 3x3
 # without, conv9 3x3 to one channel with bias; spectral norm adds no parameters (u and v are
 # buffers in PyTorch, a non-trainable vector in Keras).

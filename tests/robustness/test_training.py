@@ -84,7 +84,7 @@ def test_bad_data_and_options_stop_before_anything_is_built(tmp_path, capsys, ca
     status, _, err = fit_main(capsys, data, output, *overrides, config=config,
                               init_from=init_from)
     assert status == 2 and message in err, err
-    assert err.strip().count("\n") == 0 and err.startswith("training.fit: error: "), err
+    assert err.strip().count("\n") == 0 and err.startswith("python -m training.fit: error: "), err
     assert corpus.snapshot(tmp_path) == before
     assert case == "output is a file" or not output.exists()
 

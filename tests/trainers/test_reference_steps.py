@@ -22,6 +22,8 @@ from keras_sr.models import RRDBNet, VGGStyleDiscriminator
 from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer, PyTorchAdam
 from tests.helpers import random_images
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install "
                                             "keras-sr[torch]); CI installs it")
 

@@ -14,6 +14,8 @@ from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer
 from tests.helpers import random_images
 from tests.losses.test_perceptual import tiny_extractor
 
+pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
+
 GAN_LOGS = {"g_loss", "d_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_real",
             "d_fake"}
 

@@ -317,6 +317,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(image_folder, tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "Traceback" not in err
     stopped_at = int(out.split("stopped by signal")[1].split("at step ")[1].split(";")[0])
+    # Said as soon as the signal came, from another thread, while a step was still running.
+    assert "\nSIGTERM: finishing step " in out
     assert latest_checkpoint_step(run_dir) == stopped_at
     assert os.path.isfile(run_dir / "generator_last.keras")
     assert np.isfinite(json.loads((run_dir / "summary.json").read_text())["seconds"])

@@ -78,6 +78,7 @@ def start_workers(script, workers, arguments):
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_two_workers_train_esrgan_to_identical_weights(tmp_path, rng, precision):
     folder = natural_folder(tmp_path / "hr", rng, 4, 40, 40)
