@@ -206,3 +206,32 @@ def test_litert_notices_stay_off_the_terminal_unless_verbose(tmp_path):
     loud = subprocess.run(command + ["--verbose"], capture_output=True, text=True,
                           timeout=300, env=environment)
     assert loud.returncode == 0 and "Created TensorFlow Lite XNNPACK delegate" in loud.stderr
+
+
+@pytest.mark.parametrize("environ,expected", [
+    ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "true"),  # Eigen kernels: the BFC arena
+    ({"TF_ENABLE_ONEDNN_OPTS": "1"}, None),  # oneDNN: measured to change nothing, left alone
+    ({"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "false"}, "false"),  # theirs
+])
+def test_training_sets_the_allocator_per_cpu_before_tensorflow_and_keeps_a_users_value(
+        environ, expected):
+    code = ("import os, sys; from keras_sr import startup; startup.load(sys.argv[1]); "
+            "print(os.environ.get('TF_CPU_ALLOCATOR_USE_BFC'), startup.SWITCHES)")
+    base = {key: value for key, value in os.environ.items()
+            if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPU_ALLOCATOR_USE_BFC")}
+    for workload, wanted in (("train", expected), ("none", environ.get(
+            "TF_CPU_ALLOCATOR_USE_BFC"))):
+        result = subprocess.run([sys.executable, "-c", code, workload], capture_output=True,
+                                text=True, timeout=120,
+                                env=dict(base, KERAS_SR_PARSING="1", **environ))
+        value, switches = result.stdout.strip().split(" ", 1)
+        assert value == str(wanted), (workload, result.stdout, result.stderr[-1000:])
+        # Only what keras-sr set itself is reported (and said on the status line).
+        assert ("TF_CPU_ALLOCATOR_USE_BFC" in switches) == (
+            workload == "train" and expected == "true" and "TF_CPU_ALLOCATOR_USE_BFC" not in
+            environ), switches
+    # A library import sets nothing.
+    result = subprocess.run([sys.executable, "-c", "import os, keras_sr; print(os.environ.get("
+                             "'TF_CPU_ALLOCATOR_USE_BFC'))"], capture_output=True, text=True,
+                            timeout=120, env=dict(base, **environ))
+    assert result.stdout.strip() == str(environ.get("TF_CPU_ALLOCATOR_USE_BFC"))

@@ -347,6 +347,10 @@ def build_run(config, run_dir, feature_extractor_factory=None, log=print):
     is_chief, task_index = cluster_role()
     precision, reason = training_precision(config.train.precision)
     log(f"training on {precisions.describe_device()} at {precision} ({reason})")
+    from keras_sr import startup
+
+    for variable, (value, why) in startup.SWITCHES.items():
+        log(f"set {variable}={value} ({why}; set it yourself to choose)")
     policy = precisions.policy(precision)
     keras.config.set_dtype_policy(policy)
     strategy = make_strategy()
@@ -535,7 +539,7 @@ def main(argv=None, prog="python -m training.fit"):
     # The configuration is good: TensorFlow starts, and the data are checked with it.
     from keras_sr import startup
 
-    startup.load()
+    startup.load("train")
     try:
         source, validation = check_inputs(config, log=lambda line: print(line, file=sys.stderr))
     except config_lib.ConfigError as error:

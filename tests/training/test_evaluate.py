@@ -183,6 +183,9 @@ def test_lpips_when_its_weights_are_there_and_a_note_when_not(tmp_path, rng, cap
     assert evaluate.main(arguments) == 0
     err = capsys.readouterr().err
     assert err.count("no LPIPS") == 1 and "alexnet-owt-7be5be79.pth" in err
+    # Said to a command-line user: what to set, not a Python argument first.
+    assert "set KERAS_SR_ALEXNET_WEIGHTS to its path" in err
+    assert err.index("KERAS_SR_ALEXNET_WEIGHTS") < err.index("trunk_weights=")
     assert "lpips" not in json.loads((tmp_path / "r.json").read_text())["Set"]
     # Asked for explicitly, a missing trunk is an error.
     assert evaluate.main(arguments + ["--metrics", "lpips"]) == 2
