@@ -90,10 +90,10 @@ def _uniform(seed, low, high):
 
 
 def _beta(seed, beta_range):
-    """BasicSR's draw: below 1 or above 1 with equal chance (when the range spans 1)."""
+    """BasicSR's draw (random_bivariate_generalized_Gaussian / _plateau): U(low, 1) or
+    U(1, high) with equal chance, whatever the range. For the plateau's [1, 2] of the
+    Real-ESRGAN recipes that is beta = 1 half the time (mean 1.25), not U(1, 2)."""
     low, high = beta_range
-    if low >= 1.0 or high <= 1.0:
-        return _uniform(seed, low, high)
     below = tf.random.stateless_uniform([], seed + [0, 1]) < 0.5
     return tf.where(below, _uniform(seed + [0, 2], low, 1.0), _uniform(seed + [0, 3], 1.0, high))
 

@@ -21,6 +21,10 @@ class AdversarialTrainer(GeneratorTrainer):
 
     generator_adversarial_loss = None
     discriminator_adversarial_loss = None
+    # Whether the generator's adversarial loss reads the real images' logits (ESRGAN's
+    # relativistic loss does; the standard one does not, and then D(HR) is not run in the
+    # generator step: one discriminator forward, and one spectral-norm power iteration, less).
+    generator_loss_reads_real = True
 
     def __init__(self, generator, discriminator, perceptual_loss, pixel_loss, scale,
                  perceptual_weight, pixel_weight, adversarial_weight, ema_decay=0.0, **kwargs):
@@ -44,7 +48,8 @@ class AdversarialTrainer(GeneratorTrainer):
         with tf.GradientTape() as tape:
             sr_images = self.generator(lr_images, training=True)
             content_loss, logged = self.content_loss(hr_images, sr_images)
-            real_logits = ops.stop_gradient(self.discriminator(hr_images, training=True))
+            real_logits = ops.stop_gradient(self.discriminator(hr_images, training=True)) \
+                if self.generator_loss_reads_real else None
             fake_logits = self.discriminator(sr_images, training=True)
             adversarial_loss = self.generator_adversarial_loss(real_logits, fake_logits)
             g_loss = content_loss + self.adversarial_weight * adversarial_loss

@@ -31,6 +31,7 @@ class SRGAN(AdversarialTrainer):
     """
 
     generator_adversarial_loss = staticmethod(adversarial.standard_generator_loss)
+    generator_loss_reads_real = False
     discriminator_adversarial_loss = staticmethod(adversarial.standard_discriminator_loss)
 
     def __init__(self, generator, discriminator, perceptual_loss, scale=4,

@@ -278,3 +278,17 @@ def test_every_training_pair_is_degraded_with_its_own_draws(tmp_path, rng):
         assert np.mean(np.abs(lr - lr_batch[index]) < 1e-6) > 0.99
         directions.add(int(draws["first_resize_size"][0]))
     assert len(directions) > 1
+
+
+@pytest.mark.parametrize("beta_range,ones,mean", [((1.0, 2.0), 0.5, 1.25),
+                                                  ((0.5, 4.0), 0.0, 1.625)])
+def test_beta_is_drawn_below_or_above_one_with_equal_chance_as_basicsr_draws_it(
+        beta_range, ones, mean):
+    # random_bivariate_plateau / _generalized_Gaussian: U(low, 1) or U(1, high), each half the
+    # time, also for the plateau's [1, 2], where the first half is beta = 1 exactly.
+    draws = np.array([float(rd._beta(tf.constant([7, index], tf.int32), beta_range))
+                      for index in range(2000)])
+    # Binomial(2000, 1/2): 4 sigma is 0.045 of the share; the mean's sigma is under 0.02.
+    assert abs(np.mean(draws == 1.0) - ones) < 0.045
+    assert abs(draws.mean() - mean) < 0.08
+    assert draws.min() >= beta_range[0] and draws.max() <= beta_range[1]

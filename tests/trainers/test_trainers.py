@@ -209,3 +209,30 @@ def test_a_trainer_keeps_its_generators_ema_through_plain_fit():
                                             abs=1e-3)
     with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\), got 1.0"):
         PSNRTrainer(generator, scale=4, ema_decay=1.0)
+
+
+class CountingDiscriminator(keras.Model):
+    """Delegates to a discriminator and counts its forward passes (run eagerly)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def call(self, images, training=False):
+        self.calls += 1
+        return self.inner(images, training=training)
+
+
+@pytest.mark.parametrize("trainer_class,forwards", [(SRGAN, 3), (ESRGAN, 4)])
+def test_the_generator_step_runs_d_on_hr_only_for_a_loss_that_reads_it(trainer_class,
+                                                                        forwards):
+    # The standard GAN loss ignores D(HR): the step runs D on SR for the generator and on HR
+    # and SR for the discriminator (BasicSR's realesrgan_model: three forwards, so three
+    # spectral-norm power iterations). The relativistic loss reads D(HR) in both steps.
+    discriminator = CountingDiscriminator(VGGStyleDiscriminator(input_size=32, num_features=8))
+    trainer = trainer_class(RRDBNet(num_blocks=1, num_features=8, growth_channels=4),
+                            discriminator, PerceptualLoss(tiny_extractor(), "l1"))
+    trainer.compile(g_optimizer=keras.optimizers.SGD(1e-3),
+                    d_optimizer=keras.optimizers.SGD(1e-3), run_eagerly=True)
+    trainer.train_on_batch(*batch())
+    assert discriminator.calls == forwards
