@@ -52,6 +52,10 @@ class DataConfig:
     batch_size: int = 16
     cache: str = "auto"
     seed: int = 0
+    # Random horizontal flips and 90-degree rotations of each patch (BasicSR's use_hflip /
+    # use_rot); the Real-ESRGAN recipes flip but do not rotate.
+    flip: bool = True
+    rotate: bool = True
     # "bicubic" (the papers' LR), or "realesrgan": LR patches made from the HR patches by
     # Real-ESRGAN's second-order degradation (keras_sr.data.real_degradations, x4plus values).
     degradation: str = "bicubic"

@@ -410,6 +410,7 @@ def data_stream(run, source=None):
     degradation = config.degradation if config.data.degradation == "realesrgan" else None
     dataset = training_dataset(source, config.data.hr_patch_size, config.model.scale,
                                config.data.batch_size, seed=config.data.seed, cache=cache,
+                               flip=config.data.flip, rotate=config.data.rotate,
                                start_step=run.start_step, degradation=degradation)
     return source, iter(run.strategy.experimental_distribute_dataset(dataset))
 

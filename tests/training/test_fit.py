@@ -366,3 +366,29 @@ def test_float16_training_scales_the_loss_so_small_gradients_survive(scaled):
     finally:
         keras.config.set_dtype_policy(previous)
     assert all(moved) if scaled else not any(moved)
+
+
+def test_the_recipes_follow_the_reference_options(image_folder, tmp_path, monkeypatch):
+    # BasicSR's train_RRDBNet_PSNR_x4.yml / train_ESRGAN_x4.yml keep an EMA at 0.999;
+    # Real-ESRGAN's train_realesrnet / realesrgan_x4plus.yml flip but do not rotate
+    # (use_rot: False) and train 12 patches per GPU on 4 GPUs.
+    for name in ("rrdb_psnr_x4", "esrgan_x4"):
+        assert EXPERIMENTS[name]().train.ema_decay == 0.999, name
+    for name in ("realesrnet_x4", "realesrgan_x4"):
+        data = EXPERIMENTS[name]().data
+        assert (data.flip, data.rotate, data.batch_size) == (True, False, 48), name
+    # The keys reach the pipeline.
+    from keras_sr.data import pipeline
+
+    seen = {}
+    real = pipeline.training_dataset
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "training_dataset", spy)
+    config = tiny_config(image_folder, "data.rotate=false", "train.steps=1")
+    run = fit.build_run(config, str(tmp_path / "run"), log=lambda message: None)
+    fit.data_stream(run)
+    assert (seen["flip"], seen["rotate"]) == (True, False)
