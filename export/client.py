@@ -117,8 +117,7 @@ class GrpcClient:
 def main(argv=None, prog="python -m export.client"):
     from keras_sr import atomic, outputs
 
-    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
-        __doc__.split("\n\n")[0].split()))
+    parser = argparse.ArgumentParser(prog=prog, description=outputs.first_paragraph(__doc__))
     parser.add_argument("images", nargs="+", help="image files to upscale")
     parser.add_argument("-o", "--output", required=True, help="folder for the PNG results")
     parser.add_argument("--model-name", required=True, help="TF-Serving --model_name")

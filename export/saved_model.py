@@ -209,8 +209,7 @@ def main(argv=None, prog="python -m export.saved_model"):
     from keras_sr import precision as precisions
     from keras_sr.precision import PRECISIONS
 
-    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
-        __doc__.split("\n\n")[0].split()))
+    parser = argparse.ArgumentParser(prog=prog, description=outputs.first_paragraph(__doc__))
     parser.add_argument("--model", required=True, help=".keras file or preset name")
     parser.add_argument("--out", required=True, help="TF-Serving model folder, e.g. models/NAME")
     parser.add_argument("--version", type=outputs.int_at_least(1),

@@ -3,6 +3,8 @@ interpreter (`ai_edge_litert`, XNNPACK; `tf.lite.Interpreter` is deprecated), a 
 resizes a dynamic input, and the operator list of a flatbuffer. Library code: `keras-sr
 upscale` runs `.tflite` models through it, and `export.tflite` (conversion) builds on it."""
 
+import contextlib
+
 from keras_sr import _quiet
 
 LITERT_MISSING = (
@@ -57,12 +59,13 @@ def interpreter(tflite_model, num_threads=None):
 def run(tflite_interpreter, lr_images):
     """Runs an interpreter on one `[batch, H, W, 3]` float32 array, resizing a dynamic input."""
     input_detail = tflite_interpreter.get_input_details()[0]
-    if tuple(input_detail["shape"]) != tuple(lr_images.shape):
+    resized = tuple(input_detail["shape"]) != tuple(lr_images.shape)
+    if resized:
         tflite_interpreter.resize_tensor_input(input_detail["index"], list(lr_images.shape))
-        with _quiet.runtime_chatter_hidden():  # the first allocation names the delegate
-            tflite_interpreter.allocate_tensors()
-    # A no-op in LiteRT when nothing was resized since the last allocation.
-    tflite_interpreter.allocate_tensors()
+    # A no-op in LiteRT when nothing was resized since the last allocation; the first one
+    # names the delegate on stderr.
+    with _quiet.runtime_chatter_hidden() if resized else contextlib.nullcontext():
+        tflite_interpreter.allocate_tensors()
     tflite_interpreter.set_tensor(input_detail["index"], lr_images)
     tflite_interpreter.invoke()
     output_detail = tflite_interpreter.get_output_details()[0]

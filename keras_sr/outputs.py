@@ -10,6 +10,12 @@ import os
 import tempfile
 
 
+def first_paragraph(text):
+    """A docstring's first paragraph on one line: what a command's --help says it does (its
+    first line alone can stop mid-sentence)."""
+    return " ".join(text.split("\n\n")[0].split())
+
+
 def int_at_least(minimum, *, or_zero=False):
     """An argparse type: an integer >= `minimum` (or exactly 0 when `or_zero`)."""
     def parse(text):

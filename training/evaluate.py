@@ -323,9 +323,7 @@ def plan(args):
 
 
 def main(argv=None, prog="python -m training.evaluate"):
-    # The docstring's first sentence, whole.
-    summary = " ".join(__doc__.split("\n\n")[0].split())
-    parser = argparse.ArgumentParser(prog=prog, description=summary)
+    parser = argparse.ArgumentParser(prog=prog, description=outputs.first_paragraph(__doc__))
     parser.add_argument("--model", required=True,
                         help="a .keras file, a preset (e.g. realesrgan-x4plus), or 'bicubic'")
     parser.add_argument("--data", required=True, action="append",

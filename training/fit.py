@@ -24,13 +24,13 @@ if __name__ == "__main__":
     os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
 
 # isort: split
+from keras_sr.outputs import first_paragraph
 from training import config as config_lib
 from training.experiments import EXPERIMENTS
 
 
 def parse_args(argv, prog="python -m training.fit"):
-    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
-        __doc__.split("\n\n")[0].split()))
+    parser = argparse.ArgumentParser(prog=prog, description=first_paragraph(__doc__))
     parser.add_argument("experiment", nargs="?", default="quick",
                         help=f"one of {', '.join(EXPERIMENTS)} (default: quick)")
     parser.add_argument("--config", help="a YAML file of overrides")
@@ -525,9 +525,7 @@ def main(argv=None, prog="python -m training.fit"):
     parser, args = parse_args(argv, prog)
     if args.list:
         for name, factory in EXPERIMENTS.items():
-            # The docstring's first paragraph, whole (its first line alone stops mid-sentence).
-            summary = " ".join(factory.__doc__.split("\n\n")[0].split())
-            print(f"{name:<14}{summary}")
+            print(f"{name:<14}{first_paragraph(factory.__doc__)}")
         return 0
     try:
         config = resolve_config(args.experiment, args.config, args.set, args.init_from,

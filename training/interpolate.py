@@ -95,8 +95,7 @@ def print_sweep(rows):
 def main(argv=None, prog="python -m training.interpolate"):
     from keras_sr import outputs
 
-    parser = argparse.ArgumentParser(prog=prog, description=" ".join(
-        __doc__.split("\n\n")[0].split()))
+    parser = argparse.ArgumentParser(prog=prog, description=outputs.first_paragraph(__doc__))
     parser.add_argument("--psnr", required=True, help="PSNR-oriented generator (.keras or run)")
     parser.add_argument("--gan", required=True, help="GAN generator (.keras or run)")
     mode = parser.add_mutually_exclusive_group(required=True)

@@ -72,8 +72,8 @@ class Progress:
     def __init__(self, total, start_step, stream=None, interactive=None):
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty() if interactive is None else interactive
-        self.total, self.start_step, self.step = total, start_step, start_step
-        self.began = self.step_began = time.monotonic()
+        self.total, self.step = total, start_step
+        self.step_began = time.monotonic()
         self.first_step_seconds = None
         self.after_first = None  # (time, step) once the first step is done
 
@@ -111,11 +111,12 @@ class Progress:
             self.after_first = (now, step)
         self.step, self.step_began = step, now
         if self.interactive:
-            self.stream.write("\r\033[K" + self.line(values))
-            if step == self.total:
-                self.stream.write("\n")
+            self.stream.write("\r\033[K" + self.line(values)
+                              + ("\n" if step == self.total else ""))
         elif logged:
             self.stream.write(self.line(values) + "\n")
+        else:
+            return
         self.stream.flush()
 
 
