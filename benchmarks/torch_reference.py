@@ -325,6 +325,247 @@ def update_ema(torch, ema, model, decay=0.999):
             average.mul_(decay).add_(parameter, alpha=1 - decay)
 
 
+# --- Real-ESRGAN's training-pair generation, written from reading realesrgan_dataset.py
+# (RealESRGANDataset.__getitem__), realesrgan_model.py (RealESRGANModel.feed_data) and BasicSR's
+# degradations.py / img_process_util.py, for one image at a time (batch 1). Kernels in numpy
+# float64 as BasicSR makes them; the image work in torch float32 as the model does. ---
+
+def kernel_grid(size):
+    """BasicSR's mesh_grid: [size, size, 2] of (x, y), x the column offset from the centre."""
+    axis = np.arange(-size // 2 + 1.0, size // 2 + 1.0)
+    xx, yy = np.meshgrid(axis, axis)
+    return np.stack([xx, yy], -1)
+
+
+def blur_kernel(kind, size, sigma_x, sigma_y, theta, beta=1.0):
+    """BasicSR's bivariate_Gaussian / _generalized_Gaussian / _plateau (kind "iso", "aniso",
+    "generalized_iso", ...): exp(-q / 2), exp(-q^beta / 2), 1 / (q^beta + 1), normalised,
+    q = x^T S^-1 x with S = U diag(sigma_x^2, sigma_y^2) U^T, U the rotation by theta."""
+    if kind.endswith("iso") and not kind.endswith("aniso"):
+        sigma_y, theta = sigma_x, 0.0
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    sigma = rotation @ np.diag([sigma_x ** 2, sigma_y ** 2]) @ rotation.T
+    grid = kernel_grid(size)
+    q = np.sum((grid @ np.linalg.inv(sigma)) * grid, -1)
+    if kind.startswith("generalized"):
+        kernel = np.exp(-0.5 * q ** beta)
+    elif kind.startswith("plateau"):
+        kernel = 1.0 / (q ** beta + 1.0)
+    else:
+        kernel = np.exp(-0.5 * q)
+    return kernel / kernel.sum()
+
+
+def sinc_kernel(cutoff, size, pad_to=0):
+    """BasicSR's circular_lowpass_kernel: cutoff J1(cutoff r) / (2 pi r), cutoff^2 / (4 pi) at
+    the centre, normalised, zero-padded to `pad_to`."""
+    from scipy import special
+
+    centre = (size - 1) / 2
+    rows, columns = np.mgrid[0:size, 0:size]
+    radius = np.sqrt((rows - centre) ** 2 + (columns - centre) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kernel = cutoff * special.j1(cutoff * radius) / (2 * np.pi * radius)
+    kernel[size // 2, size // 2] = cutoff ** 2 / (4 * np.pi)
+    kernel = kernel / kernel.sum()
+    return pad_kernel(kernel, pad_to)
+
+
+def pad_kernel(kernel, size=21):
+    pad = max(size - kernel.shape[0], 0) // 2
+    return np.pad(kernel, pad)
+
+
+def filter2d(torch, image, kernel):
+    """BasicSR's filter2D: `image` [1, C, H, W] correlated with `kernel` ([k, k]) per channel,
+    reflect padding of k // 2."""
+    kernel = torch.as_tensor(kernel, dtype=image.dtype)
+    half = kernel.shape[-1] // 2
+    padded = torch.nn.functional.pad(image, (half, half, half, half), mode="reflect")
+    channels = image.shape[1]
+    weights = kernel[None, None].repeat(channels, 1, 1, 1)
+    return torch.nn.functional.conv2d(padded, weights, groups=channels)
+
+
+def usm_sharp(torch, image, weight=0.5, radius=51, threshold=10):
+    """BasicSR's USMSharp (radius 50 made odd; OpenCV's Gaussian for that size, sigma 0 ->
+    0.3 ((k - 1) / 2 - 1) + 0.8)."""
+    sigma = 0.3 * ((radius - 1) * 0.5 - 1) + 0.8
+    axis = np.arange(radius) - (radius - 1) / 2
+    line = np.exp(-axis ** 2 / (2 * sigma ** 2))
+    line /= line.sum()
+    kernel = np.outer(line, line).astype(np.float32)
+    residual = image - filter2d(torch, image, kernel)
+    mask = (torch.abs(residual) * 255 > threshold).to(image.dtype)
+    soft_mask = filter2d(torch, mask, kernel)
+    sharp = torch.clip(image + weight * residual, 0, 1)
+    return soft_mask * sharp + (1 - soft_mask) * image
+
+
+def gaussian_noise(torch, image, sigma, gray, generator=None):
+    """BasicSR's generate_gaussian_noise_pt for one image: N(0, sigma / 255), one field for
+    every channel when gray."""
+    shape = (1, 1, *image.shape[2:]) if gray else image.shape
+    return torch.randn(shape, dtype=image.dtype, generator=generator) * sigma / 255.0
+
+
+def _poisson(torch, image, generator):
+    image = torch.clamp((image * 255.0).round(), 0, 255) / 255.0
+    levels = 2 ** np.ceil(np.log2(len(torch.unique(image))))
+    return torch.poisson(image * levels, generator=generator) / levels - image
+
+
+def poisson_noise(torch, image, scale, gray, generator=None):
+    """BasicSR's generate_poisson_noise_pt for one image: gray noise is drawn on torchvision's
+    rgb_to_grayscale of the image, rounded to the 8-bit grid before the levels are counted."""
+    if gray:
+        weights = torch.tensor([0.2989, 0.587, 0.114], dtype=image.dtype)[None, :, None, None]
+        noise = _poisson(torch, (image * weights).sum(1, keepdim=True), generator)
+        noise = noise.expand_as(image)
+    else:
+        noise = _poisson(torch, image, generator)
+    return noise * scale
+
+
+def crop_or_pad(image, size, rng):
+    """RealESRGANDataset's "crop or pad to 400" of an HWC numpy image: BORDER_REFLECT_101 at the
+    bottom and right (numpy's reflect), then a random crop."""
+    height, width = image.shape[:2]
+    image = np.pad(image, [(0, max(size - height, 0)), (0, max(size - width, 0)), (0, 0)],
+                   mode="reflect")
+    top = rng.integers(0, image.shape[0] - size + 1)
+    left = rng.integers(0, image.shape[1] - size + 1)
+    return image[top:top + size, left:left + size]
+
+
+REALESRGAN_X4PLUS = {
+    "kernel_list": ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
+                    "plateau_aniso"],
+    "kernel_prob": [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], "sinc_prob": 0.1,
+    "blur_sigma": [0.2, 3], "betag_range": [0.5, 4], "betap_range": [1, 2],
+    "kernel_prob2": [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], "sinc_prob2": 0.1,
+    "blur_sigma2": [0.2, 1.5], "betag_range2": [0.5, 4], "betap_range2": [1, 2],
+    "final_sinc_prob": 0.8,
+    "resize_prob": [0.2, 0.7, 0.1], "resize_range": [0.15, 1.5], "gaussian_noise_prob": 0.5,
+    "noise_range": [1, 30], "poisson_scale_range": [0.05, 3], "gray_noise_prob": 0.4,
+    "jpeg_range": [30, 95],
+    "second_blur_prob": 0.8, "resize_prob2": [0.3, 0.4, 0.3], "resize_range2": [0.3, 1.2],
+    "gaussian_noise_prob2": 0.5, "noise_range2": [1, 25], "poisson_scale_range2": [0.05, 2.5],
+    "gray_noise_prob2": 0.4, "jpeg_range2": [30, 95],
+    "scale": 4, "gt_size": 256, "crop_pad_size": 400, "use_hflip": True,
+}
+
+
+def _random_beta(rng, low, high):
+    """BasicSR's draw of the generalized / plateau shape: U(low, 1) or U(1, high) evenly."""
+    return rng.uniform(low, 1) if rng.uniform() < 0.5 else rng.uniform(1, high)
+
+
+def random_kernel(rng, opt, suffix=""):
+    """RealESRGANDataset's kernel1 (suffix "") or kernel2 ("2"), padded to 21."""
+    size = int(rng.choice(np.arange(7, 22, 2)))
+    if rng.uniform() < opt["sinc_prob" + suffix]:
+        cutoff = rng.uniform(np.pi / 3 if size < 13 else np.pi / 5, np.pi)
+        return pad_kernel(sinc_kernel(cutoff, size))
+    kind = opt["kernel_list"][rng.choice(6, p=opt["kernel_prob" + suffix])]
+    low, high = opt["blur_sigma" + suffix]
+    sigma_x, sigma_y = rng.uniform(low, high), rng.uniform(low, high)
+    theta = rng.uniform(-np.pi, np.pi)
+    beta = 1.0
+    if kind.startswith("generalized"):
+        beta = _random_beta(rng, *opt["betag_range" + suffix])
+    elif kind.startswith("plateau"):
+        beta = _random_beta(rng, *opt["betap_range" + suffix])
+    return pad_kernel(blur_kernel(kind, size, sigma_x, sigma_y, theta, beta))
+
+
+def jpeg_pil(torch, image, quality):
+    """JPEG at an integer quality through Pillow (libjpeg, 4:2:0), what keras-sr's in-graph
+    JPEG (libjpeg) does; `image` [1, 3, H, W] in [0, 1]."""
+    import io
+
+    from PIL import Image
+
+    array = (image[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=int(quality))
+    decoded = np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255.0
+    return torch.from_numpy(decoded).permute(2, 0, 1)[None]
+
+
+def _resize_stage(torch, out, rng, prob, resize_range, size=None):
+    direction = rng.choice(3, p=prob)
+    factor = (rng.uniform(1, resize_range[1]), rng.uniform(resize_range[0], 1), 1.0)[direction]
+    mode = ("area", "bilinear", "bicubic")[rng.integers(3)]
+    interpolate = torch.nn.functional.interpolate
+    if size is None:
+        return interpolate(out, scale_factor=factor, mode=mode)
+    return interpolate(out, size=tuple(int(side * factor) for side in size), mode=mode)
+
+
+def _noise_stage(torch, out, rng, opt, suffix, generator):
+    gray = rng.uniform() < opt["gray_noise_prob" + suffix]
+    if rng.uniform() < opt["gaussian_noise_prob" + suffix]:
+        noise = gaussian_noise(torch, out, rng.uniform(*opt["noise_range" + suffix]), gray,
+                               generator)
+    else:
+        noise = poisson_noise(torch, out, rng.uniform(*opt["poisson_scale_range" + suffix]),
+                              gray, generator)
+    return torch.clamp(out + noise, 0, 1)
+
+
+def realesrgan_pair(torch, hr_image, rng, opt=REALESRGAN_X4PLUS, jpeg=jpeg_pil,
+                    generator=None):
+    """One (LR, HR) training pair from an HWC float32 numpy image in [0, 1], as the dataset
+    and feed_data make it: flip, crop or pad to 400, kernels; USM of the crop, first stage
+    (blur, resize by a factor, noise, JPEG), second stage (blur with the second-blur
+    probability, resize to a factor of the LR size, noise), then in random order [resize to
+    the LR size + final sinc] and JPEG; rounded to 8 bits; then the paired random crop. Draws
+    from `rng` (numpy) and the noise from `generator` (torch). `[1, 3, h, w]` tensors."""
+    scale = opt["scale"]
+    if opt["use_hflip"] and rng.uniform() < 0.5:
+        hr_image = hr_image[:, ::-1]
+    gt = crop_or_pad(hr_image, opt["crop_pad_size"], rng)
+    kernel1, kernel2 = random_kernel(rng, opt), random_kernel(rng, opt, "2")
+    sinc = np.zeros([21, 21])
+    sinc[10, 10] = 1.0
+    if rng.uniform() < opt["final_sinc_prob"]:
+        size = int(rng.choice(np.arange(7, 22, 2)))
+        sinc = sinc_kernel(rng.uniform(np.pi / 3, np.pi), size, pad_to=21)
+    gt = torch.from_numpy(np.ascontiguousarray(gt, np.float32)).permute(2, 0, 1)[None]
+    height, width = gt.shape[2:]
+    out = filter2d(torch, usm_sharp(torch, gt), kernel1.astype(np.float32))
+    out = _resize_stage(torch, out, rng, opt["resize_prob"], opt["resize_range"])
+    out = _noise_stage(torch, out, rng, opt, "", generator)
+    out = jpeg(torch, torch.clamp(out, 0, 1), rng.uniform(*opt["jpeg_range"]))
+    if rng.uniform() < opt["second_blur_prob"]:
+        out = filter2d(torch, out, kernel2.astype(np.float32))
+    out = _resize_stage(torch, out, rng, opt["resize_prob2"], opt["resize_range2"],
+                        size=(height / scale, width / scale))
+    out = _noise_stage(torch, out, rng, opt, "2", generator)
+
+    def back_and_sinc(out):
+        mode = ("area", "bilinear", "bicubic")[rng.integers(3)]
+        out = torch.nn.functional.interpolate(out, size=(height // scale, width // scale),
+                                              mode=mode)
+        return filter2d(torch, out, sinc.astype(np.float32))
+
+    if rng.uniform() < 0.5:
+        out = back_and_sinc(out)
+        out = jpeg(torch, torch.clamp(out, 0, 1), rng.uniform(*opt["jpeg_range2"]))
+    else:
+        out = jpeg(torch, torch.clamp(out, 0, 1), rng.uniform(*opt["jpeg_range2"]))
+        out = back_and_sinc(out)
+    lq = torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+    lq_size = opt["gt_size"] // scale
+    top = rng.integers(0, lq.shape[2] - lq_size + 1)
+    left = rng.integers(0, lq.shape[3] - lq_size + 1)
+    lq = lq[:, :, top:top + lq_size, left:left + lq_size]
+    gt = gt[:, :, top * scale:top * scale + opt["gt_size"],
+            left * scale:left * scale + opt["gt_size"]]
+    return lq, gt
+
+
 # --- Moving weights between keras-sr's networks and these. ---
 
 def discriminator_state_dict(discriminator):

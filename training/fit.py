@@ -156,14 +156,16 @@ def make_source(config, shuffle_seed):
     from keras_sr.data import sources
 
     data, scale = config.data, config.model.scale
+    # Real-ESRGAN pads a small image up to its crop size instead of skipping it.
+    min_hr_size = 0 if data.degradation == "realesrgan" else data.hr_patch_size
     if data.tfds:
-        return sources.tfds_source(data.tfds, scale, min_hr_size=data.hr_patch_size)
+        return sources.tfds_source(data.tfds, scale, min_hr_size=min_hr_size)
     if data.tfrecords:
-        return sources.tfrecord_source(data.tfrecords, scale, min_hr_size=data.hr_patch_size)
+        return sources.tfrecord_source(data.tfrecords, scale, min_hr_size=min_hr_size)
     if data.train_lr:
         return sources.paired_source(data.train[0], data.train_lr, scale,
-                                     min_hr_size=data.hr_patch_size, shuffle_seed=shuffle_seed)
-    return sources.folder_source(list(data.train), scale, min_hr_size=data.hr_patch_size,
+                                     min_hr_size=min_hr_size, shuffle_seed=shuffle_seed)
+    return sources.folder_source(list(data.train), scale, min_hr_size=min_hr_size,
                                  shuffle_seed=shuffle_seed)
 
 

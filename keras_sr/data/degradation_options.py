@@ -71,11 +71,16 @@ class DegradationOptions:
     Attributes:
         first, second: the two stages.
         final_sinc_probability: probability of the final sinc filter (cutoff in [pi/3, pi]).
+        crop_pad_size: the training pipeline crops (or reflect-pads) each HR image to this
+            square, degrades all of it, then cuts the training patch from both: Real-ESRGAN's
+            dataset uses 400 for 256-pixel patches, so the LR patch carries no border effects
+            of the blur and the JPEG grid falls anywhere in it. At least the HR patch size.
     """
 
     first: StageOptions = StageOptions()
     second: StageOptions = SECOND_STAGE
     final_sinc_probability: float = 0.8
+    crop_pad_size: int = 400
 
 
 def _range(values, key, low=None, high=None):
@@ -101,6 +106,9 @@ def _distribution(values, count, key):
 def problems(options, prefix="degradation"):
     """`[(dotted key, what is wrong)]` for a `DegradationOptions`; empty when usable."""
     found = _probability(options.final_sinc_probability, f"{prefix}.final_sinc_probability")
+    if not isinstance(options.crop_pad_size, int) or options.crop_pad_size < 1:
+        found.append((f"{prefix}.crop_pad_size",
+                      f"must be a positive whole number, got {options.crop_pad_size!r}"))
     for name in ("first", "second"):
         stage, key = getattr(options, name), f"{prefix}.{name}"
         kernel = stage.kernel

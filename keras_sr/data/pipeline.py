@@ -18,7 +18,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_sr.data.transforms import random_crop_pair, random_flip_rotate_pair
+from keras_sr.data.transforms import (
+    crop_or_pad,
+    random_crop_pair,
+    random_flip_rotate,
+    random_flip_rotate_pair,
+)
 
 logger = logging.getLogger("keras_sr.data")
 
@@ -109,6 +114,32 @@ def element_seed(seed, index):
         maxval=tf.int64.max, dtype=tf.int64)
 
 
+def check_crop_pad_size(crop_pad_size, hr_patch_size, scale):
+    if crop_pad_size < hr_patch_size or crop_pad_size % scale:
+        raise ValueError(f"degradation.crop_pad_size {crop_pad_size} must be a multiple of "
+                         f"scale {scale} and at least hr_patch_size {hr_patch_size}")
+
+
+def degraded_pair(hr_image, hr_patch_size, scale, seed_of_element, degradation, flip=True,
+                  rotate=True):
+    """A training pair `(lr_patch, hr_patch)` (float32 in [0, 1]) made from a whole uint8 HR
+    image as Real-ESRGAN makes one: its dataset flips / rotates the image and crops or
+    reflect-pads it to `degradation.crop_pad_size` (400); its model sharpens that crop (USM),
+    degrades the sharpened crop (`real_degradations.degrade`, second order) and then cuts an
+    aligned random patch from the crop and the LR. The HR patch is the unsharpened crop's: the
+    losses that want it sharpened sharpen it again (`sharpen_targets`), as the reference
+    does after its paired crop. Every draw comes from `seed_of_element` (an int64 scalar)."""
+    from keras_sr.data.real_degradations import degrade, unsharp_mask
+
+    hr_image = random_flip_rotate([hr_image], seed_of_element, flip=flip, rotate=rotate)[0]
+    crop = crop_or_pad(hr_image, degradation.crop_pad_size, seed_of_element)
+    crop = tf.image.convert_image_dtype(crop, tf.float32)
+    # The element's 64-bit seed as the two 32-bit halves a stateless seed takes.
+    lr_image = degrade(unsharp_mask(crop[None])[0], scale, tf.bitcast(seed_of_element,
+                                                                        tf.int32), degradation)
+    return random_crop_pair(lr_image, crop, hr_patch_size, scale, seed_of_element)
+
+
 def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="auto",
                      flip=True, rotate=True, shuffle_buffer=64, start_step=0,
                      degradation=None):
@@ -129,9 +160,10 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
         flip, rotate: random horizontal flips and 90-degree rotations.
         shuffle_buffer: the window of the shuffles of sources that cannot be permuted whole.
         start_step: batches already consumed (a resumed run).
-        degradation: a `keras_sr.data.real_degradations.DegradationOptions`: each LR patch is
-            then made from its HR patch by Real-ESRGAN's second-order degradation (seeded by
-            the stream position), instead of the source's bicubic LR.
+        degradation: a `keras_sr.data.real_degradations.DegradationOptions`: each pair is
+            then made by Real-ESRGAN's recipe (`degraded_pair`: crop or pad to
+            `crop_pad_size`, sharpen, second-order degradation, paired crop; seeded by the
+            stream position) instead of from the source's bicubic LR.
     Returns:
         An infinite dataset of `(lr_images, hr_images)`, float32 in [0, 1], shapes
         `[batch, P / scale, P / scale, 3]` and `[batch, P, P, 3]`.
@@ -142,24 +174,29 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     dataset = element_stream(source, seed, start_step * batch_size, cache, shuffle_buffer)
 
+    if degradation is not None:
+        check_crop_pad_size(degradation.crop_pad_size, hr_patch_size, scale)
+
     def patch(index, element):
         _, lr_image, hr_image = element
         seed_of_element = element_seed(seed, index)
+        if degradation is not None:
+            return degraded_pair(hr_image, hr_patch_size, scale, seed_of_element, degradation,
+                                 flip=flip, rotate=rotate)
         lr_patch, hr_patch = random_crop_pair(lr_image, hr_image, hr_patch_size, scale,
                                               seed_of_element)
         lr_patch, hr_patch = random_flip_rotate_pair(lr_patch, hr_patch, seed_of_element,
                                                      flip=flip, rotate=rotate)
-        hr_patch = tf.image.convert_image_dtype(hr_patch, tf.float32)
-        if degradation is not None:
-            from keras_sr.data.real_degradations import degrade
-
-            # The element's 64-bit seed as the two 32-bit halves a stateless seed takes.
-            lr_patch = degrade(hr_patch, scale, tf.bitcast(seed_of_element, tf.int32),
-                               degradation)
-            return tf.ensure_shape(lr_patch, [hr_patch_size // scale] * 2 + [3]), hr_patch
-        return tf.image.convert_image_dtype(lr_patch, tf.float32), hr_patch
+        return (tf.image.convert_image_dtype(lr_patch, tf.float32),
+                tf.image.convert_image_dtype(hr_patch, tf.float32))
 
     dataset = dataset.map(patch, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    if degradation is not None:
+        # Pairs are degraded in parallel, one per core: ops that split themselves over the
+        # cores as well only contend (47.1 vs 43.8 pairs/s on 2 cores, Zen 5).
+        options = tf.data.Options()
+        options.threading.max_intra_op_parallelism = 1
+        dataset = dataset.with_options(options)
     return with_shard_policy(dataset, source.file_based)

@@ -153,8 +153,23 @@ def random_kernel_and_draws(seed, options=KernelOptions()):
     return kernel, draws
 
 
+def correlate_padded(planes, kernel):
+    """`planes` (`[..., H + 2 h, W + 2 h]`, already padded by h on each side) correlated with
+    the square `kernel` (side 2 h + 1) to `[..., H, W]`, through the FFT: the cost does not
+    grow with the kernel, 2-4x faster than depthwise convolutions for the 21 x 21 blur and
+    the 51 x 51 sharpening on a 400 x 400 crop (2 cores). The circular convolution with the
+    flipped kernel equals the correlation from index 2 h on, past the wrap-around."""
+    side = kernel.shape[0]
+    size = tf.shape(planes)[-2:]
+    kernel = tf.cast(kernel, planes.dtype)
+    flipped = tf.pad(kernel[::-1, ::-1], [[0, size[0] - side], [0, size[1] - side]])
+    product = tf.signal.rfft2d(planes, size) * tf.signal.rfft2d(flipped, size)
+    return tf.signal.irfft2d(product, size)[..., side - 1:, side - 1:]
+
+
 def filter_image(image, kernel):
-    """`image` convolved with `kernel` (21 x 21), each channel alone, reflected borders."""
+    """`image` correlated with `kernel` (21 x 21), each channel alone, reflected borders
+    (BasicSR's filter2D)."""
     half = KERNEL_GRID // 2
 
     def one_pixel_at_a_time():
@@ -167,9 +182,9 @@ def filter_image(image, kernel):
 
     padded = tf.cond(tf.reduce_min(tf.shape(image)[:2]) > half,
                      lambda: tf.pad(image, [[half, half], [half, half], [0, 0]], mode="REFLECT"),
-                     one_pixel_at_a_time)[None]
-    weights = tf.tile(kernel[:, :, None, None], [1, 1, tf.shape(image)[-1], 1])
-    return tf.nn.depthwise_conv2d(padded, weights, [1, 1, 1, 1], "VALID")[0]
+                     one_pixel_at_a_time)
+    filtered = correlate_padded(tf.transpose(padded, [2, 0, 1]), kernel)
+    return tf.transpose(filtered, [1, 2, 0])
 
 
 def gaussian_noise(image, sigma, seed, gray=False):
@@ -181,16 +196,32 @@ def gaussian_noise(image, sigma, seed, gray=False):
     return image + noise * tf.ones_like(image)
 
 
+# torchvision's `rgb_to_grayscale` weights (ITU-R BT.601 luma, its rounding of 0.299): what
+# BasicSR's gray Poisson noise draws on.
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+
+
+def _levels(quantised):
+    """The count of distinct values of an image on the 8-bit grid, rounded up to a power of
+    two: BasicSR's photon-count scale for Poisson noise."""
+    counts = tf.math.bincount(tf.cast(tf.round(quantised * 255.0), tf.int32), minlength=256)
+    levels = tf.cast(tf.math.count_nonzero(counts), tf.float32)
+    return tf.pow(2.0, tf.math.ceil(tf.math.log(levels) / math.log(2.0)))
+
+
 def poisson_noise(image, scale, seed, gray=False):
-    """`image` plus Poisson (shot) noise as BasicSR draws it: counts ~ Poisson(x * n) / n,
-    n the number of distinct 8-bit levels rounded up to a power of two, the difference times
-    `scale`. When `gray`, drawn on the luma (BT.601) and added to every channel."""
-    quantised = tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0) / 255.0
+    """`image` plus Poisson (shot) noise as BasicSR's `generate_poisson_noise_pt` draws it:
+    the image rounded to the 8-bit grid (x), counts ~ Poisson(x * n), noise (counts / n - x)
+    times `scale`, n the number of distinct levels of x rounded up to a power of two. When
+    `gray`, x is the luma of the unrounded image (torchvision's weights) rounded to the grid,
+    and its noise is added to every channel; n then counts gray levels, which is what makes
+    gray noise as strong as the reference's."""
+    source = image
     if gray:
-        quantised = tf.reduce_sum(quantised * tf.constant([0.299, 0.587, 0.114]), -1,
-                                  keepdims=True)
-    levels = tf.cast(tf.size(tf.unique(tf.reshape(quantised, [-1]))[0]), tf.float32)
-    levels = tf.pow(2.0, tf.math.ceil(tf.math.log(levels) / math.log(2.0)))
+        source = tf.reduce_sum(image * tf.constant(GRAY_WEIGHTS, image.dtype), -1,
+                               keepdims=True)
+    quantised = tf.clip_by_value(tf.round(source * 255.0), 0.0, 255.0) / 255.0
+    levels = _levels(quantised)
     counts = tf.random.stateless_poisson(tf.shape(quantised), seed, quantised * levels,
                                          dtype=tf.float32)
     noise = (counts / levels - quantised) * scale
@@ -206,16 +237,101 @@ def jpeg(image, quality):
 
 RESIZE_METHODS = ("area", "bilinear", "bicubic")
 
+# PyTorch's bicubic convolution constant (Keys' a; MATLAB and TensorFlow use -0.5).
+TORCH_CUBIC_A = -0.75
+
+
+def _source_taps(in_size, out_size, method, scale_factor=None):
+    """`(indices, weights)`, both `[out_size, taps]`: output pixel i along one axis is
+    sum_t weights[i, t] * input[indices[i, t]], as PyTorch's `F.interpolate(mode=method,
+    align_corners=False)` (no antialias) computes it.
+
+    Bilinear and bicubic map output pixel i to the input coordinate (i + 0.5) * r - 0.5 with
+    r = 1 / scale_factor when a factor is given (even where the floored size makes the true
+    ratio differ), else in_size / out_size; bilinear clamps a negative coordinate to 0 and
+    takes the two pixels around it, bicubic takes four with a = -0.75 and repeats the edge
+    pixels past the border. "area" is adaptive average pooling: output pixel i averages input
+    pixels floor(i * in / out) to ceil((i + 1) * in / out) - 1."""
+    in_size = tf.cast(in_size, tf.int32)
+    out_size = tf.cast(out_size, tf.int32)
+    last = in_size - 1
+    if method == "area":
+        outputs = tf.range(out_size)
+        start = (outputs * in_size) // out_size
+        end = ((outputs + 1) * in_size + out_size - 1) // out_size
+        taps = tf.reduce_max(end - start)
+        indices = start[:, None] + tf.range(taps)[None]
+        inside = indices < end[:, None]
+        weights = tf.cast(inside, tf.float32) / tf.cast(end - start, tf.float32)[:, None]
+        return tf.minimum(indices, last), weights
+    if scale_factor is None:
+        ratio = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
+    else:
+        ratio = tf.cast(1.0 / tf.cast(scale_factor, tf.float64), tf.float32)
+    # ratio * (i + 0.5) - 0.5 rounded once, as PyTorch's kernels compute it (a fused
+    # multiply-add): the float32 ratio's product is exact in float64.
+    source = tf.cast(tf.cast(ratio, tf.float64) * (tf.cast(tf.range(out_size), tf.float64)
+                                                    + 0.5) - 0.5, tf.float32)
+    if method == "bilinear":
+        source = tf.maximum(source, 0.0)
+        low = tf.cast(tf.floor(source), tf.int32)
+        fraction = source - tf.floor(source)
+        high = tf.where(low < last, low + 1, low)
+        return tf.stack([low, high], 1), tf.stack([1.0 - fraction, fraction], 1)
+    if method == "bicubic":
+        low = tf.floor(source)
+        t = source - low
+        a = TORCH_CUBIC_A
+
+        def near(x):  # |x| <= 1
+            return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+
+        def far(x):  # 1 < |x| < 2
+            return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+
+        weights = tf.stack([far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)], 1)
+        indices = tf.cast(low, tf.int32)[:, None] + tf.range(-1, 3)[None]
+        return tf.clip_by_value(indices, 0, last), weights
+    raise ValueError(f"method must be one of {RESIZE_METHODS}, got {method!r}")
+
+
+def _resample_rows(image, out_size, method, scale_factor):
+    """Along axis 0: one gather and multiply-add per tap (3-4x faster than an einsum over a
+    gathered [out, taps, ...] tensor, on 2 cores)."""
+    indices, weights = _source_taps(tf.shape(image)[0], out_size, method, scale_factor)
+
+    def add_tap(tap, total):
+        return tap + 1, total + tf.gather(image, indices[:, tap]) * weights[:, tap, None, None]
+
+    total = tf.zeros(tf.concat([[out_size], tf.shape(image)[1:]], 0), image.dtype)
+    return tf.while_loop(lambda tap, _: tap < tf.shape(indices)[1], add_tap, (0, total))[1]
+
+
+def interpolate(image, size, method, scale_factor=None):
+    """`image` ([H, W, C] float) resized to `size` ([height, width]) as PyTorch's
+    `F.interpolate(image, size=size or scale_factor=..., mode=method, align_corners=False)`
+    computes it (see `_source_taps`): Real-ESRGAN's degradations resize this way. Pass the
+    factor that made `size` as `scale_factor` to map coordinates by it, as `F.interpolate
+    (scale_factor=...)` does."""
+    image = tf.convert_to_tensor(image, tf.float32)
+    size = tf.convert_to_tensor(size, tf.int32)
+    rows = _resample_rows(image, size[0], method, scale_factor)
+    # Columns as rows: gathering along the first axis is the fast one.
+    columns = _resample_rows(tf.transpose(rows, [1, 0, 2]), size[1], method, scale_factor)
+    return tf.transpose(columns, [1, 0, 2])
+
 
 def resize_by(image, factor, method):
-    """`image` resized by `factor` with "area", "bilinear" or "bicubic" (PyTorch's
-    `F.interpolate(scale_factor=factor)` sizes: floor(side x factor), at least 1)."""
-    return tf.image.resize(image, _scaled_size(tf.shape(image)[:2], factor), method=method)
+    """`image` resized by `factor` with "area", "bilinear" or "bicubic", as PyTorch's
+    `F.interpolate(scale_factor=factor)`: floor(side x factor) pixels (at least 1), sampled at
+    coordinates mapped by 1 / factor."""
+    return interpolate(image, _scaled_size(tf.shape(image)[:2], factor), method, factor)
 
 
 def _scaled_size(size, factor):
     """floor(size x factor), at least 1: the sizes of PyTorch's `F.interpolate(scale_factor=)`."""
-    return tf.maximum(tf.cast(tf.floor(tf.cast(size, tf.float32) * factor), tf.int32), 1)
+    product = tf.cast(size, tf.float64) * tf.cast(factor, tf.float64)  # as PyTorch: in double
+    return tf.maximum(tf.cast(tf.floor(product), tf.int32), 1)
 
 
 def _choose(seed, probabilities):
@@ -240,12 +356,15 @@ def _resize_seeds_and_method(seed):
 
 
 def _random_resize(image, seed, stage, size=None):
-    """Up / down / keep by a factor (or to `size`), with a random interpolation; with the
-    draws: "method" indexes RESIZE_METHODS, "size" is the [height, width] reached."""
+    """Up / down / keep by a factor (coordinates mapped by it, as `F.interpolate
+    (scale_factor=)`), or to `size`; a random interpolation. With the draws: "method" indexes
+    RESIZE_METHODS, "size" is the [height, width] reached."""
     seeds, method = _resize_seeds_and_method(seed)
+    factor = None
     if size is None:
-        size = _scaled_size(tf.shape(image)[:2], _random_factor(seeds[0], seeds[1], stage))
-    branches = [lambda m=m: tf.image.resize(image, size, method=m) for m in RESIZE_METHODS]
+        factor = _random_factor(seeds[0], seeds[1], stage)
+        size = _scaled_size(tf.shape(image)[:2], factor)
+    branches = [lambda m=m: interpolate(image, size, m, factor) for m in RESIZE_METHODS]
     return tf.switch_case(method, branches), {"method": method, "size": size}
 
 
@@ -393,22 +512,18 @@ def describe_draws(draws, hr_size, scale):
     return [first, second, "final: " + ", then ".join(order)]
 
 
-def _gaussian_1d(size, sigma):
+def _gaussian_kernel_2d(size, sigma):
     axis = tf.range(size, dtype=tf.float32) - (size - 1) / 2
-    kernel = tf.exp(-tf.square(axis) / (2 * sigma * sigma))
-    return kernel / tf.reduce_sum(kernel)
+    line = tf.exp(-tf.square(axis) / (2 * sigma * sigma))
+    line = line / tf.reduce_sum(line)
+    return line[:, None] * line[None, :]
 
 
-def _blur(images, size, sigma):
-    """Separable Gaussian blur of `[B, H, W, C]` images with reflected borders."""
+def _blur(planes, size, sigma):
+    """Gaussian blur of `[B, C, H, W]` planes with reflected borders."""
     half = size // 2
-    channels = tf.shape(images)[-1]
-    kernel = _gaussian_1d(size, sigma)
-    padded = tf.pad(images, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
-    rows = tf.tile(kernel[:, None, None, None], [1, 1, channels, 1])
-    columns = tf.tile(kernel[None, :, None, None], [1, 1, channels, 1])
-    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
-    return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
+    padded = tf.pad(planes, [[0, 0], [0, 0], [half, half], [half, half]], mode="REFLECT")
+    return correlate_padded(padded, _gaussian_kernel_2d(size, sigma))
 
 
 # Real-ESRGAN's USMSharp: radius 50 (made odd: 51), sigma as OpenCV derives it for that size,
@@ -424,8 +539,13 @@ def unsharp_mask(images):
     residual where it exceeds 10/255, through a soft mask, clipped to [0, 1]. `[B, H, W, 3]`
     float in [0, 1], sides above 25 pixels."""
     images = tf.convert_to_tensor(images)
-    residual = images - _blur(images, USM_SIZE, USM_SIGMA)
-    mask = tf.cast(tf.abs(residual) * 255.0 > USM_THRESHOLD, images.dtype)
+    dtype = images.dtype
+    # The FFT wants float32 or float64; channels first, as it transforms the last two axes.
+    planes = tf.transpose(tf.cast(images, tf.float64 if dtype == tf.float64 else tf.float32),
+                          [0, 3, 1, 2])
+    residual = planes - _blur(planes, USM_SIZE, USM_SIGMA)
+    mask = tf.cast(tf.abs(residual) * 255.0 > USM_THRESHOLD, planes.dtype)
     soft_mask = _blur(mask, USM_SIZE, USM_SIGMA)
-    sharp = tf.clip_by_value(images + USM_WEIGHT * residual, 0.0, 1.0)
-    return soft_mask * sharp + (1.0 - soft_mask) * images
+    sharp = tf.clip_by_value(planes + USM_WEIGHT * residual, 0.0, 1.0)
+    sharpened = soft_mask * sharp + (1.0 - soft_mask) * planes
+    return tf.cast(tf.transpose(sharpened, [0, 2, 3, 1]), dtype)

@@ -7,7 +7,7 @@ pipeline gives the same patches for the same seed whatever the parallelism of it
 import tensorflow as tf
 
 # Offsets into a per-element seed, one per independent random decision.
-CROP_KEY, FLIP_KEY, ROTATE_KEY = 0, 1, 2
+CROP_KEY, FLIP_KEY, ROTATE_KEY, CROP_PAD_KEY = 0, 1, 2, 3
 
 
 def _seed(element_seed, key):
@@ -43,16 +43,48 @@ def random_flip_rotate_pair(lr_image, hr_image, element_seed, flip=True, rotate=
     With both on, the eight dihedral transforms of a square patch are equally likely, as in
     BasicSR's `augment(hflip=True, rotation=True)`.
     """
+    return random_flip_rotate([lr_image, hr_image], element_seed, flip, rotate)
+
+
+def random_flip_rotate(images, element_seed, flip=True, rotate=True):
+    """`random_flip_rotate_pair` for a list of images: the same draws on each."""
+    images = list(images)
     if flip:
         do_flip = tf.random.stateless_uniform([], _seed(element_seed, FLIP_KEY)) < 0.5
-        lr_image, hr_image = tf.cond(
-            do_flip,
-            lambda: (tf.reverse(lr_image, [1]), tf.reverse(hr_image, [1])),
-            lambda: (lr_image, hr_image),
-        )
+        images = tf.cond(do_flip, lambda: [tf.reverse(image, [1]) for image in images],
+                         lambda: images)
     if rotate:
         turns = tf.random.stateless_uniform([], _seed(element_seed, ROTATE_KEY), minval=0,
                                             maxval=4, dtype=tf.int32)
-        lr_image = tf.image.rot90(lr_image, turns)
-        hr_image = tf.image.rot90(hr_image, turns)
-    return lr_image, hr_image
+        images = [tf.image.rot90(image, turns) for image in images]
+    return images
+
+
+def pad_to_at_least(image, size):
+    """`image` ([H, W, C]) reflect-padded (the edge pixel not repeated: OpenCV's
+    BORDER_REFLECT_101) at the bottom and right until both sides are at least `size`, as
+    Real-ESRGAN's dataset pads; an image shorter than half of `size` is reflected again, as
+    OpenCV does."""
+    def short(image):
+        return tf.reduce_any(tf.shape(image)[:2] < size)
+
+    def pad_once(image):
+        # One reflection adds at most side - 1 pixels; the next starts at a turning point.
+        sides = tf.shape(image)[:2]
+        pads = tf.minimum(tf.maximum(size - sides, 0), sides - 1)
+        return (tf.pad(image, [[0, pads[0]], [0, pads[1]], [0, 0]], mode="REFLECT"),)
+
+    shape = tf.TensorShape([None, None, image.shape[-1]])
+    return tf.while_loop(short, pad_once, (image,), shape_invariants=(shape,))[0]
+
+
+def crop_or_pad(image, size, element_seed):
+    """Real-ESRGAN's dataset step "crop or pad to 400": `pad_to_at_least(image, size)`, then a
+    random `size` x `size` crop (seeded)."""
+    image = pad_to_at_least(image, size)
+    limits = tf.shape(image)[:2] - size + 1
+    corner = tf.random.stateless_uniform(
+        [2], _seed(element_seed, CROP_PAD_KEY), minval=0, maxval=tf.int32.max,
+        dtype=tf.int32) % limits
+    cropped = image[corner[0]: corner[0] + size, corner[1]: corner[1] + size]
+    return tf.ensure_shape(cropped, [size, size, image.shape[-1]])

@@ -177,22 +177,70 @@ def test_training_batches_with_the_real_degradation(tmp_path, rng):
     from keras_sr.data.sources import folder_source
     from tests.training.test_evaluate import natural_like
 
-    for index in range(3):
-        Image.fromarray(natural_like(rng, 80, 72)).save(tmp_path / f"{index}.png")
+    # One image smaller than the HR patch: padded to the crop size, not skipped.
+    for index, (height, width) in enumerate([(80, 72), (96, 64), (20, 28)]):
+        Image.fromarray(natural_like(rng, height, width)).save(tmp_path / f"{index}.png")
     source = folder_source(tmp_path, scale=4)
+    assert source.count == 3
 
-    def batches(degradation):
-        dataset = training_dataset(source, 32, 4, 2, seed=1, cache=False,
-                                   degradation=degradation)
-        return [(lr.numpy(), hr.numpy()) for lr, hr in dataset.take(2)]
+    def dataset(seed):
+        return training_dataset(source, 32, 4, 3, seed=seed, cache=False,
+                                degradation=rd.DegradationOptions(crop_pad_size=48)).take(2)
 
-    plain, real = batches(None), batches(rd.DegradationOptions())
-    again = batches(rd.DegradationOptions())
-    for (plain_lr, plain_hr), (real_lr, real_hr), (again_lr, _) in zip(plain, real, again):
-        assert real_lr.shape == (2, 8, 8, 3)
-        np.testing.assert_array_equal(plain_hr, real_hr)  # the same HR patches
-        assert not np.array_equal(plain_lr, real_lr)
+    def batches(dataset):
+        return [(lr.numpy(), hr.numpy()) for lr, hr in dataset]
+
+    first = dataset(1)
+    real, again, other = batches(first), batches(first), batches(dataset(2))
+    for (real_lr, real_hr), (again_lr, again_hr), (other_lr, _) in zip(real, again, other):
+        assert real_lr.shape == (3, 8, 8, 3) and real_hr.shape == (3, 32, 32, 3)
         np.testing.assert_array_equal(real_lr, again_lr)
+        np.testing.assert_array_equal(real_hr, again_hr)
+        assert not np.array_equal(real_lr, other_lr)
+        # The LR is on the 8-bit grid, as the reference rounds it.
+        np.testing.assert_allclose(real_lr * 255, np.round(real_lr * 255), atol=1e-4)
+
+
+def test_the_pair_is_cut_from_the_degraded_sharpened_crop(rng):
+    """Real-ESRGAN's feed_data degrades USM(GT) of the whole 400 crop, then cuts the paired
+    patch: the HR patch is the unsharpened crop's, the LR patch the matching window of the LR
+    of the sharpened crop (27-31 dB away from degrading the plain crop)."""
+    from keras_sr.data.pipeline import degraded_pair
+    from keras_sr.data.transforms import crop_or_pad
+    from tests.training.test_evaluate import natural_like
+
+    image = natural_like(rng, 90, 70)
+    options = rd.DegradationOptions(crop_pad_size=64)
+    for number in range(3):
+        seed = tf.constant(1000 + number, tf.int64)
+        lr, hr = degraded_pair(image, 32, 4, seed, options, flip=False, rotate=False)
+        crop = tf.image.convert_image_dtype(crop_or_pad(image, 64, seed), tf.float32).numpy()
+        matches = [(top, left) for top in range(0, 33, 4) for left in range(0, 33, 4)
+                   if np.array_equal(crop[top:top + 32, left:left + 32], hr)]
+        assert len(matches) == 1
+        top, left = matches[0][0] // 4, matches[0][1] // 4
+        degrade_seed = tf.bitcast(seed, tf.int32)
+        sharpened = rd.degrade(rd.unsharp_mask(crop[None])[0], 4, degrade_seed, options)
+        plain = rd.degrade(crop, 4, degrade_seed, options)
+        np.testing.assert_array_equal(lr, sharpened[top:top + 8, left:left + 8])
+        assert not np.array_equal(lr, plain[top:top + 8, left:left + 8])
+
+
+def test_small_images_are_reflect_padded_at_the_bottom_and_right_as_opencv_pads(rng):
+    from keras_sr.data.transforms import crop_or_pad, pad_to_at_least
+
+    image = rng.integers(0, 256, (5, 3, 3), dtype=np.uint8)
+    # numpy's "reflect" is OpenCV's BORDER_REFLECT_101, reflecting again past the far edge.
+    np.testing.assert_array_equal(pad_to_at_least(tf.constant(image), 17),
+                                  np.pad(image, [(0, 12), (0, 14), (0, 0)], mode="reflect"))
+    # Padded in height only, then cropped in width at a seeded offset.
+    wide = rng.integers(0, 256, (6, 40, 3), dtype=np.uint8)
+    padded = np.pad(wide, [(0, 10), (0, 0), (0, 0)], mode="reflect")
+    crops = [crop_or_pad(tf.constant(wide), 16, tf.constant(seed, tf.int64)).numpy()
+             for seed in range(4)]
+    offsets = {left for crop in crops for left in range(25)
+               if np.array_equal(padded[:, left:left + 16], crop)}
+    assert len(offsets) > 1
 
 
 def test_unsharp_masking_sharpens_edges_and_leaves_flat_and_faint_detail_alone():
@@ -254,29 +302,16 @@ def test_reported_kernels_follow_the_recipes_probabilities():
     assert (np.abs(observed - expected) <= tolerance).all(), (observed, expected)
 
 
-def test_every_training_pair_is_degraded_with_its_own_draws(tmp_path, rng):
+def test_every_training_pair_is_degraded_with_its_own_draws():
     """The reference (BasicSR's RealESRGANModel) draws the resize, the noise type and the final
     order once per batch, hence its training-pair pool; here each pair is degraded alone from
     its stream position's seed, so a batch mixes degradations by itself."""
-    from PIL import Image
+    from keras_sr.data.pipeline import element_seed
 
-    from keras_sr.data.pipeline import element_seed, training_dataset
-    from keras_sr.data.sources import folder_source
-    from tests.training.test_evaluate import natural_like
-
-    for index in range(4):
-        Image.fromarray(natural_like(rng, 80, 72)).save(tmp_path / f"{index}.png")
-    dataset = training_dataset(folder_source(tmp_path, scale=4), 32, 4, 4, seed=3,
-                               cache=False, degradation=rd.DegradationOptions())
-    lr_batch, hr_batch = next(iter(dataset))
-    degrade = tf.function(lambda hr, seed: rd.degrade(hr, 4, seed, return_draws=True))
-    directions = set()
-    for index in range(4):
-        seed = tf.bitcast(element_seed(3, index), tf.int32)
-        lr, draws = degrade(hr_batch[index], seed)
-        np.testing.assert_allclose(lr, lr_batch[index], atol=1.01 / 255)
-        assert np.mean(np.abs(lr - lr_batch[index]) < 1e-6) > 0.99
-        directions.add(int(draws["first_resize_size"][0]))
+    degrade = tf.function(lambda seed: rd.degrade(tf.fill([64, 64, 3], 0.5), 4, seed,
+                                                  return_draws=True)[1])
+    directions = {int(degrade(tf.bitcast(element_seed(3, index), tf.int32))
+                      ["first_resize_size"][0]) for index in range(4)}
     assert len(directions) > 1
 
 
