@@ -41,7 +41,8 @@ SAMPLES = str(resources.files("keras_sr.data") / "samples")
 
 
 def pairs_per_second(degradation, hr_patch, batch, batches):
-    source = folder_source(SAMPLES, scale=4, min_hr_size=hr_patch)
+    # Real-ESRGAN pads small photos to its crop; the bicubic path needs the patch.
+    source = folder_source(SAMPLES, scale=4, min_hr_size=0 if degradation else hr_patch)
     iterator = iter(training_dataset(source, hr_patch, 4, batch, seed=0, cache=True,
                                      degradation=degradation))
     for _ in range(3):
@@ -87,6 +88,85 @@ def batch_mix(batches, batch, hr_patch, seed=0):
                    "mean_distinct": float(np.mean(values))} for name, values in rows.items()}
 
 
+def sample_photos():
+    from keras_sr.data.images import read_image
+
+    return [read_image(os.path.join(SAMPLES, name)) for name in sorted(os.listdir(SAMPLES))
+            if name.endswith((".png", ".jpg"))]
+
+
+def keras_sr_pairs(count, seed=0, options=DegradationOptions(), hr_patch=256):
+    """`count` (LR, HR) float pairs from the bundled photos in turn, through
+    `pipeline.degraded_pair` (flips on, no rotations: the x4plus recipe's)."""
+    from keras_sr.data.pipeline import degraded_pair, element_seed
+
+    make = tf.function(lambda image, index: degraded_pair(
+        image, hr_patch, 4, element_seed(seed, index), options, rotate=False))
+    photos = sample_photos()
+    return [tuple(item.numpy() for item in make(tf.constant(photos[index % len(photos)]),
+                                                tf.constant(index, tf.int64)))
+            for index in range(count)]
+
+
+def reference_pairs(count, seed=0):
+    """The same from the PyTorch reference (`torch_reference.realesrgan_pair`, x4plus)."""
+    import torch
+
+    from benchmarks import torch_reference
+
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    photos = [photo.astype(np.float32) / 255.0 for photo in sample_photos()]
+    pairs = []
+    for index in range(count):
+        with torch.no_grad():
+            lr, hr = torch_reference.realesrgan_pair(torch, photos[index % len(photos)], rng,
+                                                     generator=generator)
+        pairs.append((lr[0].permute(1, 2, 0).numpy(), hr[0].permute(1, 2, 0).numpy()))
+    return pairs
+
+
+def _luma(image):
+    return image @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def pair_statistics(pairs):
+    """Per pair: PSNR (dB) of the LR against the HR patch's clean bicubic LR (Pillow); a noise
+    estimate (Immerkaer's: the mean absolute response of a Laplacian difference mask on the LR
+    luma, times sqrt(pi / 2) / 6, on 0-255); a sharpness measure (the variance of the LR
+    luma's 4-neighbour Laplacian, on 0-255). `{name: array}`."""
+    from PIL import Image
+
+    rows = {"psnr_vs_bicubic": [], "noise_sigma": [], "sharpness": []}
+    for lr, hr in pairs:
+        size = lr.shape[1], lr.shape[0]
+        clean = np.asarray(Image.fromarray((hr * 255).round().astype(np.uint8)).resize(
+            size, Image.BICUBIC), np.float32) / 255.0
+        mse = np.mean((lr - clean) ** 2)
+        rows["psnr_vs_bicubic"].append(10 * np.log10(1.0 / max(mse, 1e-12)))
+        y = _luma(lr) * 255.0
+        mask = (y[:-2, :-2] - 2 * y[:-2, 1:-1] + y[:-2, 2:] - 2 * y[1:-1, :-2]
+                + 4 * y[1:-1, 1:-1] - 2 * y[1:-1, 2:] + y[2:, :-2] - 2 * y[2:, 1:-1]
+                + y[2:, 2:])
+        rows["noise_sigma"].append(np.sqrt(np.pi / 2) / 6 * np.mean(np.abs(mask)))
+        laplacian = (4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2]
+                     - y[1:-1, 2:])
+        rows["sharpness"].append(np.var(laplacian))
+    return {name: np.array(values) for name, values in rows.items()}
+
+
+def compare_with_reference(count, seed=0):
+    """Two-sample Kolmogorov-Smirnov test of each `pair_statistics` measure, keras-sr against
+    the PyTorch reference, `count` pairs each: `{name: (statistic, p value, keras-sr median,
+    reference median)}`."""
+    from scipy import stats
+
+    ours = pair_statistics(keras_sr_pairs(count, seed))
+    theirs = pair_statistics(reference_pairs(count, seed))
+    return {name: (*stats.ks_2samp(ours[name], theirs[name]), float(np.median(ours[name])),
+                   float(np.median(theirs[name]))) for name in ours}
+
+
 def write_sheet(path, hr_patch):
     """HR and eleven degraded LR versions (x4 nearest) in a 4 x 3 grid, each over the seed and
     its draws."""
@@ -128,7 +208,17 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--mix-batches", type=int, default=100)
     parser.add_argument("--sheet", help="also write the sheet of degraded examples here")
+    parser.add_argument("--compare", type=int, default=0, metavar="N",
+                        help="also compare N pairs' statistics with the PyTorch reference "
+                             "pipeline's (two-sample KS; needs torch and scipy)")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(f"keras-sr against the PyTorch reference, {args.compare} pairs each from the "
+              "bundled photos (KS statistic, p value, medians):")
+        for name, (statistic, p_value, ours, theirs) in compare_with_reference(
+                args.compare).items():
+            print(f"  {name}: D = {statistic:.3f}, p = {p_value:.3f}; median {ours:.3f} "
+                  f"(keras-sr) vs {theirs:.3f} (reference)")
     real = pairs_per_second(DegradationOptions(), args.hr_patch, args.batch, args.batches)
     bicubic = pairs_per_second(None, args.hr_patch, args.batch, args.batches)
     print(f"HR {args.hr_patch}, batch {args.batch}, {describe_device()}, {platform.machine()}, "

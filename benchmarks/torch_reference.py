@@ -479,6 +479,59 @@ def random_kernel(rng, opt, suffix=""):
     return pad_kernel(blur_kernel(kind, size, sigma_x, sigma_y, theta, beta))
 
 
+def diff_jpeg(torch, image, quality):
+    """BasicSR's DiffJPEG(differentiable=False) for `image` [1, 3, H, W] in [0, 1] at a float
+    quality: zero padding to multiples of 16, YCbCr, 2 x 2 average-pooled chroma, 8 x 8 DCT by
+    a [8, 8, 8, 8] cosine tensor, the (transposed) standard tables times the quality factor,
+    torch.round, the inverse, chroma repeated, RGB clamped to [0, 255]."""
+    import itertools
+
+    functional = torch.nn.functional
+    factor = (5000.0 / quality if quality < 50 else 200.0 - quality * 2) / 100.0
+    luma_table = torch.tensor(np.array(
+        [[16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55],
+         [14, 13, 16, 24, 40, 57, 69, 56], [14, 17, 22, 29, 51, 87, 80, 62],
+         [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+         [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]],
+        np.float32).T.copy())
+    chroma_table = np.full((8, 8), 99, np.float32)
+    chroma_table[:4, :4] = np.array([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99],
+                                     [47, 66, 99, 99]]).T
+    chroma_table = torch.tensor(chroma_table)
+    forward = np.zeros((8, 8, 8, 8), np.float32)
+    inverse = np.zeros((8, 8, 8, 8), np.float32)
+    for x, y, u, v in itertools.product(range(8), repeat=4):
+        forward[x, y, u, v] = np.cos((2 * x + 1) * u * np.pi / 16) * np.cos(
+            (2 * y + 1) * v * np.pi / 16)
+        inverse[x, y, u, v] = np.cos((2 * u + 1) * x * np.pi / 16) * np.cos(
+            (2 * v + 1) * y * np.pi / 16)
+    forward, inverse = torch.tensor(forward), torch.tensor(inverse)
+    alpha = np.array([1.0 / np.sqrt(2)] + [1.0] * 7)
+    alpha = torch.tensor(np.outer(alpha, alpha), dtype=torch.float32)
+    height, width = image.shape[2:]
+    padded = functional.pad(image, (0, (-width) % 16, 0, (-height) % 16))
+    to_ycbcr = torch.tensor(np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                                      [0.5, -0.418688, -0.081312]], np.float32).T.copy())
+    ycbcr = torch.tensordot((padded * 255).permute(0, 2, 3, 1), to_ycbcr, dims=1) \
+        + torch.tensor([0.0, 128.0, 128.0])
+    planes = [ycbcr[..., 0]] + [functional.avg_pool2d(ycbcr[None, ..., channel], 2)[0]
+                                for channel in (1, 2)]
+    restored = []
+    for plane, table in zip(planes, (luma_table, chroma_table, chroma_table)):
+        rows, columns = plane.shape[1] // 8, plane.shape[2] // 8
+        blocks = plane.view(1, rows, 8, columns, 8).permute(0, 1, 3, 2, 4) - 128
+        coefficients = 0.25 * alpha * torch.tensordot(blocks, forward, dims=2)
+        quantised = torch.round(coefficients / (table * factor)) * (table * factor)
+        spatial = 0.25 * torch.tensordot(quantised * alpha, inverse, dims=2) + 128
+        restored.append(spatial.permute(0, 1, 3, 2, 4).reshape(1, rows * 8, columns * 8))
+    chroma = [plane.repeat_interleave(2, 1).repeat_interleave(2, 2) for plane in restored[1:]]
+    ycbcr = torch.stack([restored[0]] + chroma, -1) + torch.tensor([0.0, -128.0, -128.0])
+    to_rgb = torch.tensor(np.array([[1.0, 0.0, 1.402], [1, -0.344136, -0.714136],
+                                    [1, 1.772, 0]], np.float32).T.copy())
+    rgb = torch.clamp(torch.tensordot(ycbcr, to_rgb, dims=1), 0, 255) / 255
+    return rgb.permute(0, 3, 1, 2)[:, :, :height, :width]
+
+
 def jpeg_pil(torch, image, quality):
     """JPEG at an integer quality through Pillow (libjpeg, 4:2:0), what keras-sr's in-graph
     JPEG (libjpeg) does; `image` [1, 3, H, W] in [0, 1]."""
@@ -514,7 +567,7 @@ def _noise_stage(torch, out, rng, opt, suffix, generator):
     return torch.clamp(out + noise, 0, 1)
 
 
-def realesrgan_pair(torch, hr_image, rng, opt=REALESRGAN_X4PLUS, jpeg=jpeg_pil,
+def realesrgan_pair(torch, hr_image, rng, opt=REALESRGAN_X4PLUS, jpeg=diff_jpeg,
                     generator=None):
     """One (LR, HR) training pair from an HWC float32 numpy image in [0, 1], as the dataset
     and feed_data make it: flip, crop or pad to 400, kernels; USM of the crop, first stage

@@ -228,11 +228,85 @@ def poisson_noise(image, scale, seed, gray=False):
     return image + noise * tf.ones_like(image)
 
 
+# DiffJPEG's tables (BasicSR's diffjpeg.py): the standard JPEG luminance and chrominance
+# tables of ITU T.81 Annex K, which DiffJPEG applies transposed (row = horizontal frequency).
+_LUMA_TABLE = (
+    (16, 11, 10, 16, 24, 40, 51, 61), (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56), (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77), (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101), (72, 92, 95, 98, 112, 100, 103, 99))
+_CHROMA_CORNER = ((17, 18, 24, 47), (18, 21, 26, 66), (24, 26, 56, 99), (47, 66, 99, 99))
+_TO_YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+_TO_RGB = ((1.0, 0.0, 1.402), (1.0, -0.344136, -0.714136), (1.0, 1.772, 0.0))
+
+
+def _jpeg_constants():
+    """The tables as [64] rows and the DCT and its inverse as [64, 64] matrices on flattened
+    8 x 8 blocks (DiffJPEG's tensordot over a [8, 8, 8, 8] cosine tensor is this matmul)."""
+    luma = tf.reshape(tf.transpose(tf.constant(_LUMA_TABLE, tf.float32)), [64])
+    chroma = tf.reshape(tf.transpose(tf.pad(tf.constant(_CHROMA_CORNER, tf.float32) - 99.0,
+                                            [[0, 4], [0, 4]]) + 99.0), [64])
+    steps = tf.range(8, dtype=tf.float32)
+    # cosines[position, frequency] = cos((2 position + 1) frequency pi / 16)
+    cosines = tf.cos((2.0 * steps[:, None] + 1.0) * steps[None] * math.pi / 16.0)
+    # basis[(x, y), (u, v)] = cosines[x, u] cosines[y, v]
+    basis = tf.reshape(cosines[:, None, :, None] * cosines[None, :, None, :], [64, 64])
+    alpha = tf.concat([[1.0 / math.sqrt(2.0)], tf.ones([7])], 0)
+    scale = 0.25 * tf.reshape(alpha[:, None] * alpha[None], [64])
+    return luma, chroma, basis, scale
+
+
+def _blocks(plane):
+    """[H, W] (multiples of 8) -> [H/8 x W/8, 64], block by block in raster order."""
+    height, width = tf.shape(plane)[0], tf.shape(plane)[1]
+    blocks = tf.transpose(tf.reshape(plane, [height // 8, 8, width // 8, 8]), [0, 2, 1, 3])
+    return tf.reshape(blocks, [-1, 64])
+
+
+def _unblocks(blocks, height, width):
+    blocks = tf.reshape(blocks, [height // 8, width // 8, 8, 8])
+    return tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [height, width])
+
+
+def jpeg_factor(quality):
+    """DiffJPEG's quality_to_factor: 50 / quality below 50, else 2 - quality / 50 (libjpeg's
+    scaling, without its rounding and clamping of the tables)."""
+    quality = tf.cast(quality, tf.float32)
+    return tf.where(quality < 50.0, 5000.0 / quality, 200.0 - 2.0 * quality) / 100.0
+
+
 def jpeg(image, quality):
-    """JPEG-compressed and decoded at `quality` (int in [0, 100]); the image is clipped to
-    [0, 1] first, as an encoder must."""
-    image = tf.clip_by_value(image, 0.0, 1.0)
-    return tf.image.adjust_jpeg_quality(image, tf.cast(quality, tf.int32))
+    """JPEG compression and decompression as Real-ESRGAN applies it (BasicSR's DiffJPEG with
+    rounding, a port of its arithmetic): `quality` a float, the image clipped to [0, 1] and
+    zero-padded to multiples of 16, YCbCr with 2 x 2 averaged chroma, 8 x 8 DCT, the tables
+    times `jpeg_factor(quality)`, round half to even, the inverse, chroma repeated 2 x 2,
+    clipped. No 8-bit rounding of the input, unlike an encoder."""
+    luma_table, chroma_table, basis, scale = _jpeg_constants()
+    factor = jpeg_factor(quality)
+    image = tf.clip_by_value(tf.convert_to_tensor(image, tf.float32), 0.0, 1.0)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    padded = tf.pad(image, [[0, (-height) % 16], [0, (-width) % 16], [0, 0]])
+    padded_height, padded_width = tf.shape(padded)[0], tf.shape(padded)[1]
+    ycbcr = tf.tensordot(padded * 255.0, tf.transpose(tf.constant(_TO_YCBCR)), 1) \
+        + tf.constant([0.0, 128.0, 128.0])
+    chroma = tf.nn.avg_pool2d(ycbcr[None, :, :, 1:], 2, 2, "VALID")[0]
+    # Every block of the three planes in one pair of matmuls, each with its plane's table.
+    blocks = [_blocks(ycbcr[:, :, 0]), _blocks(chroma[:, :, 0]), _blocks(chroma[:, :, 1])]
+    counts = [tf.shape(block)[0] for block in blocks]
+    tables = factor * tf.concat([tf.tile(luma_table[None], [counts[0], 1]),
+                                 tf.tile(chroma_table[None], [counts[1] + counts[2], 1])], 0)
+    coefficients = scale * tf.matmul(tf.concat(blocks, 0) - 128.0, basis)
+    quantised = tf.round(coefficients / tables) * tables
+    spatial = tf.matmul(quantised * scale, basis, transpose_b=True) + 128.0
+    luma, blue, red = tf.split(spatial, counts)
+    half_height, half_width = padded_height // 2, padded_width // 2
+    chroma = tf.stack([_unblocks(blue, half_height, half_width),
+                       _unblocks(red, half_height, half_width)], -1)
+    chroma = tf.repeat(tf.repeat(chroma, 2, axis=0), 2, axis=1)
+    restored = tf.concat([_unblocks(luma, padded_height, padded_width)[:, :, None], chroma],
+                         -1) - tf.constant([0.0, 128.0, 128.0])
+    rgb = tf.tensordot(restored, tf.transpose(tf.constant(_TO_RGB)), 1)
+    return tf.clip_by_value(rgb, 0.0, 255.0)[:height, :width] / 255.0
 
 
 RESIZE_METHODS = ("area", "bilinear", "bicubic")
@@ -389,8 +463,9 @@ def _random_noise(image, seed, stage):
 
 
 def _jpeg_quality(seed, stage):
+    """A float quality from U(low, high), as the reference draws it for DiffJPEG."""
     low, high = stage.jpeg_quality
-    return tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32)
+    return tf.random.stateless_uniform([], seed, float(low), float(high))
 
 
 def _random_jpeg(image, seed, stage):

@@ -327,3 +327,52 @@ def test_beta_is_drawn_below_or_above_one_with_equal_chance_as_basicsr_draws_it(
     assert abs(np.mean(draws == 1.0) - ones) < 0.045
     assert abs(draws.mean() - mean) < 0.08
     assert draws.min() >= beta_range[0] and draws.max() <= beta_range[1]
+
+
+def test_every_draw_follows_the_x4plus_recipe():
+    """Over 600 degradations: each choice's frequency within four binomial standard
+    deviations of train_realesrgan_x4plus.yml's, each range inside the yml's."""
+    options = rd.DegradationOptions()
+    # 256 pixels: a factor within 1/64 of 1 would floor to "keep" on the 64-pixel LR; at
+    # most 3% of the draws.
+    draw = tf.function(lambda seed: rd.degrade(tf.fill([256, 256, 3], 0.5), 4, seed,
+                                               return_draws=True)[1])
+    draws = [{key: value.numpy() for key, value in draw(tf.constant([13, index])).items()}
+             for index in range(600)]
+
+    def share(test):
+        return np.mean([bool(test(item)) for item in draws])
+
+    def near(observed, expected):
+        return abs(observed - expected) <= 4 * np.sqrt(expected * (1 - expected) / 600) + 1e-9
+
+    for stage, side in (("first", 256), ("second", 64)):
+        settings = getattr(options, stage)
+        ratio = np.array([item[f"{stage}_resize_size"][0] / side for item in draws])
+        # up / down / keep (a factor drawn in [1, high] or [low, 1], or exactly 1)
+        low, high = settings.resize_range
+        assert ratio.min() >= np.floor(side * low) / side - 1e-6
+        assert ratio.max() <= high + 1e-6
+        keep = np.mean(ratio == 1.0)
+        assert near(keep, settings.resize_probabilities[2]), (stage, keep)
+        for method in range(3):
+            assert near(share(lambda item: item[f"{stage}_resize_method"] == method), 1 / 3)
+        assert near(share(lambda item: item[f"{stage}_gaussian"]),
+                    settings.gaussian_noise_probability)
+        assert near(share(lambda item: item[f"{stage}_gray"]), settings.gray_noise_probability)
+        assert near(share(lambda item: item[f"{stage}_blur"]), settings.blur_probability)
+        sigmas = [item[f"{stage}_sigma"] for item in draws if item[f"{stage}_gaussian"]]
+        assert settings.noise_sigma[0] <= min(sigmas) and max(sigmas) <= settings.noise_sigma[1]
+        scales = [item[f"{stage}_poisson_scale"] for item in draws
+                  if not item[f"{stage}_gaussian"]]
+        assert (settings.poisson_scale[0] <= min(scales)
+                and max(scales) <= settings.poisson_scale[1])
+    for key, settings in (("first_jpeg", options.first), ("final_jpeg", options.second)):
+        qualities = np.array([item[key] for item in draws])
+        low, high = settings.jpeg_quality
+        assert low <= qualities.min() and qualities.max() <= high
+        # A float quality, uniform: the reference's uniform_(30, 95) for DiffJPEG.
+        assert len(np.unique(qualities)) > 500
+        assert abs(np.median(qualities) - (low + high) / 2) < 0.1 * (high - low)
+    assert near(share(lambda item: item["final_resize_first"]), 0.5)
+    assert near(share(lambda item: item["final_sinc"]), options.final_sinc_probability)

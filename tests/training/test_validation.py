@@ -27,7 +27,8 @@ def folders(tmp_path, rng):
 def config_for(train, heldout, *overrides, experiment="esrgan_x4"):
     return fit.resolve_config(experiment, overrides=[
         f"data.train={train}", f"data.validation={heldout}", "data.hr_patch_size=32",
-        "data.batch_size=2", "degradation.crop_pad_size=48", "train.steps=2", "train.validate_every=1",
+        "data.batch_size=2", "degradation.crop_pad_size=48", "train.steps=2",
+        "train.validate_every=1",
         "model.discriminator_features=8", *TINY_MODEL, *overrides] if experiment != "quick"
         else [f"data.validation={heldout}", *overrides])
 
