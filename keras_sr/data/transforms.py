@@ -74,6 +74,12 @@ def pad_to_at_least(image, size):
         pads = tf.minimum(tf.maximum(size - sides, 0), sides - 1)
         return (tf.pad(image, [[0, pads[0]], [0, pads[1]], [0, 0]], mode="REFLECT"),)
 
+    # A one-pixel side has nothing to reflect: stop with a message instead of looping.
+    check = tf.debugging.assert_greater(
+        tf.shape(image)[:2], 1, message="pad_to_at_least: an image side of 1 pixel cannot be "
+        "reflect-padded")
+    with tf.control_dependencies([check]):
+        image = tf.identity(image)
     shape = tf.TensorShape([None, None, image.shape[-1]])
     return tf.while_loop(short, pad_once, (image,), shape_invariants=(shape,))[0]
 

@@ -233,6 +233,8 @@ def test_small_images_are_reflect_padded_at_the_bottom_and_right_as_opencv_pads(
     # numpy's "reflect" is OpenCV's BORDER_REFLECT_101, reflecting again past the far edge.
     np.testing.assert_array_equal(pad_to_at_least(tf.constant(image), 17),
                                   np.pad(image, [(0, 12), (0, 14), (0, 0)], mode="reflect"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="side of 1 pixel"):
+        pad_to_at_least(tf.zeros([1, 5, 3]), 8)
     # Padded in height only, then cropped in width at a seeded offset.
     wide = rng.integers(0, 256, (6, 40, 3), dtype=np.uint8)
     padded = np.pad(wide, [(0, 10), (0, 0), (0, 0)], mode="reflect")
