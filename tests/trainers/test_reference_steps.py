@@ -158,3 +158,24 @@ def test_psnr_step_equals_the_reference(pixel):
                                                nchw(hr), pixel))
         if index in (0, 2):
             assert largest_difference(state_dict_of(generator), torch_generator) < TOLERANCE
+
+
+def test_the_realesrgan_perceptual_loss_fit_builds_equals_the_references(vgg_file):
+    """`fit` builds realesrgan_x4's five-layer VGG19 loss from a torchvision-layout file (here
+    random weights), not a test's stand-in: it equals the reference's sum of 0.1, 0.1, 1, 1, 1
+    times the L1 of conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 (before ReLU)."""
+    import dataclasses
+
+    from training import experiments, fit
+
+    loss_config = dataclasses.replace(experiments.realesrgan_x4().loss, vgg_weights=vgg_file)
+    loss = fit.build_perceptual_loss(loss_config)
+    torch_vgg = reference.build(torch)[2](preprocess="torchvision",
+                                          taps=reference.REALESRGAN_VGG_TAPS).double()
+    reference.load_state(torch_vgg, reference.vgg_state_dict(loss.feature_extractor))
+    sr, hr = random_images((2, 32, 32, 3), seed=5), random_images((2, 32, 32, 3), seed=6)
+    with torch.no_grad():
+        expected = sum(weight * torch.nn.functional.l1_loss(ours, theirs).item()
+                       for weight, ours, theirs in zip(reference.REALESRGAN_VGG_WEIGHTS,
+                                                       torch_vgg(nchw(sr)), torch_vgg(nchw(hr))))
+    assert float(loss(hr, sr)) == pytest.approx(expected, rel=1e-9)
