@@ -532,20 +532,6 @@ def diff_jpeg(torch, image, quality):
     return rgb.permute(0, 3, 1, 2)[:, :, :height, :width]
 
 
-def jpeg_pil(torch, image, quality):
-    """JPEG at an integer quality through Pillow (libjpeg, 4:2:0), what keras-sr's in-graph
-    JPEG (libjpeg) does; `image` [1, 3, H, W] in [0, 1]."""
-    import io
-
-    from PIL import Image
-
-    array = (image[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "JPEG", quality=int(quality))
-    decoded = np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255.0
-    return torch.from_numpy(decoded).permute(2, 0, 1)[None]
-
-
 def _resize_stage(torch, out, rng, prob, resize_range, size=None):
     direction = rng.choice(3, p=prob)
     factor = (rng.uniform(1, resize_range[1]), rng.uniform(resize_range[0], 1), 1.0)[direction]

@@ -257,16 +257,14 @@ def validate(config):
     require(data.cache in ("auto", "yes", "no"), "data.cache", "auto, yes or no")
     require(data.degradation in ("bicubic", "realesrgan"), "data.degradation",
             "bicubic or realesrgan")
-    from keras_sr.data.degradation_options import problems
+    from keras_sr.data.degradation_options import crop_pad_problem, problems
 
     for key, message in problems(config.degradation):
         require(False, key, message)
-    crop_pad_size = config.degradation.crop_pad_size
-    # The LR is degraded from the sharpened crop: the sharpening's blur reflects 25 pixels.
-    require(data.degradation != "realesrgan" or (
-        crop_pad_size >= max(data.hr_patch_size, 26) and crop_pad_size % model.scale == 0),
-        "degradation.crop_pad_size", f"must be a multiple of model.scale {model.scale}, at "
-        f"least data.hr_patch_size {data.hr_patch_size} and above 25, got {crop_pad_size}")
+    if data.degradation == "realesrgan":
+        message = crop_pad_problem(config.degradation.crop_pad_size, data.hr_patch_size,
+                                   model.scale)
+        require(message is None, "degradation.crop_pad_size", message)
     # The sharpening's 51-tap blur reflects 25 pixels at each border.
     require(not loss.sharpen_targets or data.hr_patch_size > 25, "loss.sharpen_targets",
             f"needs data.hr_patch_size above 25, got {data.hr_patch_size}")

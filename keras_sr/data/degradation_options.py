@@ -83,6 +83,15 @@ class DegradationOptions:
     crop_pad_size: int = 400
 
 
+def crop_pad_problem(crop_pad_size, hr_patch_size, scale):
+    """What is wrong with `crop_pad_size` for these patches, or None: the pipeline cuts the
+    patch from the crop, and the sharpening's 51-tap blur reflects 25 pixels of it."""
+    if crop_pad_size < max(hr_patch_size, 26) or crop_pad_size % scale:
+        return (f"must be a multiple of the scale {scale}, at least the HR patch size "
+                f"{hr_patch_size} and above 25, got {crop_pad_size}")
+    return None
+
+
 def _range(values, key, low=None, high=None):
     if len(values) != 2 or values[0] > values[1]:
         return [(key, f"must be [low, high] with low <= high, got {list(values)}")]

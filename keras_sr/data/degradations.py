@@ -151,19 +151,35 @@ def _contributions_tf(in_length, out_length, scale, antialias):
     return weights, indices, taps
 
 
+def resample_axis(image, axis, indices, weights):
+    """`[H, W, C]` `image` resampled along `axis` (0 or 1): output i is
+    sum_t weights[i, t] x image[indices[i, t]], `indices` and `weights` `[out, taps]`. One
+    gather per tap keeps memory at one output-sized buffer, where a dense (out x in) matrix
+    would multiply mostly zeros; the axis is moved first, as gathering along axis 0 is the
+    fast one. A static tap count is unrolled, a dynamic one (adaptive pooling) loops."""
+    import tensorflow as tf
+
+    weights = tf.cast(weights, image.dtype)
+    moved = image if axis == 0 else tf.transpose(image, [1, 0, 2])
+
+    def add_tap(tap, total):
+        return tap + 1, total + tf.gather(moved, indices[:, tap]) * weights[:, tap, None, None]
+
+    total = tf.zeros(tf.concat([tf.shape(indices)[:1], tf.shape(moved)[1:]], 0), image.dtype)
+    if indices.shape[1] is not None:
+        for tap in range(indices.shape[1]):
+            total = add_tap(tap, total)[1]
+    else:
+        total = tf.while_loop(lambda tap, _: tap < tf.shape(indices)[1], add_tap,
+                              (0, total))[1]
+    return total if axis == 0 else tf.transpose(total, [1, 0, 2])
+
+
 def _resize_axis_tf(image, axis, scale, out_length, antialias):
     import tensorflow as tf
 
-    in_length = tf.shape(image)[axis]
-    weights, indices, taps = _contributions_tf(in_length, out_length, scale, antialias)
-    weights = tf.cast(weights, image.dtype)
-    moved = image if axis == 0 else tf.transpose(image, [1, 0, 2])
-    result = 0.0
-    # Taps are few and static (6 at scale 1, 18 at 1/4): a gather per tap keeps memory at one
-    # output-sized buffer, where a dense (out x in) matrix would multiply mostly zeros.
-    for tap in range(taps):
-        result += tf.gather(moved, indices[:, tap]) * weights[:, tap, None, None]
-    return result if axis == 0 else tf.transpose(result, [1, 0, 2])
+    weights, indices, _ = _contributions_tf(tf.shape(image)[axis], out_length, scale, antialias)
+    return resample_axis(image, axis, indices, weights)
 
 
 def imresize_tf(image, scale, antialias=True):

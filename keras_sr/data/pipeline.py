@@ -114,12 +114,6 @@ def element_seed(seed, index):
         maxval=tf.int64.max, dtype=tf.int64)
 
 
-def check_crop_pad_size(crop_pad_size, hr_patch_size, scale):
-    if crop_pad_size < hr_patch_size or crop_pad_size % scale:
-        raise ValueError(f"degradation.crop_pad_size {crop_pad_size} must be a multiple of "
-                         f"scale {scale} and at least hr_patch_size {hr_patch_size}")
-
-
 def degraded_pair(hr_image, hr_patch_size, scale, seed_of_element, degradation, flip=True,
                   rotate=True):
     """A training pair `(lr_patch, hr_patch)` (float32 in [0, 1]) made from a whole uint8 HR
@@ -175,7 +169,11 @@ def training_dataset(source, hr_patch_size, scale, batch_size, seed=0, cache="au
     dataset = element_stream(source, seed, start_step * batch_size, cache, shuffle_buffer)
 
     if degradation is not None:
-        check_crop_pad_size(degradation.crop_pad_size, hr_patch_size, scale)
+        from keras_sr.data.degradation_options import crop_pad_problem
+
+        message = crop_pad_problem(degradation.crop_pad_size, hr_patch_size, scale)
+        if message:
+            raise ValueError(f"degradation.crop_pad_size {message}")
 
     def patch(index, element):
         _, lr_image, hr_image = element

@@ -305,3 +305,20 @@ def test_bad_degradation_values_are_named(folders, override, message):
     train, root = folders
     with pytest.raises(config_lib.ConfigError, match=message):
         config_for(train, root / "heldout.png", override, experiment="realesrnet_x4")
+
+
+def test_a_crop_smaller_than_the_patch_is_named(folders, tmp_path):
+    from keras_sr.data.pipeline import training_dataset
+    from keras_sr.data.real_degradations import DegradationOptions
+    from keras_sr.data.sources import folder_source
+
+    train, root = folders
+    with pytest.raises(config_lib.ConfigError, match="degradation.crop_pad_size: must be a "
+                       "multiple of the scale 4, at least the HR patch size 32 and above 25, "
+                       "got 30"):
+        config_for(train, root / "heldout.png", "degradation.crop_pad_size=30",
+                   experiment="realesrnet_x4")
+    with pytest.raises(ValueError, match="degradation.crop_pad_size must be a multiple of "
+                       "the scale 4, at least the HR patch size 32 and above 25, got 30"):
+        training_dataset(folder_source(str(train), scale=4), 32, 4, 2,
+                         degradation=DegradationOptions(crop_pad_size=30))
