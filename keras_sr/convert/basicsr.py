@@ -133,8 +133,15 @@ def _shuffle_permutation(channels, factor):
 def parameter_map(model):
     """`[(basicsr_prefix, keras_layer, kind)]` for every weight-holding layer of `model`;
     kind says how PyTorch's tensors are laid out for it."""
-    from keras_sr.models import RRDBNet, SRVGGNetCompact
+    from keras_sr.models import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
 
+    if isinstance(model, UNetDiscriminatorSN):
+        # Real-ESRGAN's netD files: conv0 and conv9 plain, conv1-8 torch spectral_norm'd
+        # (weight_orig, and the power iteration's weight_u / weight_v buffers).
+        return ([("conv0", model.get_layer("conv0"), ("conv",))]
+                + [(f"conv{index}", model.get_layer(f"conv{index}"), ("spectral",))
+                   for index in range(1, 9)]
+                + [("conv9", model.get_layer("logits"), ("conv",))])
     if isinstance(model, RRDBNet):
         unshuffle = UNSHUFFLE_FACTORS[model.scale]
         entries = [("conv_first", model.get_layer("conv_first"),
@@ -161,14 +168,39 @@ def parameter_map(model):
         entries.append((f"body.{2 * len(names)}", model.get_layer("conv_last"),
                         ("conv_out_shuffled", model.scale)))
         return entries
-    raise ConversionError(f"{type(model).__name__} has no BasicSR weight layout; RRDBNet and "
-                          "SRVGGNetCompact do")
+    raise ConversionError(f"{type(model).__name__} has no BasicSR weight layout; RRDBNet, "
+                          "SRVGGNetCompact and UNetDiscriminatorSN do")
+
+
+def _spectral_v_order(kernel_shape):
+    """order[k_keras] = k_torch for spectral norm's `v`: PyTorch flattens a kernel's rows in
+    (input channels, rows, columns) order, Keras in (rows, columns, input channels)."""
+    rows, columns, channels = kernel_shape[:3]
+    return np.arange(rows * columns * channels).reshape(channels, rows, columns) \
+        .transpose(1, 2, 0).reshape(-1)
+
+
+def _keys(prefix, kind, layer):
+    """{suffix: BasicSR key} of a layer's tensors."""
+    if kind[0] == "prelu":
+        suffixes = ("weight",)
+    elif kind[0] == "spectral":
+        suffixes = ("weight_orig", "weight_u", "weight_v")
+    else:
+        suffixes = ("weight", "bias") if len(layer.weights) > 1 else ("weight",)
+    return {suffix: f"{prefix}.{suffix}" for suffix in suffixes}
 
 
 def _to_keras(kind, tensors):
     if kind[0] == "prelu":
         return [tensors["weight"].reshape(1, 1, -1)]
+    if kind[0] == "spectral":
+        kernel = tensors["weight_orig"].transpose(2, 3, 1, 0)
+        return [kernel, tensors["weight_u"],
+                tensors["weight_v"][_spectral_v_order(kernel.shape)]]
     kernel = tensors["weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    if "bias" not in tensors:
+        return [kernel]
     bias = tensors["bias"]
     if kind[0] == "conv_in_shuffled":
         kernel = kernel[:, :, _shuffle_permutation(3, kind[1]), :]
@@ -181,6 +213,12 @@ def _to_keras(kind, tensors):
 def _to_torch(kind, weights):
     if kind[0] == "prelu":
         return {"weight": weights[0].reshape(-1)}
+    if kind[0] == "spectral":
+        kernel, u, v = weights
+        return {"weight_orig": np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)),
+                "weight_u": u, "weight_v": v[np.argsort(_spectral_v_order(kernel.shape))]}
+    if len(weights) == 1:
+        return {"weight": np.ascontiguousarray(weights[0].transpose(3, 2, 0, 1))}
     kernel, bias = weights
     if kind[0] == "conv_in_shuffled":
         kernel = kernel[:, :, np.argsort(_shuffle_permutation(3, kind[1])), :]
@@ -188,6 +226,13 @@ def _to_torch(kind, weights):
         inverse = np.argsort(_shuffle_permutation(3, kind[1]))
         kernel, bias = kernel[..., inverse], bias[inverse]
     return {"weight": np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), "bias": bias}
+
+
+def _variables(layer, kind):
+    """The layer's variables in `_to_keras`'s order."""
+    if kind[0] == "spectral":
+        return [layer.layer.kernel, layer.u, layer.v]
+    return list(layer.weights)
 
 
 def build_model(state_dict, source="checkpoint", name=None):
@@ -206,8 +251,7 @@ def load_weights(model, state_dict, source="checkpoint"):
     entries = parameter_map(model)
     expected = set()
     for prefix, layer, kind in entries:
-        suffixes = ("weight",) if kind[0] == "prelu" else ("weight", "bias")
-        keys = {suffix: f"{prefix}.{suffix}" for suffix in suffixes}
+        keys = _keys(prefix, kind, layer)
         expected.update(keys.values())
         missing = [key for key in keys.values() if key not in state_dict]
         if missing:
@@ -215,12 +259,14 @@ def load_weights(model, state_dict, source="checkpoint"):
                                   f"{type(model).__name__}")
         values = _to_keras(kind, {s: np.asarray(state_dict[k], np.float32)
                                   for s, k in keys.items()})
-        shapes = [tuple(w.shape) for w in layer.weights]
+        variables = _variables(layer, kind)
+        shapes = [tuple(variable.shape) for variable in variables]
         if [v.shape for v in values] != shapes:
             raise ConversionError(
                 f"{source}: {prefix} has shapes {[v.shape for v in values]} where "
                 f"{type(model).__name__} needs {shapes}")
-        layer.set_weights(values)
+        for variable, value in zip(variables, values):
+            variable.assign(value)
     extra = sorted(set(state_dict) - expected)
     if extra:
         raise ConversionError(f"{source}: unexpected keys for {type(model).__name__}: "
@@ -231,7 +277,7 @@ def state_dict_of(model):
     """`model`'s weights as a BasicSR state dict of float32 numpy arrays."""
     state_dict = {}
     for prefix, layer, kind in parameter_map(model):
-        weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
+        weights = [np.asarray(variable, np.float32) for variable in _variables(layer, kind)]
         for suffix, value in _to_torch(kind, weights).items():
             state_dict[f"{prefix}.{suffix}"] = value
     return state_dict

@@ -10,6 +10,7 @@ from keras_sr.layers.residual_block import ResidualBlock
 from keras_sr.layers.residual_dense_block import ResidualDenseBlock
 from keras_sr.layers.resize_upsampling import ResizeUpsampling
 from keras_sr.layers.rrdb import RRDB
+from keras_sr.layers.spectral_norm import SpectralNorm
 
 __all__ = [
     "ClipToUnitRange",
@@ -22,4 +23,5 @@ __all__ = [
     "ResidualBlock",
     "ResidualDenseBlock",
     "ResizeUpsampling",
+    "SpectralNorm",
 ]

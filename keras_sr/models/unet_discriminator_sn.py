@@ -2,6 +2,7 @@ import keras
 
 from keras_sr.architectures import DISCRIMINATOR_INPUT_MULTIPLES
 from keras_sr.layers.resize_upsampling import ResizeUpsampling
+from keras_sr.layers.spectral_norm import SpectralNorm
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
 
 # The U-Net halves the patch three times, and every level is added back to its mirror.
@@ -17,13 +18,13 @@ class UNetDiscriminatorSN(keras.Model):
     downsamplings to 2x, 4x, 8x the features; three bilinear x2 upsamplings each followed by a
     conv3x3 and, with `skip_connection`, the sum with the same level of the way down; two more
     conv3x3; a conv3x3 to one channel. Every conv but the first and the last is spectrally
-    normalised (`keras.layers.SpectralNormalization`, one power iteration per training call)
-    and has no bias; all activations are LeakyReLU(0.2). Its per-pixel realness feedback is what
-    lets the GAN see local artefacts of real-world degradations.
+    normalised and has no bias; all activations are LeakyReLU(0.2). Its per-pixel realness
+    feedback is what lets the GAN see local artefacts of real-world degradations.
 
-    Keras' `SpectralNormalization` writes the normalised kernel back into the conv while
-    training, so gradients reach the normalised weights, where PyTorch's `spectral_norm`
-    differentiates through the normalisation to the raw ones; the forward pass is the same.
+    The normalisation is `keras_sr.layers.SpectralNorm`, parameterised as PyTorch's
+    `spectral_norm` that trained the released models: the optimizer updates the raw kernels,
+    gradients flow through sigma, and each training call runs one power iteration (three per
+    Real-ESRGAN step: D(SR) in the generator step, D(HR) and D(SR) in its own).
 
     Args:
         input_size: int or None, side of the square patches (a multiple of 8), or None for any
@@ -52,7 +53,7 @@ class UNetDiscriminatorSN(keras.Model):
 
         # === Layers ===
         def conv(filters, kernel_size, strides, name):
-            return keras.layers.SpectralNormalization(
+            return SpectralNorm(
                 keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
                                     use_bias=False, dtype=dtype, name=f"{name}_conv"),
                 dtype=dtype, name=name)

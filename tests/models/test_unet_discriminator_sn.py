@@ -10,7 +10,7 @@ pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on
 
 # BasicSR's UNetDiscriminatorSN(3, 64): conv0 3x3 with bias, conv1-3 4x4 and conv4-8 3x3
 # without, conv9 3x3 to one channel with bias; spectral norm adds no parameters (u and v are
-# buffers in PyTorch, a non-trainable vector in Keras).
+# buffers in PyTorch, non-trainable variables in Keras).
 REFERENCE_PARAMETERS = (3 * 64 * 9 + 64 + 64 * 128 * 16 + 128 * 256 * 16 + 256 * 512 * 16
                         + 512 * 256 * 9 + 256 * 128 * 9 + 128 * 64 * 9 + 2 * 64 * 64 * 9
                         + 64 * 9 + 1)
@@ -32,50 +32,59 @@ def test_one_logit_per_pixel_at_any_multiple_of_8():
 
 
 @pytest.mark.parametrize("skip_connection", [True, False])
-def test_forward_equals_the_pytorch_reference(skip_connection):
+def test_forward_and_power_iteration_equal_the_pytorch_reference(skip_connection):
+    """Real-ESRGAN's netD state dict (weight_orig, weight_u, weight_v) loads through the
+    converter; inference (stored vectors) and training calls (one power iteration each) give
+    PyTorch's logits, and the vectors afterwards are PyTorch's."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed; CI installs it")
+    from keras_sr.convert import basicsr
+
     torch.manual_seed(0)
     unet_class = torch_reference.build_unet_discriminator(torch)
+    assert sum(p.numel() for p in unet_class(64).parameters()) == REFERENCE_PARAMETERS
     reference = unet_class(8, skip_connection)
     images = random_images((2, 32, 40, 3), seed=2)
-    with torch.no_grad():  # power iterations, so that each sigma is the kernel's norm
-        for _ in range(30):
-            reference(torch.from_numpy(images.transpose(0, 3, 1, 2)))
-    reference.eval()
-    assert sum(p.numel() for p in unet_class(64).parameters()) == REFERENCE_PARAMETERS
+    torch_images = torch.from_numpy(images.transpose(0, 3, 1, 2))
     with torch.no_grad():
-        expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+        for _ in range(3):  # vectors that are not the initial draws
+            reference(torch_images)
     model = UNetDiscriminatorSN(num_features=8, skip_connection=skip_connection)
-    model(images)
-    # In eval mode PyTorch uses weight_orig / sigma from its stored vectors, computed by the
-    # forward above; Keras at inference uses the conv's kernel as it stands: give it those.
-    for index in range(10):
-        module = getattr(reference, f"conv{index}")
-        layer = model.get_layer("logits" if index == 9 else f"conv{index}")
-        conv = layer.layer if isinstance(layer, keras.layers.SpectralNormalization) else layer
-        values = [module.weight.detach().numpy().transpose(2, 3, 1, 0)]
-        if module.bias is not None:
-            values.append(module.bias.detach().numpy())
-        conv.set_weights(values)
-    logits = keras.ops.convert_to_numpy(model(images))
-    expected = expected.transpose(0, 2, 3, 1)
-    assert np.abs(logits - expected).max() <= 1e-5 * np.abs(expected).max()
+    basicsr.load_weights(model, {key: value.numpy()
+                                 for key, value in reference.state_dict().items()})
+
+    def logits(training):
+        return keras.ops.convert_to_numpy(model(images, training=training)).transpose(0, 3, 1, 2)
+
+    for training in (False, True, True):
+        reference.train(training)
+        with torch.no_grad():
+            expected = reference(torch_images).numpy()
+        assert np.abs(logits(training) - expected).max() <= 1e-5 * np.abs(expected).max()
+    state = basicsr.state_dict_of(model)
+    assert set(state) == set(reference.state_dict())
+    for key, value in reference.state_dict().items():
+        np.testing.assert_allclose(state[key], value.numpy(), atol=1e-5, err_msg=key)
 
 
-def test_training_calls_normalise_the_kernels():
+def test_training_calls_estimate_each_kernels_spectral_norm():
     keras.utils.set_random_seed(0)
     model = UNetDiscriminatorSN(num_features=8)
     images = random_images((2, 32, 32, 3))
     model(images)
+    layer = model.get_layer("conv4")
+    kernel = keras.ops.convert_to_numpy(layer.layer.kernel)
 
-    def largest_singular_value():
-        kernel = keras.ops.convert_to_numpy(model.get_layer("conv4").layer.kernel)
-        return np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+    def largest_singular_value(values):
+        values = keras.ops.convert_to_numpy(values)
+        return np.linalg.svd(values.reshape(-1, values.shape[-1]), compute_uv=False)[0]
 
-    assert largest_singular_value() > 1.2  # Glorot's initial kernel
-    for _ in range(40):  # one power iteration per call, each on the normalised kernel
+    assert largest_singular_value(kernel) > 1.2  # Glorot's initial kernel
+    for _ in range(40):  # one power iteration per training call
         model(images, training=True)
-    assert largest_singular_value() == pytest.approx(1.0, abs=0.01)
+    # The conv computes with kernel / sigma, of spectral norm 1; the kernel itself, PyTorch's
+    # weight_orig, is what the optimizer moves and no call rewrites it.
+    assert largest_singular_value(layer.normalized_kernel()) == pytest.approx(1.0, abs=0.01)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.layer.kernel), kernel)
 
 
 @pytest.mark.parametrize("bad", [12, 0, True])

@@ -18,7 +18,7 @@ from benchmarks import torch_reference as reference
 from keras_sr.convert.basicsr import state_dict_of
 from keras_sr.losses import perceptual
 from keras_sr.losses.perceptual import PerceptualLoss, vgg19_features
-from keras_sr.models import RRDBNet, VGGStyleDiscriminator
+from keras_sr.models import RRDBNet, UNetDiscriminatorSN, VGGStyleDiscriminator
 from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer, PyTorchAdam
 from tests.helpers import random_images
 
@@ -179,3 +179,76 @@ def test_the_realesrgan_perceptual_loss_fit_builds_equals_the_references(vgg_fil
                        for weight, ours, theirs in zip(reference.REALESRGAN_VGG_WEIGHTS,
                                                        torch_vgg(nchw(sr)), torch_vgg(nchw(hr))))
     assert float(loss(hr, sr)) == pytest.approx(expected, rel=1e-9)
+
+
+def first_moments(model, optimizer):
+    """The Adam first moments of `model`'s trainable weights as a BasicSR-layout state dict
+    (through a clone holding them as weights). After step t they are (1 - beta_1) x the sum of
+    beta_1^(t - s) x gradient_s: equal moments mean equal gradients at every step."""
+    from keras_sr.convert import basicsr
+
+    clone = type(model).from_config(model.get_config())
+    for ours, theirs in zip(model.trainable_variables, clone.trainable_variables):
+        theirs.assign(optimizer._momentums[optimizer._get_variable_index(ours)])
+    return basicsr.state_dict_of(clone)
+
+
+def torch_first_moments(module, optimizer):
+    return {name: optimizer.state[parameter]["exp_avg"].numpy()
+            for name, parameter in module.named_parameters()}
+
+
+def relative_difference(ours, theirs):
+    keys = sorted(theirs)
+    assert keys and set(keys) <= set(ours)
+    return max(float(np.abs(ours[key] - theirs[key]).max() / np.abs(theirs[key]).max())
+               for key in keys)
+
+
+@pytest.mark.slow
+def test_realesrgan_step_equals_basicsrs(vgg_file):
+    """realesrgan_x4 as `fit` builds it (L1 and the five-layer VGG19 loss against the sharpened
+    HR, 0.1 x standard GAN, the U-Net discriminator with PyTorch-style spectral norm, EMA 0.999)
+    against BasicSR's RealESRGANModel step with `torch.nn.utils.spectral_norm`, three steps in
+    float64 from the same weights: the logged losses, the gradients (Adam's first moments),
+    the weights, the EMA generator, and every conv's u and v vectors."""
+    import copy
+    import dataclasses
+
+    from keras_sr.convert import basicsr
+    from training import experiments, fit
+
+    config = experiments.realesrgan_x4()
+    config = dataclasses.replace(config, loss=dataclasses.replace(config.loss,
+                                                                  vgg_weights=vgg_file))
+    generator, torch_generator = twins(with_discriminator=False)
+    discriminator = float32_rounded(UNetDiscriminatorSN(num_features=8))
+    torch_discriminator = reference.build_unet_discriminator(torch)(8).double()
+    reference.load_state(torch_discriminator, basicsr.state_dict_of(discriminator))
+    torch_ema = copy.deepcopy(torch_generator)
+    trainer = fit.build_trainer(config, generator, discriminator)
+    assert (trainer.ema_decay, trainer.adversarial_weight, trainer.sharpen_targets) \
+        == (0.999, 0.1, True)
+    trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
+    torch_vgg = reference.build(torch)[2](preprocess="torchvision",
+                                          taps=reference.REALESRGAN_VGG_TAPS).double()
+    reference.load_state(torch_vgg,
+                         reference.vgg_state_dict(trainer.perceptual_loss.feature_extractor))
+    g_optimizer = adam(torch_generator.parameters())
+    d_optimizer = adam(torch_discriminator.parameters())
+    for lr, hr in batches():
+        logs = trainer.train_on_batch(lr, hr, return_dict=True)
+        torch_hr = nchw(hr)
+        check_losses(logs, reference.realesrgan_step(
+            torch, torch_generator, torch_discriminator, torch_vgg, g_optimizer, d_optimizer,
+            nchw(lr), torch_hr, reference.usm_sharp(torch, torch_hr)))
+        reference.update_ema(torch, torch_ema, torch_generator, decay=0.999)
+        assert relative_difference(first_moments(generator, trainer.g_optimizer),
+                                   torch_first_moments(torch_generator, g_optimizer)) < 1e-6
+        assert relative_difference(first_moments(discriminator, trainer.d_optimizer),
+                                   torch_first_moments(torch_discriminator, d_optimizer)) < 1e-6
+        assert largest_difference(state_dict_of(generator), torch_generator) < TOLERANCE
+        assert largest_difference(state_dict_of(trainer.ema_generator), torch_ema) < TOLERANCE
+        # The weights and the power iteration's vectors (three iterations a step on each side).
+        assert largest_difference(basicsr.state_dict_of(discriminator),
+                                  torch_discriminator) < TOLERANCE
