@@ -71,8 +71,11 @@ class LossConfig:
     perceptual_weight: float = 0.0
     adversarial: str = "none"
     adversarial_weight: float = 0.0
-    # Pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN's *_gt_usm).
-    sharpen_targets: bool = False
+    # Which terms compare against the unsharp-masked HR instead of the HR (Real-ESRGAN's
+    # l1_gt_usm, percep_gt_usm and gan_gt_usm; the last is what the discriminator sees as real).
+    pixel_sharpened: bool = False
+    perceptual_sharpened: bool = False
+    adversarial_sharpened: bool = False
     # "imagenet" (Keras' Caffe VGG19, SRGAN's), "torchvision" (vgg19-dcbb9e9d.pth, ESRGAN's),
     # or the path of either file (.h5 / .pth); see keras_sr.losses.perceptual.
     vgg_weights: str = "imagenet"
@@ -172,10 +175,20 @@ def _coerce(value, field_type, key):
     return value
 
 
+# Keys earlier versions wrote (a run's config.json) and the keys that replaced them, each set to
+# the old key's value, so that those runs still resume.
+RENAMED = {"loss.sharpen_targets": ("pixel_sharpened", "perceptual_sharpened")}
+
+
 def merge(config, updates, prefix=""):
     """A copy of the dataclass `config` with the nested dict `updates` applied, strictly."""
     if not isinstance(updates, dict):
         raise ConfigError(f"{prefix or 'the configuration'} must be a mapping, got {updates!r}")
+    for old in [key for key in updates if f"{prefix}{key}" in RENAMED]:
+        value = updates[old]
+        updates = {key: item for key, item in updates.items() if key != old}
+        for new in RENAMED[f"{prefix}{old}"]:
+            updates.setdefault(new, value)
     fields = {field.name: field for field in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
     changes = {}
@@ -266,8 +279,10 @@ def validate(config):
                                    model.scale)
         require(message is None, "degradation.crop_pad_size", message)
     # The sharpening's 51-tap blur reflects 25 pixels at each border.
-    require(not loss.sharpen_targets or data.hr_patch_size > 25, "loss.sharpen_targets",
-            f"needs data.hr_patch_size above 25, got {data.hr_patch_size}")
+    for term in ("pixel", "perceptual", "adversarial"):
+        require(not getattr(loss, f"{term}_sharpened") or data.hr_patch_size > 25,
+                f"loss.{term}_sharpened",
+                f"needs data.hr_patch_size above 25, got {data.hr_patch_size}")
     require(loss.pixel in PIXEL_LOSSES, "loss.pixel", f"one of {PIXEL_LOSSES}")
     require(loss.perceptual in PERCEPTUAL_LAYERS, "loss.perceptual", f"one of {PERCEPTUAL_LAYERS}")
     require(loss.perceptual_criterion in PIXEL_LOSSES, "loss.perceptual_criterion",

@@ -102,7 +102,7 @@ def realesrnet_x4():
         model=ModelConfig(generator="rrdbnet", scale=4),
         data=DataConfig(hr_patch_size=256, batch_size=48, degradation="realesrgan",
                         rotate=False),
-        loss=LossConfig(pixel="l1", pixel_weight=1.0, sharpen_targets=True),
+        loss=LossConfig(pixel="l1", pixel_weight=1.0, pixel_sharpened=True),  # gt_usm
         g_optimizer=OptimizerConfig(learning_rate=2e-4, beta_1=0.9, beta_2=0.99),
         train=TrainConfig(steps=1_000_000, validate_every=5000, checkpoint_every=5000,
                           ema_decay=0.999),
@@ -112,7 +112,8 @@ def realesrnet_x4():
 def realesrgan_x4():
     """Real-ESRGAN §4.1: from a realesrnet_x4 run (or the realesrgan-x4plus preset, to
     fine-tune); L1 + VGG19 conv1_2..conv5_4 (0.1, 0.1, 1, 1, 1, before ReLU, torchvision's
-    VGG) against the unsharp-masked HR + 0.1 x standard GAN with the U-Net discriminator;
+    VGG) against the unsharp-masked HR + 0.1 x standard GAN with the U-Net discriminator (whose
+    real images are the HR as it is);
     Adam 1e-4 (0.9, 0.99) for both, EMA 0.999, 256x256 HR, flips without rotations, 4e5
     steps, global batch 48 (the reference's 12 per GPU on 4 GPUs; data.batch_size=12 fits one
     smaller GPU)."""
@@ -125,7 +126,10 @@ def realesrgan_x4():
         loss=LossConfig(pixel="l1", pixel_weight=1.0, perceptual="vgg19_realesrgan",
                         perceptual_criterion="l1", perceptual_weight=1.0,
                         adversarial="standard", adversarial_weight=0.1,
-                        vgg_weights="torchvision", sharpen_targets=True),
+                        vgg_weights="torchvision",
+                        # l1_gt_usm, percep_gt_usm: true; gan_gt_usm: false
+                        pixel_sharpened=True, perceptual_sharpened=True,
+                        adversarial_sharpened=False),
         g_optimizer=adam,
         d_optimizer=adam,
         train=TrainConfig(steps=400_000, validate_every=5000, checkpoint_every=5000,

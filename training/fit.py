@@ -289,14 +289,17 @@ def build_trainer(config, generator, discriminator, feature_extractor_factory=No
                            perceptual_loss=perceptual, pixel_weight=loss.pixel_weight,
                            perceptual_weight=loss.perceptual_weight,
                            ema_decay=config.train.ema_decay,
-                           sharpen_targets=loss.sharpen_targets)
+                           pixel_sharpened=loss.pixel_sharpened,
+                           perceptual_sharpened=loss.perceptual_sharpened)
     trainer_class = SRGAN if loss.adversarial == "standard" else ESRGAN
     return trainer_class(generator, discriminator, perceptual, scale=config.model.scale,
                          perceptual_weight=loss.perceptual_weight,
                          adversarial_weight=loss.adversarial_weight,
                          pixel_weight=loss.pixel_weight, pixel_loss=pixel_loss(loss.pixel),
                          ema_decay=config.train.ema_decay,
-                         sharpen_targets=loss.sharpen_targets)
+                         pixel_sharpened=loss.pixel_sharpened,
+                         perceptual_sharpened=loss.perceptual_sharpened,
+                         adversarial_sharpened=loss.adversarial_sharpened)
 
 
 def init_from_path(init_from):

@@ -121,7 +121,7 @@ def degraded_pair(hr_image, hr_patch_size, scale, seed_of_element, degradation, 
     reflect-pads it to `degradation.crop_pad_size` (400); its model sharpens that crop (USM),
     degrades the sharpened crop (`real_degradations.degrade`, second order) and then cuts an
     aligned random patch from the crop and the LR. The HR patch is the unsharpened crop's: the
-    losses that want it sharpened sharpen it again (`sharpen_targets`), as the reference
+    losses that want it sharpened sharpen it again (`loss.*_sharpened`), as the reference
     does after its paired crop. Every draw comes from `seed_of_element` (an int64 scalar)."""
     from keras_sr.data.real_degradations import degrade, unsharp_mask
 

@@ -14,6 +14,9 @@ class AdversarialTrainer(GeneratorTrainer):
     Each step (in BasicSR's order) runs the generator once, updates it on
     `perceptual_weight * perceptual + pixel_weight * pixel + adversarial_weight * adversarial`
     with the discriminator fixed, then updates the discriminator on the same, detached SR batch.
+    `adversarial_sharpened` makes the unsharp-masked HR batch the discriminator's real images in
+    both updates (Real-ESRGAN's gan_gt_usm); `pixel_sharpened` and `perceptual_sharpened` are
+    `GeneratorTrainer`'s.
     With `ema_decay`, the generator's EMA is updated after each generator step (see
     `GeneratorTrainer`). Logged: g_loss, d_loss, pixel_loss, perceptual_loss, adversarial_loss,
     and d_real / d_fake, the mean sigmoid of the discriminator's logits on HR and SR images.
@@ -27,7 +30,9 @@ class AdversarialTrainer(GeneratorTrainer):
     generator_loss_reads_real = True
 
     def __init__(self, generator, discriminator, perceptual_loss, pixel_loss, scale,
-                 perceptual_weight, pixel_weight, adversarial_weight, ema_decay=0.0, **kwargs):
+                 perceptual_weight, pixel_weight, adversarial_weight, ema_decay=0.0,
+                 adversarial_sharpened=False, **kwargs):
+        self.adversarial_sharpened = adversarial_sharpened
         super().__init__(generator, scale, TRACKED, ema_decay=ema_decay, **kwargs)
         if perceptual_loss is None and perceptual_weight:
             raise ValueError("a perceptual_weight needs a perceptual_loss")
@@ -38,6 +43,10 @@ class AdversarialTrainer(GeneratorTrainer):
         self.pixel_weight = pixel_weight
         self.adversarial_weight = adversarial_weight
 
+    @property
+    def sharpened_terms(self):
+        return {**super().sharpened_terms, "adversarial_loss": self.adversarial_sharpened}
+
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
@@ -45,10 +54,12 @@ class AdversarialTrainer(GeneratorTrainer):
 
     def train_step(self, data):
         lr_images, hr_images, _ = keras.utils.unpack_x_y_sample_weight(data)
+        sharpened = self.sharpen(hr_images)
+        real_images = sharpened if self.adversarial_sharpened else hr_images
         with tf.GradientTape() as tape:
             sr_images = self.generator(lr_images, training=True)
-            content_loss, logged = self.content_loss(hr_images, sr_images)
-            real_logits = ops.stop_gradient(self.discriminator(hr_images, training=True)) \
+            content_loss, logged = self.content_loss(hr_images, sr_images, sharpened)
+            real_logits = ops.stop_gradient(self.discriminator(real_images, training=True)) \
                 if self.generator_loss_reads_real else None
             fake_logits = self.discriminator(sr_images, training=True)
             adversarial_loss = self.generator_adversarial_loss(real_logits, fake_logits)
@@ -59,7 +70,7 @@ class AdversarialTrainer(GeneratorTrainer):
 
         sr_images = ops.stop_gradient(sr_images)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(hr_images, training=True)
+            real_logits = self.discriminator(real_images, training=True)
             fake_logits = self.discriminator(sr_images, training=True)
             d_loss = self.discriminator_adversarial_loss(real_logits, fake_logits)
             d_scaled = self.d_optimizer.scale_loss(d_loss)

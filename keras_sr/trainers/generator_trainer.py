@@ -25,20 +25,21 @@ class GeneratorTrainer(keras.Model):
         ema_decay: float, keeps `ema_generator`, an exponential moving average of the
             generator's weights updated after every generator step (BasicSR's net_g_ema, 0.999
             in its recipes). 0 (the default) keeps none.
-        sharpen_targets: compare the pixel and perceptual losses with the unsharp-masked HR
-            images (Real-ESRGAN's l1_gt_usm / percep_gt_usm); a discriminator still sees the
-            HR images as they are.
+        pixel_sharpened, perceptual_sharpened: compare that loss with the unsharp-masked HR
+            images instead of the HR images (Real-ESRGAN's l1_gt_usm / percep_gt_usm). The
+            batch is sharpened once per step whichever terms use it.
     """
 
-    def __init__(self, generator, scale, tracked, ema_decay=0.0, sharpen_targets=False,
-                 **kwargs):
+    def __init__(self, generator, scale, tracked, ema_decay=0.0, pixel_sharpened=False,
+                 perceptual_sharpened=False, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         self.generator = generator
         self.scale = scale
         self.ema_decay = ema_decay
-        self.sharpen_targets = sharpen_targets
+        self.pixel_sharpened = pixel_sharpened
+        self.perceptual_sharpened = perceptual_sharpened
         self.ema_generator = None
         if ema_decay:
             self.ema_generator = type(generator).from_config(generator.get_config())
@@ -70,19 +71,31 @@ class GeneratorTrainer(keras.Model):
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in self.trackers}
 
-    def content_loss(self, hr_images, sr_images):
-        """`(pixel_weight x pixel + perceptual_weight x perceptual, {name: term})`; a term whose
-        weight is 0 is neither computed nor logged (its tracker shows 0). Subclasses set
-        `pixel_loss`, `perceptual_loss` and their weights."""
-        if self.sharpen_targets:
-            from keras_sr.data.real_degradations import unsharp_mask
+    @property
+    def sharpened_terms(self):
+        """The loss terms compared with the sharpened HR batch (subclasses add theirs)."""
+        return {"pixel_loss": self.pixel_sharpened,
+                "perceptual_loss": self.perceptual_sharpened}
 
-            hr_images = unsharp_mask(hr_images)
+    def sharpen(self, hr_images):
+        """The unsharp-masked batch when a term (`sharpened_terms`) uses it, else None."""
+        if not any(self.sharpened_terms.values()):
+            return None
+        from keras_sr.data.real_degradations import unsharp_mask
+
+        return unsharp_mask(hr_images)
+
+    def content_loss(self, hr_images, sr_images, sharpened=None):
+        """`(pixel_weight x pixel + perceptual_weight x perceptual, {name: term})`; a term whose
+        weight is 0 is neither computed nor logged (its tracker shows 0). Each term compares
+        with `sharpened` (from `sharpen`) where `sharpened_terms` says so. Subclasses set
+        `pixel_loss`, `perceptual_loss` and their weights."""
         terms, total = {}, 0.0
         for name, weight in (("pixel_loss", self.pixel_weight),
                              ("perceptual_loss", self.perceptual_weight)):
             if weight:
-                terms[name] = getattr(self, name)(hr_images, sr_images)
+                target = sharpened if self.sharpened_terms[name] else hr_images
+                terms[name] = getattr(self, name)(target, sr_images)
                 total = total + weight * terms[name]
         return total, terms
 

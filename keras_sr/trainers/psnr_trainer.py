@@ -20,7 +20,7 @@ class PSNRTrainer(GeneratorTrainer):
         perceptual_loss: an optional `PerceptualLoss`.
         pixel_weight: Defaults to 1.0.
         perceptual_weight: Defaults to 0.0 (1.0 is the usual value with a perceptual loss).
-        ema_decay: see `GeneratorTrainer`.
+        ema_decay, pixel_sharpened, perceptual_sharpened: see `GeneratorTrainer`.
 
     Example:
     >>> trainer = PSNRTrainer(RRDBNet(scale=4), scale=4)
@@ -45,9 +45,10 @@ class PSNRTrainer(GeneratorTrainer):
 
     def train_step(self, data):
         lr_images, hr_images, _ = keras.utils.unpack_x_y_sample_weight(data)
+        sharpened = self.sharpen(hr_images)
         with tf.GradientTape() as tape:
             sr_images = self.generator(lr_images, training=True)
-            g_loss, logged = self.content_loss(hr_images, sr_images)
+            g_loss, logged = self.content_loss(hr_images, sr_images, sharpened)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         self.minimize(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
         self.update_ema()

@@ -227,8 +227,9 @@ def test_realesrgan_step_equals_basicsrs(vgg_file):
     reference.load_state(torch_discriminator, basicsr.state_dict_of(discriminator))
     torch_ema = copy.deepcopy(torch_generator)
     trainer = fit.build_trainer(config, generator, discriminator)
-    assert (trainer.ema_decay, trainer.adversarial_weight, trainer.sharpen_targets) \
-        == (0.999, 0.1, True)
+    assert (trainer.ema_decay, trainer.adversarial_weight, trainer.pixel_sharpened,
+            trainer.perceptual_sharpened, trainer.adversarial_sharpened) \
+        == (0.999, 0.1, True, True, False)
     trainer.compile(g_optimizer=keras_adam(), d_optimizer=keras_adam())
     torch_vgg = reference.build(torch)[2](preprocess="torchvision",
                                           taps=reference.REALESRGAN_VGG_TAPS).double()

@@ -202,8 +202,7 @@ def test_realesrgan_on_the_bundled_photos_checkpoints_and_resumes(tmp_path):
 def test_realesrgan_recipe_runs_with_sharpened_targets(folders, monkeypatch):
     train, root = folders
     config = config_for(train, root / "heldout.png", experiment="realesrgan_x4")
-    assert (config.model.discriminator, config.loss.perceptual, config.loss.sharpen_targets) \
-        == ("unet_sn", "vgg19_realesrgan", True)
+    assert (config.model.discriminator, config.loss.perceptual) == ("unet_sn", "vgg19_realesrgan")
     run_dir = root / "realesrgan"
     fit.prepare_run_dir(str(run_dir), config)
     built = {}
@@ -216,32 +215,69 @@ def test_realesrgan_recipe_runs_with_sharpened_targets(folders, monkeypatch):
     monkeypatch.setattr(fit, "build_trainer", keep)
     assert fit.train(config, str(run_dir), feature_extractor_factory=tiny_extractor,
                      log=lambda m: None) == 0
-    assert built["trainer"].sharpen_targets
-    with pytest.raises(config_lib.ConfigError, match="loss.sharpen_targets: needs "
+    trainer = built["trainer"]
+    # train_realesrgan_x4plus.yml: l1_gt_usm and percep_gt_usm true, gan_gt_usm false.
+    assert (trainer.pixel_sharpened, trainer.perceptual_sharpened,
+            trainer.adversarial_sharpened) == (True, True, False)
+    with pytest.raises(config_lib.ConfigError, match="loss.pixel_sharpened: needs "
                                                      "data.hr_patch_size above 25, got 24"):
         config_for(train, root / "heldout.png", "data.hr_patch_size=24",
                    experiment="realesrnet_x4")
-    losses = json.loads((run_dir / "summary.json").read_text())["last_losses"]
-    assert losses["g_loss"] == pytest.approx(losses["pixel_loss"] + losses["perceptual_loss"]
-                                             + 0.1 * losses["adversarial_loss"], rel=1e-4)
 
 
-def test_sharpened_targets_are_what_the_pixel_loss_compares_with():
+@pytest.mark.parametrize("pixel,perceptual,adversarial", [(True, False, False),
+                                                          (False, True, True)])
+def test_each_sharpened_key_moves_only_its_own_term(pixel, perceptual, adversarial):
+    """Real-ESRGAN's l1_gt_usm / percep_gt_usm / gan_gt_usm: each key makes its own term
+    compare with the unsharp-masked HR (the discriminator's real images, for the last), and
+    leaves the others on the HR as it is."""
     import keras
 
     from keras_sr.data.real_degradations import unsharp_mask
     from keras_sr.models import RRDBNet
-    from keras_sr.trainers import PSNRTrainer
+    from keras_sr.trainers import SRGAN
     from tests.helpers import random_images
 
     generator = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
-    trainer = PSNRTrainer(generator, 4, sharpen_targets=True)
-    trainer.compile(g_optimizer=keras.optimizers.SGD(0.0))
+    discriminator = keras.Sequential([keras.Input((32, 32, 3)),
+                                      keras.layers.Conv2D(1, 3, padding="same",
+                                                          kernel_initializer="random_normal")])
+    # Squared error on the pixels stands in for the VGG loss: what matters is its target.
+    trainer = SRGAN(generator, discriminator, keras.losses.MeanSquaredError(), scale=4,
+                    pixel_weight=1.0, pixel_loss=keras.losses.MeanAbsoluteError(),
+                    pixel_sharpened=pixel, perceptual_sharpened=perceptual,
+                    adversarial_sharpened=adversarial)
+    # Rate 0: the networks after the step are the ones the step ran.
+    trainer.compile(g_optimizer=keras.optimizers.SGD(0.0),
+                    d_optimizer=keras.optimizers.SGD(0.0))
     lr, hr = random_images((2, 8, 8, 3), seed=1), random_images((2, 32, 32, 3), seed=2)
     logs = trainer.train_on_batch(lr, hr, return_dict=True)
     sr = keras.ops.convert_to_numpy(generator(lr, training=True))
-    expected = np.abs(sr - unsharp_mask(hr).numpy()).mean()
-    assert logs["pixel_loss"] == pytest.approx(expected, rel=1e-5)
+    targets = {False: hr, True: unsharp_mask(hr).numpy()}
+
+    def d_real(images):
+        logits = keras.ops.convert_to_numpy(discriminator(images, training=True))
+        return (1 / (1 + np.exp(-logits))).mean()
+
+    for name, sharpened, measure in (
+            ("pixel_loss", pixel, lambda target: np.abs(sr - target).mean()),
+            ("perceptual_loss", perceptual, lambda target: np.square(sr - target).mean()),
+            ("d_real", adversarial, d_real)):
+        expected, other = measure(targets[sharpened]), measure(targets[not sharpened])
+        assert abs(expected - other) > 1e-4 * abs(expected), name  # 10x the tolerance
+        assert logs[name] == pytest.approx(expected, rel=1e-5), name
+
+
+def test_a_run_written_with_sharpen_targets_still_reads_back():
+    """Runs written before the three keys saved `loss.sharpen_targets` (pixel and perceptual
+    against the sharpened HR) in config.json; they read back as the two keys and resume."""
+    saved = config_lib.to_dict(config_lib.merge(config_lib.ExperimentConfig(),
+                                                {"data": {"train": ["photos"]}}))
+    del saved["loss"]["pixel_sharpened"], saved["loss"]["perceptual_sharpened"]
+    saved["loss"]["sharpen_targets"] = True
+    config = config_lib.from_dict(saved)
+    assert (config.loss.pixel_sharpened, config.loss.perceptual_sharpened,
+            config.loss.adversarial_sharpened) == (True, True, False)
 
 
 @pytest.mark.parametrize("value,accepted", [("true", True), ("false", False), ("yes", None),
@@ -250,11 +286,11 @@ def test_a_boolean_key_takes_true_or_false_only(folders, value, accepted):
     train, root = folders
     if accepted is None:
         with pytest.raises(config_lib.ConfigError,
-                           match="loss.sharpen_targets must be true or false"):
-            config_for(train, root / "heldout.png", f"loss.sharpen_targets={value}")
+                           match="loss.adversarial_sharpened must be true or false"):
+            config_for(train, root / "heldout.png", f"loss.adversarial_sharpened={value}")
     else:
-        config = config_for(train, root / "heldout.png", f"loss.sharpen_targets={value}")
-        assert config.loss.sharpen_targets is accepted
+        config = config_for(train, root / "heldout.png", f"loss.adversarial_sharpened={value}")
+        assert config.loss.adversarial_sharpened is accepted
 
 
 def test_an_unknown_degradation_is_named(folders):
