@@ -7,7 +7,8 @@ batch is, and a sheet of what they look like with what was drawn for each.
 Throughput: `keras_sr.data.pipeline.training_dataset` with `degradation=DegradationOptions()`
 (x4plus values) on the bundled sample photos, cached decoded images, `--batch` pairs of
 `--hr-patch` HR each, parallel map with AUTOTUNE; the median over `--batches` batches after a
-warm-up of 3, next to the same pipeline with bicubic LR.
+warm-up of 3, and the process's CPU seconds per pair over them (steadier between runs on a
+shared virtual machine), next to the same pipeline with bicubic LR.
 
 Batch mix: the draws of `--mix-batches` batches as the pipeline seeds them (one seed per stream
 position, `pipeline.element_seed`): for the choices BasicSR's RealESRGANModel makes once per
@@ -41,6 +42,10 @@ SAMPLES = str(resources.files("keras_sr.data") / "samples")
 
 
 def pairs_per_second(degradation, hr_patch, batch, batches):
+    """(pairs per second, the median over `batches` batches; CPU seconds per pair, the
+    process's CPU time over them all). The second does not count time the virtual machine's
+    cores were taken away (steal), which moves the first by +-20% between runs on shared
+    hosts: compare code by the CPU time."""
     # Real-ESRGAN pads small photos to its crop; the bicubic path needs the patch.
     source = folder_source(SAMPLES, scale=4, min_hr_size=0 if degradation else hr_patch)
     iterator = iter(training_dataset(source, hr_patch, 4, batch, seed=0, cache=True,
@@ -48,11 +53,13 @@ def pairs_per_second(degradation, hr_patch, batch, batches):
     for _ in range(3):
         next(iterator)
     times = []
+    cpu_start = time.process_time()
     for _ in range(batches):
         start = time.perf_counter()
         next(iterator)
         times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+    cpu_per_pair = (time.process_time() - cpu_start) / (batch * batches)
+    return batch / statistics.median(times), cpu_per_pair
 
 
 def batch_mix(batches, batch, hr_patch, seed=0):
@@ -223,8 +230,9 @@ def main(argv=None):
     bicubic = pairs_per_second(None, args.hr_patch, args.batch, args.batches)
     print(f"HR {args.hr_patch}, batch {args.batch}, {describe_device()}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs")
-    print(f"real degradations: {real:.1f} pairs/s; bicubic LR: {bicubic:.1f} pairs/s "
-          f"(medians of {args.batches} batches)")
+    print(f"real degradations: {real[0]:.1f} pairs/s, {1000 * real[1]:.1f} CPU ms per pair; "
+          f"bicubic LR: {bicubic[0]:.1f} pairs/s, {1000 * bicubic[1]:.2f} CPU ms per pair "
+          f"(medians of {args.batches} batches; CPU time over them all)")
     print(f"batch mix over {args.mix_batches} batches of {args.batch} (the reference: every "
           "pair of a batch shares each of these):")
     for name, row in batch_mix(args.mix_batches, args.batch, args.hr_patch).items():

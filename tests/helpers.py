@@ -3,6 +3,52 @@
 import keras
 import numpy as np
 
+# The start of a script that compares a GAN's steps on two replicas with one device's, run in a
+# process of its own (collective keys clash between runs in one process): two logical CPUs,
+# and `fit_two_steps(strategy, networks, make_trainer, start, lr, hr)`, which builds the
+# networks in the strategy's scope, loads `start` into them, makes the trainer from them,
+# and fits two SGD(0.05) steps of half the batch each: (trainer, the logged losses).
+TWO_REPLICAS_SCRIPT = """
+import json, sys
+import keras, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def fit_two_steps(strategy, networks, make_trainer, start, lr, hr):
+    with strategy.scope():
+        models = networks()
+        for model, weights in zip(models, start):
+            model.set_weights(weights)
+        trainer = make_trainer(*models)
+        g_opt, d_opt = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
+        g_opt.build(trainer.generator.trainable_variables)
+        d_opt.build(trainer.discriminator.trainable_variables)
+        trainer.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=False)
+    data = tf.data.Dataset.from_tensor_slices(([lr, lr[::-1]], [hr, hr[::-1]]))
+    history = trainer.fit(data, epochs=1, verbose=0).history
+    return trainer, {name: float(values[-1]) for name, values in history.items()}
+
+
+ONE_DEVICE = tf.distribute.OneDeviceStrategy("/cpu:0")
+TWO_REPLICAS = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+"""
+
+
+def run_two_replica_script(body, *args):
+    """Runs `TWO_REPLICAS_SCRIPT` + `body` (dedented) in a new Python with `args`; returns
+    the JSON its last line prints."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = TWO_REPLICAS_SCRIPT + textwrap.dedent(body)
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
 
 def random_images(shape, seed=0):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)

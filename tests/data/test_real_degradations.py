@@ -116,6 +116,31 @@ def test_poisson_noise_variance_scales_as_specified():
     assert gray.std() > 0
 
 
+@pytest.mark.parametrize("levels", [2.0, 16.0, 256.0])
+def test_poisson_counts_invert_each_rates_distribution_exactly(levels):
+    """Every count is the smallest whose Poisson CDF reaches the pixel's uniform draw (the
+    same stateless draw, recomputed here): exact inverse-transform sampling, at every level of
+    the grid, including the few draws whose count lies past the window around the guess
+    (about 1 in 10^5 here) that the sampler then searches for."""
+    grid = np.tile(np.arange(256, dtype=np.float32), 3000).reshape(1000, 768)
+    seed = [11, int(levels)]
+    counts = rd.poisson_on_grid(tf.constant(grid), levels, seed).numpy()
+    uniform = tf.random.stateless_uniform(grid.shape, seed, dtype=tf.float64).numpy()
+    rates = np.arange(256) / 255.0 * levels
+    pmf = np.empty((256, 600))
+    pmf[:, 0] = np.exp(-rates)
+    for count in range(1, 600):
+        pmf[:, count] = pmf[:, count - 1] * rates / count
+    cdf = np.cumsum(pmf, axis=1)
+    rows = grid.astype(int)
+    expected = np.empty_like(counts)
+    for value in range(256):
+        at = rows == value
+        expected[at] = np.searchsorted(cdf[value], uniform[at], side="left")
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.max() > rates.max()  # the upper tail is reached
+
+
 def test_jpeg_changes_the_image_more_at_lower_quality(rng):
     image = tf.constant(rng.random((64, 64, 3)), tf.float32)
     errors = [float(tf.reduce_mean(tf.abs(rd.jpeg(image, quality) - image)))

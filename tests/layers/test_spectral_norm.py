@@ -1,10 +1,6 @@
 """`SpectralNorm` against PyTorch's `spectral_norm`, and as a Keras layer: reload, mixed
 precision, distribution."""
 
-import json
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -12,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_sr.layers import SpectralNorm
-from tests.helpers import random_images
+from tests.helpers import random_images, run_two_replica_script
 
 
 def wrapped_conv(filters=6, channels=4, dtype=None):
@@ -143,41 +139,30 @@ def test_mirrored_gan_steps_equal_one_device():
     each) reach the weights and vectors one device reaches with 4: every replica computes the
     same u and v, and their mean-aggregated writes keep them. float64, where only a bug leaves a
     difference."""
-    script = textwrap.dedent("""
-        import json
-        import keras, numpy as np, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    run = run_two_replica_script("""
         from keras_sr.models import RRDBNet, UNetDiscriminatorSN
         from keras_sr.trainers import SRGAN
 
+        def networks():
+            return (RRDBNet(num_blocks=1, num_features=8, growth_channels=4),
+                    UNetDiscriminatorSN(num_features=8))
+
+        def make_trainer(g, d):
+            return SRGAN(g, d, None, perceptual_weight=0.0, pixel_weight=1.0)
+
         def two_steps(strategy, start, lr, hr):
-            with strategy.scope():
-                g = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
-                d = UNetDiscriminatorSN(num_features=8)
-                for model, weights in zip((g, d), start):
-                    model.set_weights(weights)
-                trainer = SRGAN(g, d, None, perceptual_weight=0.0, pixel_weight=1.0)
-                g_opt, d_opt = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
-                g_opt.build(g.trainable_variables)
-                d_opt.build(d.trainable_variables)
-                trainer.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=False)
-            data = tf.data.Dataset.from_tensor_slices(([lr, lr[::-1]], [hr, hr[::-1]]))
-            trainer.fit(data, epochs=1, verbose=0, shuffle=False)
-            return {v.path: np.array(v) for v in d.weights}
+            trainer, _ = fit_two_steps(strategy, networks, make_trainer, start, lr, hr)
+            return {v.path: np.array(v) for v in trainer.discriminator.weights}
 
         keras.config.set_floatx("float64")
         keras.config.set_dtype_policy("float64")
         keras.utils.set_random_seed(0)
-        g0 = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
-        d0 = UNetDiscriminatorSN(num_features=8)
+        g0, d0 = networks()
         start = [m.get_weights() for m in (g0, d0)]
         rng = np.random.default_rng(0)
         lr, hr = rng.random((4, 8, 8, 3)), rng.random((4, 32, 32, 3))
-        single = two_steps(tf.distribute.OneDeviceStrategy("/cpu:0"), start, lr, hr)
-        mirrored = two_steps(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), start, lr,
-                             hr)
+        single = two_steps(ONE_DEVICE, start, lr, hr)
+        mirrored = two_steps(TWO_REPLICAS, start, lr, hr)
         vectors = [key for key in single if key.endswith(("/u", "/v"))]
         print(json.dumps({
             "vectors": len(vectors),
@@ -185,10 +170,6 @@ def test_mirrored_gan_steps_equal_one_device():
                          for k, w in zip(single, d0.get_weights()) if k in vectors),
             "difference": max(float(np.abs(single[k] - mirrored[k]).max()) for k in single)}))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = json.loads(result.stdout.strip().splitlines()[-1])
     assert run["vectors"] == 16  # u and v of conv1-conv8
     assert run["moved"] > 1e-3  # the steps did iterate
     assert run["difference"] < 1e-12, run

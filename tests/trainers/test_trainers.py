@@ -1,7 +1,3 @@
-import json
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -11,7 +7,7 @@ import tensorflow as tf
 from keras_sr.losses.perceptual import PerceptualLoss
 from keras_sr.models import RRDBNet, SRGANDiscriminator, SRResNet, VGGStyleDiscriminator
 from keras_sr.trainers import ESRGAN, SRGAN, PSNRTrainer
-from tests.helpers import random_images
+from tests.helpers import random_images, run_two_replica_script
 from tests.losses.test_perceptual import tiny_extractor
 
 pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
@@ -119,58 +115,39 @@ def test_mirrored_esrgan_steps_equal_one_device(precision):
     # normalise it away); two steps, with the generator EMA. Run in float64, where only a bug
     # can leave a difference, and in float32, what training runs (one process each: collective
     # keys would clash).
-    script = textwrap.dedent("""
-        import json, sys
-        import keras, numpy as np, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    run = run_two_replica_script("""
         from keras_sr.losses.perceptual import PerceptualLoss
         from keras_sr.models import RRDBNet, VGGStyleDiscriminator
         from keras_sr.trainers import ESRGAN
         from tests.losses.test_perceptual import tiny_extractor
         from tests.trainers.test_trainers import batch
 
+        def networks():
+            return (RRDBNet(num_blocks=1, num_features=8, growth_channels=4),
+                    VGGStyleDiscriminator(input_size=32, num_features=8), tiny_extractor())
+
+        def make_trainer(g, d, f):
+            return ESRGAN(g, d, PerceptualLoss(f, "l1"), ema_decay=0.5)
+
         def two_steps(strategy, start, lr, hr):
-            with strategy.scope():
-                g = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
-                d = VGGStyleDiscriminator(input_size=32, num_features=8)
-                f = tiny_extractor()
-                for model, weights in zip((g, d, f), start):
-                    model.set_weights(weights)
-                trainer = ESRGAN(g, d, PerceptualLoss(f, "l1"), ema_decay=0.5)
-                g_opt, d_opt = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
-                g_opt.build(g.trainable_variables)
-                d_opt.build(d.trainable_variables)
-                trainer.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=False)
-            data = tf.data.Dataset.from_tensor_slices(([lr, lr[::-1]], [hr, hr[::-1]]))
-            logs = trainer.fit(data, epochs=1, verbose=0).history
-            weights = g.get_weights() + d.get_weights() + trainer.ema_generator.get_weights()
-            return weights, {name: float(values[-1]) for name, values in logs.items()}
+            trainer, logs = fit_two_steps(strategy, networks, make_trainer, start, lr, hr)
+            return (trainer.generator.get_weights() + trainer.discriminator.get_weights()
+                    + trainer.ema_generator.get_weights()), logs
 
         precision = sys.argv[1]
         keras.config.set_floatx(precision)
         keras.config.set_dtype_policy(precision)
         keras.utils.set_random_seed(0)
-        g0 = RRDBNet(num_blocks=1, num_features=8, growth_channels=4)
-        d0 = VGGStyleDiscriminator(input_size=32, num_features=8)
-        f0 = tiny_extractor()
-        start = [model.get_weights() for model in (g0, d0, f0)]
+        start = [model.get_weights() for model in networks()]
         lr, hr = (images.astype(precision) for images in batch())
-        single, single_logs = two_steps(
-            tf.distribute.OneDeviceStrategy("/cpu:0"), start, lr, hr)
-        mirrored, mirrored_logs = two_steps(
-            tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), start, lr, hr)
+        single, single_logs = two_steps(ONE_DEVICE, start, lr, hr)
+        mirrored, mirrored_logs = two_steps(TWO_REPLICAS, start, lr, hr)
         print(json.dumps({
             "difference": max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)),
             "update": max(float(np.abs(a - b).max())
                           for a, b in zip(single, start[0] + start[1])),
             "single": single_logs, "mirrored": mirrored_logs}))
-    """)
-    result = subprocess.run([sys.executable, "-c", script, precision], capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = json.loads(result.stdout.strip().splitlines()[-1])
+    """, precision)
     # A wrong 1/N leaves about 0.16 of the update (0.09 when Keras' per-replica loss scaling
     # was switched off on purpose). The rest is summation order: the two replicas' partial sums
     # are added in another order than one device's. Two SGD steps through batch norm, RaGAN's
