@@ -54,14 +54,38 @@ def traced_esrgan():
     return trainer
 
 
-def test_esrgan_logs_and_generator_loss_is_the_weighted_sum_of_its_terms(traced_esrgan):
-    traced_esrgan.reset_metrics()
-    logs = traced_esrgan.train_on_batch(*batch(), return_dict=True)
+def _bce_with_logits(labels, logits):
+    return np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
+
+
+def test_esrgan_logs_each_term_and_weighs_them_as_the_paper(traced_esrgan):
+    """Each logged term recomputed outside the step from the networks it ran (rates 0: the
+    step leaves them as they were): L1 against the HR, the perceptual loss, ESRGAN's
+    relativistic generator loss from the discriminator's logits (BasicSR's mean of the two
+    terms); g_loss is them weighed 1, 1e-2 and 5e-3 (ESRGAN §4.1)."""
+    trainer = traced_esrgan
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+        optimizer.learning_rate.assign(0.0)
+    try:
+        trainer.reset_metrics()
+        lr, hr = batch()
+        logs = trainer.train_on_batch(lr, hr, return_dict=True)
+    finally:
+        for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+            optimizer.learning_rate.assign(1e-3)
     assert set(logs) == GAN_LOGS
-    expected = (logs["perceptual_loss"] + 1e-2 * logs["pixel_loss"]
-                + 5e-3 * logs["adversarial_loss"])
-    assert logs["g_loss"] == pytest.approx(expected, rel=1e-5)
-    assert (traced_esrgan.pixel_weight, traced_esrgan.adversarial_weight) == (1e-2, 5e-3)
+    sr = keras.ops.convert_to_numpy(trainer.generator(lr, training=True))
+    real = keras.ops.convert_to_numpy(trainer.discriminator(hr, training=True))
+    fake = keras.ops.convert_to_numpy(trainer.discriminator(sr, training=True))
+    pixel = np.abs(sr - hr).mean()
+    perceptual = float(trainer.perceptual_loss(hr, sr))
+    adversarial = 0.5 * (_bce_with_logits(0.0, real - fake.mean())
+                         + _bce_with_logits(1.0, fake - real.mean()))
+    for name, value in (("pixel_loss", pixel), ("perceptual_loss", perceptual),
+                        ("adversarial_loss", adversarial)):
+        assert logs[name] == pytest.approx(value, rel=1e-4), name
+    assert logs["g_loss"] == pytest.approx(perceptual + 1e-2 * pixel + 5e-3 * adversarial,
+                                           rel=1e-4)
 
 
 @pytest.mark.parametrize("frozen", ["generator", "discriminator"])
@@ -82,15 +106,23 @@ def test_each_optimizer_moves_only_its_own_network(traced_esrgan, frozen):
 
 
 def test_srgan_uses_the_papers_weights_and_no_pixel_term():
+    """SRGAN's generator loss: the VGG loss + 1e-3 x -log D(G(lr)) (§2.2, eq. 3 and 6), each
+    term recomputed outside the step (rates 0), and no pixel term."""
     trainer = SRGAN(SRResNet(num_blocks=1, num_features=8),
                     SRGANDiscriminator(input_size=32, num_features=8),
                     PerceptualLoss(tiny_extractor(), "mse", feature_scale=1 / 12.75))
-    trainer.compile(g_optimizer=keras.optimizers.Adam(1e-4),
-                    d_optimizer=keras.optimizers.Adam(1e-4))
-    logs = trainer.train_on_batch(*batch(), return_dict=True)
+    trainer.compile(g_optimizer=keras.optimizers.SGD(0.0),
+                    d_optimizer=keras.optimizers.SGD(0.0))
+    lr, hr = batch()
+    logs = trainer.train_on_batch(lr, hr, return_dict=True)
+    sr = keras.ops.convert_to_numpy(trainer.generator(lr, training=True))
+    fake = keras.ops.convert_to_numpy(trainer.discriminator(sr, training=True))
+    perceptual = float(trainer.perceptual_loss(hr, sr))
+    adversarial = _bce_with_logits(1.0, fake)
     assert logs["pixel_loss"] == 0.0
-    assert logs["g_loss"] == pytest.approx(
-        logs["perceptual_loss"] + 1e-3 * logs["adversarial_loss"], rel=1e-5)
+    assert logs["perceptual_loss"] == pytest.approx(perceptual, rel=1e-4)
+    assert logs["adversarial_loss"] == pytest.approx(adversarial, rel=1e-4)
+    assert logs["g_loss"] == pytest.approx(perceptual + 1e-3 * adversarial, rel=1e-4)
     assert 0.0 < logs["d_real"] < 1.0 and 0.0 < logs["d_fake"] < 1.0
 
 
