@@ -36,7 +36,8 @@ def photo_crop(size):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="realesrgan-x4plus", choices=sorted(presets.PRESETS))
+    parser.add_argument("--preset", default="realesrgan-x4plus",
+                        choices=sorted(presets.NCNN_PRESETS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)

@@ -7,7 +7,7 @@ from importlib import metadata
 
 from keras_sr import __version__, outputs, startup
 from keras_sr.precision import PRECISIONS
-from keras_sr.presets import PRESETS
+from keras_sr.presets import list_presets
 
 
 def versions():
@@ -69,7 +69,7 @@ def build_parser():
                          help="output folder (or a file name for a single input)")
     upscale.add_argument("--model", required=True,
                          help=".keras file, SavedModel folder, .tflite file or a preset: "
-                         + ", ".join(PRESETS))
+                         + ", ".join(list_presets()))
     upscale.add_argument("--scale-out", type=outputs.float_in(0, 16), metavar="S",
                          help="final scale, in (0, 16] (the SR result is resized Lanczos); "
                          "default: the model's")

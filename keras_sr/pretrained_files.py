@@ -10,6 +10,7 @@ random network instead.
 
 import dataclasses
 import hashlib
+import http.client
 import os
 import urllib.request
 
@@ -53,11 +54,54 @@ class WeightsFile:
         return os.path.join(home, "hub", "checkpoints", self.name)
 
     def verify(self, path):
-        digest = hashlib.new(self.algorithm)
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest().startswith(self.digest)
+        return file_digest(path, self.algorithm).startswith(self.digest)
+
+
+def file_digest(path, algorithm="sha256"):
+    """The hex digest of the file at `path`."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class DownloadFailed(OSError):
+    """A download that did not produce a verified file; the message says why."""
+
+
+def download_verified(url, target, verify, timeout=None):
+    """Fetches `url` into `target` through `target.partial`, which is renamed only once
+    `verify(path)` accepts it: a failure (no answer within `timeout` seconds, default
+    `DOWNLOAD_TIMEOUT_SECONDS`; a connection closed mid-body; a wrong checksum) leaves neither
+    file and raises DownloadFailed saying which."""
+    partial = target + ".partial"
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        response = urllib.request.urlopen(
+            url, timeout=DOWNLOAD_TIMEOUT_SECONDS if timeout is None else timeout)
+        with response, open(partial, "wb") as handle:
+            received = 0
+            while chunk := response.read(1 << 20):
+                handle.write(chunk)
+                received += len(chunk)
+        expected = response.headers.get("Content-Length")
+        if expected is not None and expected.isdigit() and received < int(expected):
+            # urllib returns a short body without complaint when the connection closes.
+            raise http.client.IncompleteRead(b"", int(expected) - received)
+    except (OSError, http.client.HTTPException) as failure:
+        # HTTPException: a body shorter than its Content-Length (IncompleteRead) and the like.
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise DownloadFailed(f"downloading {url} failed ({type(failure).__name__}: "
+                             f"{failure})") from None
+    if not verify(partial):
+        actual = file_digest(partial)
+        os.remove(partial)
+        raise DownloadFailed(f"the file downloaded from {url} has the wrong checksum (its "
+                             f"sha256 is {actual})")
+    os.replace(partial, target)
+    return target
 
 
 def torchvision_file(name, environment_variable):
@@ -81,23 +125,10 @@ def resolve(spec, how_to_supply, error=WeightsUnavailable, download=True):
         return cached
     if not download:
         raise error(how_to_supply(f"there is no copy at {cached}"))
-    partial = cached + ".partial"
     try:
-        os.makedirs(os.path.dirname(cached), exist_ok=True)
-        response = urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_SECONDS)
-        with response, open(partial, "wb") as handle:
-            while chunk := response.read(1 << 20):
-                handle.write(chunk)
-    except OSError as failure:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise error(how_to_supply(
-            f"downloading them failed ({type(failure).__name__}: {failure})")) from None
-    if not spec.verify(partial):
-        os.remove(partial)
-        raise error(how_to_supply("the downloaded file has the wrong checksum"))
-    os.replace(partial, cached)
-    return cached
+        return download_verified(spec.url, cached, spec.verify)
+    except DownloadFailed as failure:
+        raise error(how_to_supply(str(failure))) from None
 
 
 def torchvision_convs(path, indices, what, error=WeightsUnavailable):

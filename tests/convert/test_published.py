@@ -27,7 +27,7 @@ def photo_crops():
     return [image.astype(np.float32) / 255.0 for image in (astronaut, coffee)]
 
 
-@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+@pytest.mark.parametrize("name", sorted(presets.NCNN_PRESETS))
 def test_published_models_match_ncnn(name):
     files = presets.source_files(name)
     model = convert(*files)

