@@ -89,6 +89,10 @@ def build_parser():
                          help="compute precision of a .keras model or preset (default auto: "
                          "bfloat16 where the CPU or GPU computes it natively and the output "
                          "stays within 45 dB of float32, else float32)")
+    upscale.add_argument("--denoise-strength", type=outputs.float_in(0, 1, low_open=False),
+                         metavar="S", help="with --model realesr-general-x4v3: 1 the general "
+                         "model, 0 its denoising twin (realesr-general-wdn-x4v3), between: "
+                         "their weights mixed (Real-ESRGAN's -dn)")
     upscale.add_argument("--threads", type=outputs.int_at_least(1),
                          help="threads for .tflite models")
     upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -88,6 +88,33 @@ def path(name):
         return converted
 
 
+DENOISE_PRESET = "realesr-general-x4v3"
+
+
+def denoise_path(strength):
+    """The cached `.keras` of realesr-general-x4v3 at denoise strength `strength` in [0, 1]:
+    Real-ESRGAN's `-dn`, the network interpolation strength x general + (1 - strength) x wdn
+    (realesr-general-wdn-x4v3), so 1 is the general model and 0 the one that denoises most."""
+    import keras
+
+    from keras_sr.atomic import atomic_path
+    from keras_sr.interpolation import interpolate
+
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"--denoise-strength must be in [0, 1], got {strength}")
+    general = zoo.RELEASES[DENOISE_PRESET]
+    wdn = zoo.RELEASES["realesr-general-wdn-x4v3"]
+    target = os.path.join(cache_dir(), "presets", f"{general.name}-denoise-{strength:.4f}-"
+                          f"{general.sha256[:8]}{wdn.sha256[:8]}.keras")
+    if not os.path.isfile(target):
+        models = [keras.saving.load_model(path(release.name), compile=False)
+                  for release in (wdn, general)]
+        merged = interpolate(*models, strength)
+        with atomic_path(target) as temporary:
+            keras.saving.save_model(merged, temporary)
+    return target
+
+
 def ncnn_path(name):
     """The cached `.keras` file of an ncnn-package preset, converted on first use."""
     import keras

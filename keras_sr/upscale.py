@@ -157,12 +157,20 @@ def main(args):
         raise FileNotFoundError(f"no image files among the inputs {args.inputs}")
     jobs = plan(args, sources)
     inference.check_model_spec(args.model)
+    from keras_sr import presets, zoo
+
+    strength = getattr(args, "denoise_strength", None)
+    if strength is not None and zoo.canonical(args.model) != presets.DENOISE_PRESET:
+        raise ValueError(f"--denoise-strength goes with --model {presets.DENOISE_PRESET}, "
+                         f"not {args.model}")
     from keras_sr import startup  # the inputs and outputs are good: TensorFlow starts
 
     startup.load()
-    upscaler = inference.load_upscaler(args.model, num_threads=args.threads,
+    model = args.model if strength is None else presets.denoise_path(strength)
+    upscaler = inference.load_upscaler(model, num_threads=args.threads,
                                        precision=getattr(args, "precision", "float32"))
-    log(f"keras-sr upscale: {args.model} on {describe_device()} at {upscaler.precision} "
+    shown = args.model if strength is None else f"{args.model} (denoise strength {strength:g})"
+    log(f"keras-sr upscale: {shown} on {describe_device()} at {upscaler.precision} "
         f"({upscaler.precision_reason})")
     if args.tile is None and not getattr(upscaler, "fixed_size", None):
         # A budget too small to tile with is a mistake to say now, not on the first big image.

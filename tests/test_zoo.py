@@ -74,7 +74,11 @@ def zoo_server(tmp_path, monkeypatch):
     x2 = randomized(RRDBNet(scale=2, **TINY_RRDB), seed=2)
     compact = randomized(SRVGGNetCompact(**TINY_SRVGG), seed=3)
     old = randomized(RRDBNet(**TINY_RRDB), seed=4)
-    models = {"realesrgan-x4plus": (rrdb, {"params_ema": basicsr.state_dict_of(rrdb)}),
+    general = randomized(SRVGGNetCompact(**TINY_SRVGG), seed=5)
+    wdn = randomized(SRVGGNetCompact(**TINY_SRVGG), seed=6)
+    models = {"realesr-general-x4v3": (general, {"params": basicsr.state_dict_of(general)}),
+              "realesr-general-wdn-x4v3": (wdn, {"params": basicsr.state_dict_of(wdn)}),
+              "realesrgan-x4plus": (rrdb, {"params_ema": basicsr.state_dict_of(rrdb)}),
               "realesrgan-x2plus": (x2, {"params_ema": basicsr.state_dict_of(x2)}),
               "realesr-animevideov3": (compact, {"params": basicsr.state_dict_of(compact)}),
               "esrgan-x4": (old, to_layout(basicsr.state_dict_of(old), "esrgan-original",
@@ -212,3 +216,46 @@ def test_a_pickle_payload_is_refused_whatever_its_hash(zoo_server, monkeypatch, 
         presets.load_model("realesrgan-x2plus")
     assert not marker.exists()
     assert not os.path.exists(zoo.converted_path(zoo.RELEASES[release.name]))
+
+
+def test_denoise_strength_mixes_the_general_model_and_its_denoising_twin(zoo_server):
+    """Real-ESRGAN's -dn: strength 1 is realesr-general-x4v3, 0 realesr-general-wdn-x4v3, and
+    0.5 the model whose weights are their means, computed here by hand."""
+    import keras
+
+    _, models = zoo_server
+    general, wdn = models["realesr-general-x4v3"], models["realesr-general-wdn-x4v3"]
+    images = random_images((1, 6, 7, 3))
+
+    def output(strength):
+        return keras.saving.load_model(presets.denoise_path(strength), compile=False)(images)
+
+    np.testing.assert_allclose(output(1.0), general(images), atol=1e-5)
+    np.testing.assert_allclose(output(0.0), wdn(images), atol=1e-5)
+    by_hand = SRVGGNetCompact(**TINY_SRVGG)
+    by_hand.set_weights([(a + b) / 2 for a, b in zip(general.get_weights(), wdn.get_weights())])
+    halfway = output(0.5)
+    np.testing.assert_allclose(halfway, by_hand(images), atol=1e-5)
+    assert np.abs(np.asarray(halfway) - np.asarray(general(images))).max() > 1e-3
+    with pytest.raises(ValueError, match="must be in \\[0, 1\\], got 1.5"):
+        presets.denoise_path(1.5)
+
+
+def test_denoise_strength_goes_with_the_general_model_only(tmp_path, capsys):
+    from PIL import Image
+
+    from keras_sr import cli
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    status = cli.main(["upscale", str(photo), "-o", str(tmp_path / "out"), "--model",
+                       "realesrgan-x4plus", "--denoise-strength", "0.5"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "--denoise-strength goes with --model realesr-general-x4v3, not realesrgan-x4plus" \
+        in err
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["upscale", str(photo), "-o", str(tmp_path / "out"), "--model",
+                  "realesr-general-x4v3", "--denoise-strength", "2"])
+    assert exited.value.code == 2
+    assert "2 is outside [0, 1]" in capsys.readouterr().err

@@ -21,36 +21,12 @@ if __name__ == "__main__":
     os.environ["KERAS_SR_PARSING"] = "1"  # answer --help before TensorFlow: keras_sr.startup
 
 
+# TensorFlow-free; this module's API as before.
+from keras_sr.interpolation import architecture, interpolate  # noqa: E402, F401
+
+
 def resolve_generator_path(path):
     return os.path.join(path, "generator_last.keras") if os.path.isdir(path) else path
-
-
-def architecture(model):
-    config = dict(model.get_config())
-    config.pop("name", None)
-    return type(model).__name__, config, [tuple(w.shape) for w in model.weights]
-
-
-def interpolate(psnr_model, gan_model, alpha):
-    """A new model of `gan_model`'s architecture with interpolated weights.
-
-    Raises:
-        ValueError: if alpha is outside [0, 1] or the models' architectures differ.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"--alpha must be in [0, 1], got {alpha}")
-    psnr_arch, gan_arch = architecture(psnr_model), architecture(gan_model)
-    if psnr_arch != gan_arch:
-        differences = [key for key in set(psnr_arch[1]) | set(gan_arch[1])
-                       if psnr_arch[1].get(key) != gan_arch[1].get(key)]
-        detail = (f"{psnr_arch[0]} vs {gan_arch[0]}" if psnr_arch[0] != gan_arch[0]
-                  else f"configurations differ in {sorted(differences)}" if differences
-                  else "weight shapes differ")
-        raise ValueError(f"cannot interpolate models of different architectures: {detail}")
-    merged = type(gan_model).from_config(gan_model.get_config())
-    merged.set_weights([(1.0 - alpha) * a + alpha * b
-                        for a, b in zip(psnr_model.get_weights(), gan_model.get_weights())])
-    return merged
 
 
 def parse_alphas(text):
