@@ -127,9 +127,11 @@ def check_model_spec(spec):
     spec = os.fspath(spec)
     if presets.is_preset(spec):
         return
-    if not os.path.isdir(spec) and not spec.endswith((".keras", ".tflite")):
+    if not os.path.isdir(spec) and not spec.endswith((".keras", ".tflite")) \
+            and not presets.is_weights_file(spec):
         raise presets.ModelFileError(
-            f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file or preset "
+            f"--model {spec!r}: not a .keras file, SavedModel folder, .tflite file, weights "
+            f"file ({', '.join(presets.WEIGHTS_SUFFIXES)}) or preset "
             f"({', '.join(presets.list_presets())})")
     if not os.path.exists(spec):
         raise presets.ModelFileError(f"no such model file: {spec}")
@@ -148,7 +150,7 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
     from keras_sr import presets
 
     spec = os.fspath(spec)
-    if presets.is_preset(spec) or spec.endswith(".keras"):
+    if presets.is_preset(spec) or spec.endswith(".keras") or presets.is_weights_file(spec):
         model, chosen, reason = precisions.load_model(spec, precision)
         upscaler = keras_upscaler(model, description=spec)
         upscaler.precision, upscaler.precision_reason = chosen, reason

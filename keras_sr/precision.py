@@ -270,7 +270,7 @@ def load_model(spec, precision="auto", device=None):
     chosen, reason = resolve(precision, device)
     if chosen == "float32":
         return with_precision(presets.load_model(spec), "float32"), chosen, reason
-    path = presets.path(spec) if presets.is_preset(spec) else os.fspath(spec)
+    path = presets.keras_path(spec)
     if precision != "auto":
         return _load_reduced(spec, path, chosen), chosen, reason
     model = reduced = None

@@ -88,6 +88,55 @@ def path(name):
         return converted
 
 
+# Published weights files `--model` takes directly (converted on first use; TensorFlow-free, so
+# that commands can check a --model before TensorFlow starts).
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
+
+
+def is_weights_file(spec):
+    return os.fspath(spec).lower().endswith(WEIGHTS_SUFFIXES)
+
+
+def converted_file_path(spec):
+    """The cached `.keras` conversion of the weights file `spec` (an ncnn `.param` with its
+    `.bin` beside it), converted on first use and keyed by the files' content, so that an
+    edited file is converted again. ModelFileError for a missing file; the converter's
+    ConversionError (naming the architectures it knows) for weights it cannot place."""
+    import hashlib
+
+    import keras
+
+    from keras_sr.atomic import atomic_path
+    from keras_sr.convert import convert
+    from keras_sr.pretrained_files import file_digest
+
+    spec = os.fspath(spec)
+    sources = [spec]
+    if spec.lower().endswith(".param"):
+        sources.append(os.path.splitext(spec)[0] + ".bin")
+    for source in sources:
+        if not os.path.isfile(source):
+            raise ModelFileError(f"no such model file: {source}")
+    digest = hashlib.sha256("".join(file_digest(source) for source in sources).encode())
+    stem = os.path.splitext(os.path.basename(spec))[0]
+    target = os.path.join(cache_dir(), "converted", f"{stem}-{digest.hexdigest()[:16]}.keras")
+    if not os.path.isfile(target):
+        model = convert(*sources)
+        with atomic_path(target) as temporary:
+            keras.saving.save_model(model, temporary)
+    return target
+
+
+def keras_path(spec):
+    """The `.keras` file behind a `--model`: a preset's or weights file's cached conversion, or
+    `spec` itself."""
+    if is_preset(spec):
+        return path(spec)
+    if is_weights_file(spec):
+        return converted_file_path(spec)
+    return os.fspath(spec)
+
+
 DENOISE_PRESET = "realesr-general-x4v3"
 
 
@@ -150,7 +199,8 @@ class ModelFileError(ValueError):
 
 
 def load_model(spec):
-    """A Keras generator from a preset name or a `.keras` file.
+    """A Keras generator from a preset name, a `.keras` file or a published weights file
+    (`.pth`, `.safetensors`, ncnn `.param`: converted once, see `converted_file_path`).
 
     Raises:
         ModelFileError: naming the file, when it is missing, not a `.keras` (zip) archive, or
@@ -163,10 +213,11 @@ def load_model(spec):
 
     # Importing anything of keras_sr has registered the classes a .keras file names.
     spec = os.fspath(spec)
-    if is_preset(spec):
-        return keras.saving.load_model(path(spec), compile=False)
+    if is_preset(spec) or is_weights_file(spec):
+        return keras.saving.load_model(keras_path(spec), compile=False)
     if not spec.endswith(".keras"):
-        raise ModelFileError(f"{spec!r} is neither a .keras file nor a preset "
+        raise ModelFileError(f"{spec!r} is neither a .keras file, a weights file "
+                             f"({', '.join(WEIGHTS_SUFFIXES)}) nor a preset "
                              f"({', '.join(zoo.RELEASES)})")
     if not os.path.isfile(spec):
         raise ModelFileError(f"no such model file: {spec}")

@@ -30,7 +30,7 @@ def test_missing_package_names_the_pip_package(monkeypatch):
 
 
 def test_unknown_names_and_files_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="neither a .keras file nor a preset"):
+    with pytest.raises(ValueError, match="neither a .keras file, a weights file .* nor a preset"):
         presets.load_model("realesrgan-x8")
     with pytest.raises(presets.ModelFileError, match="no such model file"):
         presets.load_model(str(tmp_path / "missing.keras"))

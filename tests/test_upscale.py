@@ -18,6 +18,13 @@ def model_files(tmp_path_factory):
     saved_model.export(model, str(folder / "served"))
     (folder / "g.tflite").write_bytes(tflite.convert(model))
     (folder / "fixed.tflite").write_bytes(tflite.convert(model, input_size=(24, 24)))
+    # Published weights files, which --model converts on first use.
+    from keras_sr.convert import basicsr, export
+    from tests.convert.ncnn_files import write_srvgg
+
+    export(model, str(folder / "g.pth"))
+    export(model, str(folder / "g.safetensors"))
+    write_srvgg(str(folder / "g"), basicsr.state_dict_of(model), 2, 2)
     return model, folder
 
 
@@ -33,7 +40,8 @@ def upscale(*args):
     return cli.main(["upscale", *map(str, args), "--no-progress"])
 
 
-@pytest.mark.parametrize("form", ["g.keras", "served", "g.tflite", "fixed.tflite"])
+@pytest.mark.parametrize("form", ["g.keras", "served", "g.tflite", "fixed.tflite", "g.pth",
+                                  "g.safetensors", "g.param"])
 def test_every_model_form_gives_the_same_result(model_files, tmp_path, rng, form):
     model, folder = model_files
     image = (photo(rng, 30, 41) * 255).round().astype(np.uint8)
@@ -132,3 +140,36 @@ def test_console_script_in_a_fresh_process(model_files, tmp_path, rng):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert Image.open(tmp_path / "o" / "a.png").size == (24, 24)
+
+
+def test_a_weights_file_is_converted_once_and_again_when_it_changes(model_files, tmp_path,
+                                                                    monkeypatch, rng, capsys):
+    import shutil
+
+    from keras_sr import presets
+
+    _, folder = model_files
+    weights = tmp_path / "mine.pth"
+    shutil.copy(folder / "g.pth", weights)
+    first = presets.converted_file_path(weights)
+    import keras_sr.convert as converting
+
+    calls, original = [], converting.convert
+    monkeypatch.setattr(converting, "convert",
+                        lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
+    assert presets.converted_file_path(weights) == first and not calls
+    other = randomized(SRVGGNetCompact(scale=2, num_convs=2, num_features=8), seed=9)
+    converting.export(other, str(weights), overwrite=True)
+    second = presets.converted_file_path(weights)
+    assert second != first and len(calls) == 1
+    # Weights no network of keras-sr holds: one line naming what it knows.
+    from keras_sr.convert import torch as torch_files
+
+    torch_files.save(str(tmp_path / "other.pth"), {"encoder.weight": np.zeros((4, 3), "f")})
+    image = (photo(rng, 8, 8) * 255).round().astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    assert upscale(tmp_path / "in.png", "-o", tmp_path / "out", "--model",
+                   tmp_path / "other.pth") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "other.pth" in err[0] and "RRDBNet" in err[0] and "SRVGGNetCompact" in err[0]

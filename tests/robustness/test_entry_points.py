@@ -271,7 +271,7 @@ def test_exporters_refuse_bad_options_before_work(model_path, tmp_path, capsys):
         (saved_model.main, ["--model", model_path, "--out", tmp_path / "m", "--version", "-2"],
          "argument --version: -2 is too small"),
         (saved_model.main, ["--model", tmp_path / "a_file", "--out", tmp_path / "m"],
-         "neither a .keras file nor a preset"),
+         "neither a .keras file, a weights file"),
         (tflite.main, ["--model", model_path, "--out", tmp_path / "g.tflite", "--input-size",
                        "0", "8"], "argument --input-size: 0 is too small"),
         (tflite.main, ["--model", model_path, "--out", tmp_path / "g.tflite"],
