@@ -2,6 +2,7 @@
 parsed before TensorFlow starts: keras_sr.startup)."""
 
 import argparse
+import json
 import sys
 from importlib import metadata
 
@@ -57,6 +58,11 @@ def build_parser():
                          help="direction (default: from the output's extension)")
     convert.add_argument("--name", help="name of the imported Keras model")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    models = commands.add_parser(
+        "models", help="list the presets: network, scale, parameters, licence, source, cached",
+        description="The published models --model takes by name (keras_sr.zoo), whether each "
+        "is in the cache ($KERAS_SR_CACHE) yet, and where each comes from.")
+    models.add_argument("--json", action="store_true", help="print the rows as JSON")
     upscale = commands.add_parser(
         "upscale", help="upscale image files with a model (tiled for large images)",
         description="Upscale PNG/JPEG/WebP/BMP files, folders or globs with a .keras model, a "
@@ -156,6 +162,21 @@ def run_upscale(args):
     return upscale.main(args)
 
 
+def run_models(args):
+    from keras_sr import zoo
+
+    rows = zoo.table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'preset':28} {'network':46} {'params':>7}  {'cached':9} licence; source")
+    for row in rows:
+        print(f"{row['name']:28} {row['network']:46} {row['parameters'] / 1e6:6.2f}M  "
+              f"{row['cached'] or '-':9} {row['licence']}; {row['source']}")
+    print(f"cache: {zoo.cache_dir()}")
+    return 0
+
+
 def run_convert(args):
     from keras_sr import atomic, convert, presets
 
@@ -216,7 +237,8 @@ def main(argv=None):
     try:
         if args.command == "convert":
             startup.load()
-        return {"convert": run_convert, "upscale": run_upscale}[args.command](args)
+        return {"convert": run_convert, "upscale": run_upscale,
+                "models": run_models}[args.command](args)
     except (ValueError, OSError, KeyError, RuntimeError) as error:
         if args.debug:
             raise

@@ -259,3 +259,39 @@ def test_denoise_strength_goes_with_the_general_model_only(tmp_path, capsys):
                   "realesr-general-x4v3", "--denoise-strength", "2"])
     assert exited.value.code == 2
     assert "2 is outside [0, 1]" in capsys.readouterr().err
+
+
+def test_the_table_says_what_each_file_holds():
+    """Each preset's network, scale and parameter count, as the network built to that
+    description counts them."""
+    built = {"realesrgan-x4plus": RRDBNet(scale=4), "realesrgan-x2plus": RRDBNet(scale=2),
+             "realesrgan-x4plus-anime-6b": RRDBNet(scale=4, num_blocks=6),
+             "realesr-general-x4v3": SRVGGNetCompact(scale=4, num_convs=32),
+             "realesr-animevideov3": SRVGGNetCompact(scale=4, num_convs=16)}
+    built["realesr-general-wdn-x4v3"] = built["realesr-general-x4v3"]
+    for name in ("esrgan-x4", "esrgan-x4-paper", "rrdb-psnr-x4"):
+        built[name] = built["realesrgan-x4plus"]
+    assert set(built) == set(zoo.RELEASES)
+    for name, model in built.items():
+        release = zoo.RELEASES[name]
+        assert release.parameters == model.count_params(), name
+        assert release.network.startswith(f"{type(model).__name__} x{model.scale}"), name
+        assert release.scale == model.scale, name
+        assert release.url == "" or release.url.endswith("/" + release.file), name
+
+
+def test_the_models_command_lists_every_preset_and_what_is_cached(zoo_server, capsys):
+    import json
+
+    from keras_sr import cli
+
+    presets.load_model("realesr-animevideov3")
+    assert cli.main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(zoo.RELEASES)
+    assert rows["realesr-animevideov3"]["cached"] == "converted"
+    assert rows["realesrgan-x2plus"]["cached"] == ""
+    assert rows["rrdb-psnr-x4"]["source"].startswith("Google Drive")
+    assert cli.main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert all(name in table for name in zoo.RELEASES) and zoo.cache_dir() in table
