@@ -125,7 +125,7 @@ def check_model_spec(spec):
     from keras_sr import presets
 
     spec = os.fspath(spec)
-    if presets.is_preset(spec):
+    if presets.is_preset(spec) or presets.is_remote(spec):
         return
     if not os.path.isdir(spec) and not spec.endswith((".keras", ".tflite")) \
             and not presets.is_weights_file(spec):
@@ -150,7 +150,8 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
     from keras_sr import presets
 
     spec = os.fspath(spec)
-    if presets.is_preset(spec) or spec.endswith(".keras") or presets.is_weights_file(spec):
+    if presets.is_preset(spec) or spec.endswith(".keras") or presets.is_weights_file(spec) \
+            or presets.is_remote(spec) or (os.path.isdir(spec) and presets.is_preset_dir(spec)):
         model, chosen, reason = precisions.load_model(spec, precision)
         upscaler = keras_upscaler(model, description=spec)
         upscaler.precision, upscaler.precision_reason = chosen, reason

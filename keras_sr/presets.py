@@ -6,6 +6,7 @@ Every command that takes a model (`keras-sr upscale`, `training.evaluate`, the e
 `training.fit --init-from`) takes a preset name too, through `load_model`.
 """
 
+import json
 import os
 import warnings
 from importlib import metadata, resources
@@ -182,10 +183,69 @@ def ncnn_path(name):
     return target
 
 
+REMOTE_PREFIXES = ("hf://", "kaggle://")
+# A preset directory (keras-hub's layout), as `save_to_preset` writes it.
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+
+
+def is_remote(spec):
+    return isinstance(spec, str) and spec.startswith(REMOTE_PREFIXES)
+
+
+def is_preset_dir(spec):
+    """A directory `save_to_preset` wrote (keras-hub's layout)."""
+    spec = os.fspath(spec)
+    return all(os.path.isfile(os.path.join(spec, name)) for name in (CONFIG_FILE, WEIGHTS_FILE))
+
+
+def fetch_remote(handle):
+    """The local directory of a remote preset, fetched by the hub's own client: `hf://owner/
+    name[/subfolder]` with huggingface_hub, `kaggle://owner/model/keras/variant[/version]` with
+    kagglehub. PresetUnavailable, in one line, when the client is not installed."""
+    if handle.startswith("hf://"):
+        module, install = "huggingface_hub", "pip install huggingface_hub"
+    else:
+        module, install = "kagglehub", "pip install kagglehub"
+    try:
+        client = __import__(module)
+    except ImportError:
+        raise PresetUnavailable(f"{handle}: remote presets of this kind are fetched with "
+                                f"{module}, which is not installed: {install}") from None
+    if module == "huggingface_hub":
+        parts = handle[len("hf://"):].strip("/").split("/")
+        folder = client.snapshot_download(repo_id="/".join(parts[:2]))
+        return os.path.join(folder, *parts[2:])
+    return client.model_download(handle[len("kaggle://"):])
+
+
+def load_preset_dir(preset_dir):
+    """The model `save_to_preset` wrote to `preset_dir`; its class comes from Keras' registry
+    (config.json's registered_name). ModelFileError naming the directory when it does not
+    load."""
+    import keras
+
+    try:
+        with open(os.path.join(preset_dir, CONFIG_FILE), encoding="utf-8") as handle:
+            config = json.load(handle)
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        model.load_weights(os.path.join(preset_dir, WEIGHTS_FILE))
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - JSON, registry and h5 errors alike
+        raise ModelFileError(f"preset directory {preset_dir} does not load: "
+                             f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                             ) from None
+    return model
+
+
 def load_as(cls, name):
-    """The preset `name` as an instance of the network class `cls` (`from_preset`)."""
-    if not is_preset(name):
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(zoo.RELEASES)}")
+    """The preset `name` (a name, a `save_to_preset` directory or a remote handle) as an
+    instance of the network class `cls` (`from_preset`)."""
+    if not (is_preset(name) or is_remote(name) or is_preset_dir(name)):
+        raise ValueError(f"unknown preset {name!r}: not a preset name ({', '.join(zoo.RELEASES)}"
+                         "), a save_to_preset directory or an hf:// / kaggle:// handle")
     model = load_model(name)
     if not isinstance(model, cls):
         raise ValueError(f"preset {name!r} is a {type(model).__name__}, not a {cls.__name__}; "
@@ -215,6 +275,13 @@ def load_model(spec):
     spec = os.fspath(spec)
     if is_preset(spec) or is_weights_file(spec):
         return keras.saving.load_model(keras_path(spec), compile=False)
+    if is_remote(spec):
+        spec = fetch_remote(spec)
+        if not is_preset_dir(spec):
+            raise ModelFileError(f"{spec} (fetched) holds no config.json and "
+                                 "model.weights.h5 (a save_to_preset directory)")
+    if os.path.isdir(spec) and is_preset_dir(spec):
+        return load_preset_dir(spec)
     if not spec.endswith(".keras"):
         raise ModelFileError(f"{spec!r} is neither a .keras file, a weights file "
                              f"({', '.join(WEIGHTS_SUFFIXES)}) nor a preset "

