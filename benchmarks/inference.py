@@ -3,6 +3,10 @@ fp16 / dynamic-range (LiteRT, XNNPACK).
 
     python -m benchmarks.inference [--sizes 64 128 256] [--repeats 3] [--threads 2]
         [--modes keras saved_model tflite_fp32 tflite_fp16 tflite_dynamic] [--json OUT]
+        [--presets realesrgan-x4plus realesr-animevideov3 ...]
+
+The network is RRDBNet x4 (23 blocks), or each `--presets` model's architecture
+(`keras_sr.zoo`), randomly initialised: latency does not depend on the weights' values.
 
 Reports the median latency of one LR image per input size, and the effective GFLOP/s: the FLOPs
 of direct convolution (2 x output pixels x kernel area x in x out channels, summed over every
@@ -23,7 +27,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from export import saved_model, tflite  # noqa: E402
+from keras_sr import zoo  # noqa: E402
 from keras_sr.models import RRDBNet  # noqa: E402
+from keras_sr.precision import describe_device  # noqa: E402
 
 
 def conv_flops(serve, height, width):
@@ -78,31 +84,38 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--presets", nargs="+", choices=sorted(zoo.RELEASES), default=[],
+                        help="time these presets' networks instead of RRDBNet x4")
     args = parser.parse_args(argv)
 
-    model = RRDBNet(scale=4)  # random weights: latency does not depend on their values
-    serve = tf.function(lambda lr_images: model(lr_images, training=False))
+    networks = [(name, zoo.build(zoo.RELEASES[name])) for name in args.presets] or \
+        [("RRDBNet x4 (23 blocks, 64 features)", RRDBNet(scale=4))]
     rows = []
-    with tempfile.TemporaryDirectory() as workdir:
-        runs = runners(model, args.modes, args.threads, workdir)
-        for size in args.sizes:
-            lr_images = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
-            flops = conv_flops(serve, size, size)
-            row = {"lr_size": size, "gflop": flops / 1e9}
-            for mode in args.modes:
-                seconds = median_seconds(lambda: runs[mode](lr_images), args.repeats)
-                row[f"{mode}_s"] = seconds
-                row[f"{mode}_gflops"] = flops / seconds / 1e9
-            rows.append(row)
+    for label, model in networks:
+        serve = tf.function(lambda lr_images, model=model: model(lr_images, training=False))
+        with tempfile.TemporaryDirectory() as workdir:
+            runs = runners(model, args.modes, args.threads, workdir)
+            for size in args.sizes:
+                lr_images = np.random.default_rng(0).random((1, size, size, 3),
+                                                            dtype=np.float32)
+                flops = conv_flops(serve, size, size)
+                row = {"network": label, "lr_size": size, "gflop": flops / 1e9}
+                for mode in args.modes:
+                    seconds = median_seconds(lambda: runs[mode](lr_images), args.repeats)
+                    row[f"{mode}_s"] = seconds
+                    row[f"{mode}_gflops"] = flops / seconds / 1e9
+                rows.append(row)
 
-    print(f"RRDBNet x4 (23 blocks, 64 features), batch 1, median of {args.repeats}; "
-          f"TensorFlow {tf.__version__}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; TFLite with {args.threads} threads (XNNPACK)")
-    print("| LR size | GFLOP | " + " | ".join(f"{m} s (GFLOP/s)" for m in args.modes) + " |")
-    print("|---" * (2 + len(args.modes)) + "|")
+    print(f"batch 1, median of {args.repeats}; TensorFlow {tf.__version__}; "
+          f"{describe_device()}, {platform.machine()}, {os.cpu_count()} cores; TFLite with "
+          f"{args.threads} threads (XNNPACK); float32")
+    print("| network | LR size | GFLOP | "
+          + " | ".join(f"{m} s (GFLOP/s)" for m in args.modes) + " |")
+    print("|---" * (3 + len(args.modes)) + "|")
     for row in rows:
         cells = " | ".join(f"{row[f'{m}_s']:.2f} ({row[f'{m}_gflops']:.0f})" for m in args.modes)
-        print(f"| {row['lr_size']}x{row['lr_size']} | {row['gflop']:.1f} | {cells} |")
+        print(f"| {row['network']} | {row['lr_size']}x{row['lr_size']} | {row['gflop']:.1f} | "
+              f"{cells} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

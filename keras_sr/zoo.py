@@ -33,6 +33,8 @@ class Release:
         purpose: what it is for.
         licence: the weights' terms.
         parameters: the network's parameter count (a test builds each and counts).
+        architecture: (class name, constructor arguments) of the network the file holds, for
+            `build`.
         ncnn_preset: the preset of the same model in the ncnn weights package, used when this
             file cannot be had (offline); None when there is none.
     """
@@ -45,6 +47,7 @@ class Release:
     scale: int
     purpose: str
     parameters: int = 0
+    architecture: tuple = ()
     licence: str = REAL_ESRGAN_LICENCE
     ncnn_preset: str | None = None
 
@@ -56,46 +59,54 @@ RELEASES = {release.name: release for release in (
             RELEASES_URL + "v0.1.0/RealESRGAN_x4plus.pth",
             "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
             "RRDBNet x4, 23 blocks", 4, "photos with real-world degradations", 16_697_987,
+            ("RRDBNet", {"scale": 4}),
             ncnn_preset="realesrgan-x4plus"),
     Release("realesrgan-x2plus", "RealESRGAN_x2plus.pth",
             RELEASES_URL + "v0.2.1/RealESRGAN_x2plus.pth",
             "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
-            "RRDBNet x2, 23 blocks, pixel-unshuffled input", 2, "photos, x2", 16_703_171),
+            "RRDBNet x2, 23 blocks, pixel-unshuffled input", 2, "photos, x2", 16_703_171,
+            ("RRDBNet", {"scale": 2})),
     Release("realesrgan-x4plus-anime-6b", "RealESRGAN_x4plus_anime_6B.pth",
             RELEASES_URL + "v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
             "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
             "RRDBNet x4, 6 blocks", 4, "anime illustrations", 4_467_779,
+            ("RRDBNet", {"scale": 4, "num_blocks": 6}),
             ncnn_preset="realesrgan-x4plus-anime"),
     Release("realesr-general-x4v3", "realesr-general-x4v3.pth",
             RELEASES_URL + "v0.2.5.0/realesr-general-x4v3.pth",
             "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
-            "SRVGGNetCompact x4, 32 convs", 4, "photos, fast", 1_213_296),
+            "SRVGGNetCompact x4, 32 convs", 4, "photos, fast", 1_213_296,
+            ("SRVGGNetCompact", {"scale": 4, "num_convs": 32})),
     Release("realesr-general-wdn-x4v3", "realesr-general-wdn-x4v3.pth",
             RELEASES_URL + "v0.2.5.0/realesr-general-wdn-x4v3.pth",
             "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
-            "SRVGGNetCompact x4, 32 convs", 4, "photos, fast, with denoising", 1_213_296),
+            "SRVGGNetCompact x4, 32 convs", 4, "photos, fast, with denoising", 1_213_296,
+            ("SRVGGNetCompact", {"scale": 4, "num_convs": 32})),
     # Sources disagreed on this one (issue #25); b8a83768... is the hash with the file size
     # (2,504,012 bytes) beside it in eight independent places, 3a5ca263... one project's.
     Release("realesr-animevideov3", "realesr-animevideov3.pth",
             RELEASES_URL + "v0.2.5.0/realesr-animevideov3.pth",
             "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
             "SRVGGNetCompact x4, 16 convs", 4, "anime video, fast", 621_424,
+            ("SRVGGNetCompact", {"scale": 4, "num_convs": 16}),
             ncnn_preset="realesr-animevideov3-x4"),
     # Only the first hex digits of this one are known: its name carries them.
     Release("esrgan-x4", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
             RELEASES_URL + "v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", "ff704c30",
             "RRDBNet x4, 23 blocks", 4, "ESRGAN retrained by BasicSR on DF2K+OST (bicubic LR)",
-            16_697_987, licence="BSD-3-Clause (Real-ESRGAN release)"),
+            16_697_987, ("RRDBNet", {"scale": 4}), licence="BSD-3-Clause (Real-ESRGAN release)"),
     # Published on Google Drive only: placed by hand.
     Release("esrgan-x4-paper", "RRDB_ESRGAN_x4.pth", "",
             "65fece06e1ccb48853242aa972bdf00ad07a7dd8938d2dcbdf4221b59f6372ce",
             "RRDBNet x4, 23 blocks (original ESRGAN names)", 4,
             "ESRGAN as the paper published it (bicubic LR)", 16_697_987,
+            ("RRDBNet", {"scale": 4}),
             licence="Apache-2.0 (xinntao/ESRGAN)"),
     Release("rrdb-psnr-x4", "RRDB_PSNR_x4.pth", "",
             "f372b59f22929e1bc83fa58d78215c96f976de3b2eaeee736da1b348913da6cc",
             "RRDBNet x4, 23 blocks (original ESRGAN names)", 4,
             "ESRGAN's PSNR-oriented RRDB (bicubic LR)", 16_697_987,
+            ("RRDBNet", {"scale": 4}),
             licence="Apache-2.0 (xinntao/ESRGAN)"),
 )}
 
@@ -205,3 +216,15 @@ def table():
              "parameters": release.parameters, "for": release.purpose,
              "licence": release.licence, "source": release.url or "Google Drive (by hand)",
              "cached": cached(release)} for release in RELEASES.values()]
+
+
+def build(release):
+    """`release`'s network, randomly initialised (for sizes and speed without the file), its
+    class taken from Keras' registry (so this module imports no network)."""
+    import keras
+
+    from keras_sr import startup
+
+    class_name, arguments = release.architecture
+    startup.register_everything()
+    return keras.saving.get_registered_object(f"keras_sr>{class_name}")(**arguments)

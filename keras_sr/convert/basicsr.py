@@ -5,8 +5,8 @@ import re
 
 import numpy as np
 
+from keras_sr.architectures import RRDBNET_UNSHUFFLE_FACTORS as UNSHUFFLE_FACTORS
 from keras_sr.convert.errors import ConversionError
-from keras_sr.models.rrdbnet import UNSHUFFLE_FACTORS
 
 _RRDB_HEAD = r"(conv_first|conv_body|conv_up[12]|conv_hr|conv_last)"
 # Each layout: (pattern, replacement) pairs taking its keys to BasicSR's.
@@ -236,12 +236,18 @@ def _variables(layer, kind):
 
 
 def build_model(state_dict, source="checkpoint", name=None):
-    """The Keras network for a BasicSR state dict, with its weights."""
-    from keras_sr import models
+    """The Keras network for a BasicSR state dict, with its weights; the class comes from
+    Keras' registry, so that the converters import no network."""
+    import keras
 
     class_name, kwargs = infer_architecture(state_dict, source)
-    model = getattr(models, class_name)(name=name, **kwargs) if name else \
-        getattr(models, class_name)(**kwargs)
+    network = keras.saving.get_registered_object(f"keras_sr>{class_name}")
+    if network is None:  # a process that put registration off (keras_sr.startup)
+        from keras_sr import startup
+
+        startup.register_everything()
+        network = keras.saving.get_registered_object(f"keras_sr>{class_name}")
+    model = network(name=name, **kwargs) if name else network(**kwargs)
     load_weights(model, state_dict, source)
     return model
 
