@@ -65,7 +65,8 @@ def build_parser():
     models.add_argument("--json", action="store_true", help="print the rows as JSON")
     upscale = commands.add_parser(
         "upscale", help="upscale image files with a model (tiled for large images)",
-        description="Upscale PNG/JPEG/WebP/BMP files, folders or globs with a .keras model, a "
+        description="Upscale PNG/JPEG/WebP/BMP files and videos (mp4, mkv, mov, webm, avi, "
+        "m4v: through ffmpeg, audio and subtitles copied), folders or globs with a .keras model, a "
         "SavedModel (or TF-Serving model folder), a .tflite file or a preset. Grayscale stays "
         "grayscale, alpha is resized bicubic beside the model's RGB, 16-bit PNG stays 16-bit, "
         "EXIF orientation is applied. Images whose activations would exceed --memory-budget are "
@@ -95,6 +96,14 @@ def build_parser():
                          help="compute precision of a .keras model or preset (default auto: "
                          "bfloat16 where the CPU or GPU computes it natively and the output "
                          "stays within 45 dB of float32, else float32)")
+    upscale.add_argument("--codec", metavar="NAME",
+                         help="video encoder, as ffmpeg names it (default libx264)")
+    upscale.add_argument("--crf", type=outputs.int_at_least(0), metavar="N",
+                         help="video quality for libx264 / libx265 / libvpx-vp9, lower is "
+                         "better (default 18)")
+    upscale.add_argument("--pix-fmt", metavar="FMT",
+                         help="video pixel format (default yuv420p, which every player takes; "
+                         "an odd output size is padded by a pixel for it)")
     upscale.add_argument("--denoise-strength", type=outputs.float_in(0, 1, low_open=False),
                          metavar="S", help="with --model realesr-general-x4v3: 1 the general "
                          "model, 0 its denoising twin (realesr-general-wdn-x4v3), between: "

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from keras_sr import atomic, inference, outputs
+from keras_sr import atomic, inference, outputs, video
 from keras_sr.data.images import (
     UnreadableImageError,
     encode_image,
@@ -22,6 +22,12 @@ COLLISION_HINT = ("pass --keep-extension to name each output after its whole inp
 def output_path(args, source, single):
     """`(target, format)`: `-o FILE` for a single input given a file name, else
     `OUT/<stem>.<format>` (`OUT/<name>.<format>` with --keep-extension)."""
+    if video.is_video(source):
+        # A video keeps its container (--format and --keep-extension name images).
+        if single and not os.path.isdir(args.output) and video.is_video(args.output):
+            return args.output, "video"
+        stem = os.path.splitext(os.path.basename(source))[0]
+        return os.path.join(args.output, stem + os.path.splitext(source)[1].lower()), "video"
     fmt = args.format or FORMATS.get(os.path.splitext(source)[1].lower(), "png")
     if single and not os.path.isdir(args.output) \
             and os.path.splitext(args.output)[1].lower() in FORMATS:
@@ -32,15 +38,19 @@ def output_path(args, source, single):
 
 
 def expand_inputs(inputs, log):
-    """Image files from the inputs (files, folders, globs); a missing one is reported, not
-    fatal. Returns (files, number of inputs that matched nothing)."""
+    """Image and video files from the inputs (files, folders, globs); a missing one is
+    reported, not fatal. Returns (files, number of inputs that matched nothing)."""
     files, missing = [], 0
     for source in inputs:
+        videos = sorted(os.path.join(source, name) for name in os.listdir(source)
+                        if video.is_video(name)) if os.path.isdir(source) else []
         try:
             files.extend(list_images([source]))
         except FileNotFoundError as error:
-            log(f"skipped: {error}")
-            missing += 1
+            if not videos:
+                log(f"skipped: {error}")
+                missing += 1
+        files.extend(videos)
     return list(dict.fromkeys(files)), missing
 
 
@@ -48,8 +58,8 @@ def plan(args, sources):
     """Every `(source, target, format)`, checked before any work: `-o FILE` only for one
     input, no two inputs writing one file, the output folder writable."""
     single = len(sources) == 1
-    names_a_file = os.path.splitext(args.output)[1].lower() in FORMATS \
-        and not os.path.isdir(args.output)
+    names_a_file = (os.path.splitext(args.output)[1].lower() in FORMATS
+                    or video.is_video(args.output)) and not os.path.isdir(args.output)
     if names_a_file and not single:
         raise outputs.OutputError(f"-o {args.output} names one file, but {len(sources)} images "
                                   "were given; give a folder")
@@ -89,14 +99,10 @@ def resize(channels, size):
                      for c in range(channels.shape[-1])], axis=-1)
 
 
-def upscale_file(upscaler, source, target, fmt, args, log):
-    decoded = read_image_exact(source)
-    height, width = decoded.color.shape[:2]
+def tile_for(upscaler, height, width, args):
+    """(tile side or 0, tile pad) for an image of this size, as --tile / --tile-pad /
+    --memory-budget and a fixed-shape model's input allow."""
     scale = upscaler.scale
-    resized = args.scale_out is not None and args.scale_out != scale
-    # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array.
-    check_result_fits(source, height, width, args.scale_out or scale,
-                      3 + (decoded.alpha is not None), 8 if resized else decoded.bits // 8)
     tile = args.tile
     pad = inference.DEFAULT_TILE_PAD if args.tile_pad is None else args.tile_pad
     if tile is None:
@@ -111,6 +117,66 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         if tile < 1:
             raise ValueError(f"--tile-pad {pad} leaves no room in the model's fixed "
                              f"{fixed[0]}x{fixed[1]} input")
+    return tile, pad
+
+
+def upscale_video_file(upscaler, source, target, args, log):
+    """A video through the model frame by frame (`keras_sr.video`), each frame as a still
+    image would be (tiles, --scale-out); a progress line with frames, frames per second and
+    the time left."""
+    import time
+
+    if os.path.abspath(source) == os.path.abspath(target):
+        raise video.VideoError(f"{source}: the output would overwrite the input")
+    scale = upscaler.scale
+    out_scale = args.scale_out or scale
+    tiles = {}
+
+    def upscale_frame(frame):
+        height, width = frame.shape[:2]
+        if (height, width) not in tiles:
+            check_result_fits(source, height, width, out_scale, 3, 8)
+            tiles[height, width] = tile_for(upscaler, height, width, args)
+        tile, pad = tiles[height, width]
+        if out_scale == scale:
+            out = np.empty((height * scale, width * scale, 3), np.uint8)
+            return inference.upscale_image(upscaler, frame.astype(np.float32) / 255.0,
+                                           tile=tile or None, tile_pad=pad, out=out)
+        result = inference.upscale_image(upscaler, frame.astype(np.float32) / 255.0,
+                                         tile=tile or None, tile_pad=pad)
+        resized = resize(result, (round(width * out_scale), round(height * out_scale)))
+        return np.round(np.clip(resized, 0.0, 1.0) * 255).astype(np.uint8)
+
+    start = time.monotonic()
+
+    def progress(done, total):
+        rate = done / max(time.monotonic() - start, 1e-9)
+        left = (total - done) / rate if rate else 0.0
+        print(f"\r  {os.path.basename(source)}: frame {done}/{total}, {rate:.2f} frames/s, "
+              f"{left:.0f} s left", end="", file=sys.stderr, flush=True)
+
+    show = not args.no_progress and sys.stderr.isatty()
+    frames = video.upscale_video(source, target, upscale_frame, out_scale,
+                                 codec=getattr(args, "codec", None),
+                                 crf=getattr(args, "crf", None),
+                                 pix_fmt=getattr(args, "pix_fmt", None),
+                                 progress=progress if show else None)
+    if show:
+        print(file=sys.stderr)
+    elapsed = time.monotonic() - start
+    log(f"{source}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.2f} "
+        "frames/s)")
+
+
+def upscale_file(upscaler, source, target, fmt, args, log):
+    decoded = read_image_exact(source)
+    height, width = decoded.color.shape[:2]
+    scale = upscaler.scale
+    resized = args.scale_out is not None and args.scale_out != scale
+    # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array.
+    check_result_fits(source, height, width, args.scale_out or scale,
+                      3 + (decoded.alpha is not None), 8 if resized else decoded.bits // 8)
+    tile, pad = tile_for(upscaler, height, width, args)
     bits = 16 if decoded.bits == 16 and fmt == "png" else 8
     out_dtype = np.uint16 if bits == 16 else np.uint8
     progress = None
@@ -186,7 +252,10 @@ def main(args):
             failures += 1
             continue
         try:
-            upscale_file(upscaler, source, target, fmt, args, log)
+            if fmt == "video":
+                upscale_video_file(upscaler, source, target, args, log)
+            else:
+                upscale_file(upscaler, source, target, fmt, args, log)
         except (UnreadableImageError, ValueError, OSError, MemoryError) as error:
             log(f"[{index}/{len(jobs)}] skipped: {error}")
             failures += 1
