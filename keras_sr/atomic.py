@@ -13,8 +13,9 @@ def atomic_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     name = os.path.basename(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1],
-                                         dir=directory)
+    # The temporary ends in the whole name, so that writers that check a compound extension
+    # (Keras' `.weights.h5`) take it.
+    handle, temporary = tempfile.mkstemp(prefix=".", suffix=f".{name}", dir=directory)
     os.close(handle)
     os.chmod(temporary, 0o644)  # mkstemp makes it private; the result is an ordinary file
     try:
@@ -23,6 +24,18 @@ def atomic_path(path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def save_model_once(path, build):
+    """`path`, a `.keras` file of the model `build()` returns, built and saved only when the
+    file is not there yet (a cache entry); two processes saving at once never leave half of
+    one."""
+    if not os.path.isfile(path):
+        import keras
+
+        with atomic_path(path) as temporary:
+            keras.saving.save_model(build(), temporary)
+    return path
 
 
 def write_bytes(path, data):

@@ -46,11 +46,6 @@ def is_preset(name):
     return zoo.canonical(name) is not None
 
 
-def names():
-    """Every name a preset answers to (the presets and the earlier names kept as aliases)."""
-    return [*zoo.RELEASES, *zoo.ALIASES]
-
-
 def source_files(name):
     """The ncnn `.param` and `.bin` of an ncnn-package preset, from the installed package."""
     if name not in NCNN_PRESETS:
@@ -105,9 +100,7 @@ def converted_file_path(spec):
     ConversionError (naming the architectures it knows) for weights it cannot place."""
     import hashlib
 
-    import keras
-
-    from keras_sr.atomic import atomic_path
+    from keras_sr.atomic import save_model_once
     from keras_sr.convert import convert
     from keras_sr.pretrained_files import file_digest
 
@@ -120,12 +113,9 @@ def converted_file_path(spec):
             raise ModelFileError(f"no such model file: {source}")
     digest = hashlib.sha256("".join(file_digest(source) for source in sources).encode())
     stem = os.path.splitext(os.path.basename(spec))[0]
-    target = os.path.join(cache_dir(), "converted", f"{stem}-{digest.hexdigest()[:16]}.keras")
-    if not os.path.isfile(target):
-        model = convert(*sources)
-        with atomic_path(target) as temporary:
-            keras.saving.save_model(model, temporary)
-    return target
+    return save_model_once(
+        os.path.join(cache_dir(), "converted", f"{stem}-{digest.hexdigest()[:16]}.keras"),
+        lambda: convert(*sources))
 
 
 def keras_path(spec):
@@ -147,7 +137,7 @@ def denoise_path(strength):
     (realesr-general-wdn-x4v3), so 1 is the general model and 0 the one that denoises most."""
     import keras
 
-    from keras_sr.atomic import atomic_path
+    from keras_sr.atomic import save_model_once
     from keras_sr.interpolation import interpolate
 
     if not 0.0 <= strength <= 1.0:
@@ -156,31 +146,19 @@ def denoise_path(strength):
     wdn = zoo.RELEASES["realesr-general-wdn-x4v3"]
     target = os.path.join(cache_dir(), "presets", f"{general.name}-denoise-{strength:.4f}-"
                           f"{general.sha256[:8]}{wdn.sha256[:8]}.keras")
-    if not os.path.isfile(target):
-        models = [keras.saving.load_model(path(release.name), compile=False)
-                  for release in (wdn, general)]
-        merged = interpolate(*models, strength)
-        with atomic_path(target) as temporary:
-            keras.saving.save_model(merged, temporary)
-    return target
+    return save_model_once(target, lambda: interpolate(
+        *[keras.saving.load_model(path(release.name), compile=False)
+          for release in (wdn, general)], strength))
 
 
 def ncnn_path(name):
     """The cached `.keras` file of an ncnn-package preset, converted on first use."""
-    import keras
-
-    from keras_sr.atomic import atomic_path
+    from keras_sr.atomic import save_model_once
     from keras_sr.convert import convert
 
     param, weights = source_files(name)
-    version = package_version()
-    target = os.path.join(cache_dir(), "presets", f"{name}-{version}.keras")
-    if not os.path.isfile(target):
-        model = convert(param, weights, name=name.replace("-", "_"))
-        # Two processes converting at once never leave a half-written cache entry.
-        with atomic_path(target) as temporary:
-            keras.saving.save_model(model, temporary)
-    return target
+    target = os.path.join(cache_dir(), "presets", f"{name}-{package_version()}.keras")
+    return save_model_once(target, lambda: convert(param, weights, name=name.replace("-", "_")))
 
 
 REMOTE_PREFIXES = ("hf://", "kaggle://")

@@ -187,19 +187,14 @@ def weights_file(release):
 
 def converted(release):
     """The cached `.keras` file of `release`, fetched and converted on first use."""
-    target = converted_path(release)
-    if os.path.isfile(target):
-        return target
-    import keras
+    from keras_sr.atomic import save_model_once
 
-    from keras_sr.atomic import atomic_path
-    from keras_sr.convert import convert
+    def build():
+        from keras_sr.convert import convert
 
-    model = convert(weights_file(release), name=release.name.replace("-", "_"))
-    # Two processes converting at once never leave a half-written cache entry.
-    with atomic_path(target) as temporary:
-        keras.saving.save_model(model, temporary)
-    return target
+        return convert(weights_file(release), name=release.name.replace("-", "_"))
+
+    return save_model_once(converted_path(release), build)
 
 
 def cached(release):

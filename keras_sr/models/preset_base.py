@@ -32,20 +32,14 @@ class FromPreset:
         import keras
 
         import keras_sr
-        from keras_sr.atomic import write_bytes
+        from keras_sr.atomic import atomic_path, write_bytes
 
         os.makedirs(preset_dir, exist_ok=True)
         config = keras.saving.serialize_keras_object(self)
         write_bytes(os.path.join(preset_dir, CONFIG_FILE),
                     json.dumps(config, indent=2).encode())
-        # Keras wants the name to end in .weights.h5: a temporary name of that form, renamed.
-        temporary = os.path.join(preset_dir, f".{os.getpid()}.partial.weights.h5")
-        try:
+        with atomic_path(os.path.join(preset_dir, WEIGHTS_FILE)) as temporary:
             self.save_weights(temporary)
-            os.replace(temporary, os.path.join(preset_dir, WEIGHTS_FILE))
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
         metadata = {"keras_sr_version": keras_sr.__version__,
                     "keras_version": keras.__version__,
                     "class": config.get("registered_name"),
