@@ -97,13 +97,23 @@ def build_parser():
                          "bfloat16 where the CPU or GPU computes it natively and the output "
                          "stays within 45 dB of float32, else float32)")
     upscale.add_argument("--codec", metavar="NAME",
-                         help="video encoder, as ffmpeg names it (default libx264)")
+                         help="video encoder, as ffmpeg names it (default libx264; "
+                         "libvpx-vp9 for .webm)")
     upscale.add_argument("--crf", type=outputs.int_at_least(0), metavar="N",
                          help="video quality for libx264 / libx265 / libvpx-vp9, lower is "
                          "better (default 18)")
     upscale.add_argument("--pix-fmt", metavar="FMT",
                          help="video pixel format (default yuv420p, which every player takes; "
                          "an odd output size is padded by a pixel for it)")
+    upscale.add_argument("--batch", type=outputs.int_at_least(1), default=1, metavar="N",
+                         help="video frames per model call when frames are not tiled "
+                         "(default 1; more helps on a GPU)")
+    upscale.add_argument("--resume", action="store_true",
+                         help="continue an interrupted video from the segments it left in "
+                         "OUT.parts (same model and settings)")
+    upscale.add_argument("--segment-seconds", type=outputs.float_in(0, 3600), default=None,
+                         metavar="S", help="a video is encoded in segments of about S seconds "
+                         "of footage, the most an interruption loses (default 10)")
     upscale.add_argument("--denoise-strength", type=outputs.float_in(0, 1, low_open=False),
                          metavar="S", help="with --model realesr-general-x4v3: 1 the general "
                          "model, 0 its denoising twin (realesr-general-wdn-x4v3), between: "
@@ -248,6 +258,12 @@ def main(argv=None):
             startup.load()
         return {"convert": run_convert, "upscale": run_upscale,
                 "models": run_models}[args.command](args)
+    except KeyboardInterrupt as error:
+        # Ctrl-C, or SIGTERM during a video: what was complete is kept (the line before says
+        # where), and the shell sees 130 as for any interrupted command.
+        print(f"keras-sr {args.command}: interrupted{f' ({error})' if str(error) else ''}",
+              file=sys.stderr)
+        return 130
     except (ValueError, OSError, KeyError, RuntimeError) as error:
         if args.debug:
             raise

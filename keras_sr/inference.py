@@ -24,12 +24,14 @@ MIN_TILE = 16
 
 
 class Upscaler:
-    """`upscaler(lr_images)`: float32 `[1, H, W, 3]` in [0, 1] -> `[1, sH, sW, 3]`."""
+    """`upscaler(lr_images)`: float32 `[N, H, W, 3]` in [0, 1] -> `[N, sH, sW, 3]`; N is 1
+    unless `batches` (the model takes several images of one size in a call)."""
 
-    def __init__(self, run, scale, description):
+    def __init__(self, run, scale, description, batches=True):
         self.run = run
         self.scale = scale
         self.description = description
+        self.batches = batches
         self.precision, self.precision_reason = "float32", ""
 
     def __call__(self, lr_images):
@@ -39,9 +41,9 @@ class Upscaler:
 def keras_upscaler(model, description=None):
     import tensorflow as tf
 
-    # One trace for every tile and image size.
+    # One trace for every tile, image size and batch.
     serve = tf.function(lambda lr_images: model(lr_images, training=False),
-                        input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     scale = getattr(model, "scale", None) or _probe_scale(lambda x: serve(x).numpy())
     return Upscaler(lambda x: serve(x).numpy(), scale, description or model.name)
 
@@ -94,7 +96,7 @@ def tflite_upscaler(path, num_threads=None):
         def run(lr_images):
             return _run_fixed(lambda x: litert.run(interpreter, x), lr_images, fixed)
         scale = interpreter.get_output_details()[0]["shape"][1] // fixed[0]
-        upscaler = Upscaler(run, int(scale), path)
+        upscaler = Upscaler(run, int(scale), path, batches=False)
         upscaler.fixed_size = fixed
         return upscaler
 

@@ -121,31 +121,41 @@ def tile_for(upscaler, height, width, args):
 
 
 def upscale_video_file(upscaler, source, target, args, log):
-    """A video through the model frame by frame (`keras_sr.video`), each frame as a still
-    image would be (tiles, --scale-out); a progress line with frames, frames per second and
-    the time left."""
+    """A video through the model (`keras_sr.video`), each frame as a still image would be
+    (tiles, --scale-out); untiled frames go `--batch` at a time. On a terminal, a progress
+    line with frames, frames per second and the time left; one summary line at the end."""
+    import signal
     import time
 
-    if os.path.abspath(source) == os.path.abspath(target):
-        raise video.VideoError(f"{source}: the output would overwrite the input")
     scale = upscaler.scale
     out_scale = args.scale_out or scale
     tiles = {}
 
-    def upscale_frame(frame):
-        height, width = frame.shape[:2]
+    def as_uint8(result, height, width):
+        if out_scale == scale:
+            return result
+        resized = resize(result, (round(width * out_scale), round(height * out_scale)))
+        return np.round(np.clip(resized, 0.0, 1.0) * 255).astype(np.uint8)
+
+    def upscale_frames(frames):
+        height, width = frames[0].shape[:2]
         if (height, width) not in tiles:
             check_result_fits(source, height, width, out_scale, 3, 8)
             tiles[height, width] = tile_for(upscaler, height, width, args)
         tile, pad = tiles[height, width]
-        if out_scale == scale:
-            out = np.empty((height * scale, width * scale, 3), np.uint8)
-            return inference.upscale_image(upscaler, frame.astype(np.float32) / 255.0,
-                                           tile=tile or None, tile_pad=pad, out=out)
-        result = inference.upscale_image(upscaler, frame.astype(np.float32) / 255.0,
-                                         tile=tile or None, tile_pad=pad)
-        resized = resize(result, (round(width * out_scale), round(height * out_scale)))
-        return np.round(np.clip(resized, 0.0, 1.0) * 255).astype(np.uint8)
+        if not tile and upscaler.batches and len(frames) > 1:
+            results = upscaler(np.stack(frames).astype(np.float32) / 255.0)
+            if out_scale == scale:
+                return list(np.round(np.clip(results, 0.0, 1.0) * 255).astype(np.uint8))
+            return [as_uint8(result, height, width) for result in results]
+        outputs = []
+        for frame in frames:
+            out = np.empty((height * scale, width * scale, 3), np.uint8) \
+                if out_scale == scale else None
+            result = inference.upscale_image(upscaler, frame.astype(np.float32) / 255.0,
+                                             tile=tile or None, tile_pad=pad, out=out)
+            outputs.append(as_uint8(result, height, width))
+        return outputs
 
     start = time.monotonic()
 
@@ -155,17 +165,39 @@ def upscale_video_file(upscaler, source, target, args, log):
         print(f"\r  {os.path.basename(source)}: frame {done}/{total}, {rate:.2f} frames/s, "
               f"{left:.0f} s left", end="", file=sys.stderr, flush=True)
 
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"{signal.Signals(signum).name}")
+
     show = not args.no_progress and sys.stderr.isatty()
-    frames = video.upscale_video(source, target, upscale_frame, out_scale,
-                                 codec=getattr(args, "codec", None),
-                                 crf=getattr(args, "crf", None),
-                                 pix_fmt=getattr(args, "pix_fmt", None),
-                                 progress=progress if show else None)
-    if show:
-        print(file=sys.stderr)
+    settings = {"model": args.model, "precision": upscaler.precision,
+                "scale_out": args.scale_out, "tile": args.tile, "tile_pad": args.tile_pad,
+                "memory_budget": args.memory_budget,
+                "denoise_strength": getattr(args, "denoise_strength", None)}
+    # SIGTERM stops the run as Ctrl-C does: the complete segments stay for --resume.
+    previous = signal.signal(signal.SIGTERM, stop) \
+        if threading_is_main() else None
+    try:
+        frames = video.upscale_video(
+            source, target, upscale_frames, out_scale, codec=getattr(args, "codec", None),
+            crf=getattr(args, "crf", None), pix_fmt=getattr(args, "pix_fmt", None),
+            progress=progress if show else None, settings=settings,
+            resume=getattr(args, "resume", False), batch=getattr(args, "batch", 1) or 1,
+            segment_seconds=getattr(args, "segment_seconds", None) or video.SEGMENT_SECONDS,
+            log=log)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if show:
+            print(file=sys.stderr)
     elapsed = time.monotonic() - start
     log(f"{source}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.2f} "
         "frames/s)")
+
+
+def threading_is_main():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def upscale_file(upscaler, source, target, fmt, args, log):

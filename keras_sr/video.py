@@ -1,28 +1,49 @@
 """Videos through a model: frames decoded by ffmpeg into a pipe, upscaled as the still images
-are (tiles, precision, --scale-out), encoded by a second ffmpeg that also copies the source's
-audio and subtitle streams. Frames stream: a bounded queue holds a few decoded frames, so
-memory stays flat with the clip's length, and decoding and encoding run in their own processes
-beside the model.
+are (tiles, precision, --scale-out), encoded by a second ffmpeg, then muxed with the source's
+audio and subtitle streams.
 
-First version (issue #26): constant-frame-rate output at the source's average rate, one frame
-at a time, no resume; the file appears whole or not at all.
+- Streamed: a bounded queue holds a few decoded frames, so memory stays flat with the clip's
+  length; decoding and encoding run in their own processes beside the model.
+- Timing: every frame keeps its own timestamp and duration (variable frame rate included).
+  The decoder reports them (ffmpeg's `showinfo`), and the frames go to the encoder in a
+  minimal Matroska stream (`_Matroska`) that carries them in nanoseconds, encoded with the
+  source's time base and `-fps_mode passthrough`: no frame is dropped, duplicated or moved.
+- Resumable: the video is encoded in segments of about `segment_seconds`, each renamed into
+  the run's `<target>.parts` folder once complete. `resume=True` keeps the complete ones
+  (their frames are decoded and skipped, not upscaled again); the last step concatenates the
+  segments with the source's audio and subtitles into `<target>`, written under a temporary
+  name and renamed, so the file appears whole or not at all.
 """
 
+import collections
 import dataclasses
+import json
+import math
 import os
 import queue
 import re
 import shutil
+import struct
 import subprocess
+import tempfile
 import threading
+from fractions import Fraction
 
 import numpy as np
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
-# The codec and pixel format when --codec / --pix-fmt are not given: what every player takes.
+# The encoder and pixel format when --codec / --pix-fmt are not given: what every player
+# takes (WebM holds only VP8 / VP9 / AV1).
 DEFAULT_CODEC, DEFAULT_PIX_FMT, DEFAULT_CRF = "libx264", "yuv420p", 18
+CONTAINER_CODECS = {".webm": "libvpx-vp9"}
+# The subtitle codec a container takes when it cannot hold the source's (text subtitles).
+TEXT_SUBTITLES = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".webm": "webvtt",
+                  ".mkv": "srt"}
+CRF_CODECS = ("libx264", "libx264rgb", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
 # Decoded frames waiting for the model (a few frames of memory, whatever the clip's length).
 QUEUE_FRAMES = 4
+SEGMENT_SECONDS = 10.0
+STATE_FILE = "run.json"
 
 
 class VideoError(ValueError):
@@ -52,7 +73,7 @@ def ffmpeg_executable():
 class VideoInfo:
     width: int
     height: int
-    rate: str  # the average frame rate as ffmpeg writes it: "25", "30000/1001"
+    rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
     frames: int
     audio: bool
     subtitles: bool
@@ -66,19 +87,19 @@ def probe(path, ffmpeg=None):
     if not os.path.isfile(path):
         raise VideoError(f"no such video file: {path}")
     header = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True,
-                            text=True, errors="replace").stderr
+                            text=True, errors="replace", stdin=subprocess.DEVNULL).stderr
     video = re.search(r"Stream #\S+.*?: Video: .*", header)
     if video is None:
         reason = "no video stream" if "Stream #" in header else "not a video ffmpeg can read"
         raise VideoError(f"{path}: {reason}")
-    size = re.search(r"\b(\d{2,5})x(\d{2,5})\b", video.group(0))
+    size = re.search(r"\b([1-9]\d{0,4})x([1-9]\d{0,4})\b", video.group(0).split("Video:")[1])
     rate = re.search(r"([\d.]+) fps", video.group(0)) or re.search(r"([\d.]+) tbr",
                                                                     video.group(0))
     if size is None or rate is None:
         raise VideoError(f"{path}: cannot tell the video stream's size and frame rate")
     counted = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-i", path, "-map", "0:v:0",
                               "-c", "copy", "-f", "null", "-"], capture_output=True, text=True,
-                             errors="replace")
+                             errors="replace", stdin=subprocess.DEVNULL)
     frames = re.findall(r"frame=\s*(\d+)", counted.stderr)
     if counted.returncode != 0 or not frames or int(frames[-1]) == 0:
         raise VideoError(f"{path}: no decodable video frame (truncated or empty?)")
@@ -87,99 +108,480 @@ def probe(path, ffmpeg=None):
                      "Audio:" in streams, "Subtitle:" in streams)
 
 
-def _reader(process, frame_bytes, frames, stop):
-    """Puts each decoded frame (bytes) on `frames`, then None."""
-    try:
-        while not stop.is_set():
-            data = process.stdout.read(frame_bytes)
-            if len(data) < frame_bytes:
-                break
-            frames.put(data)
-    finally:
-        frames.put(None)
+def frame_pixel_limit():
+    """The largest frame, in pixels, that a video may have: the limit still images get
+    (Pillow refuses to decode more than twice its MAX_IMAGE_PIXELS)."""
+    from PIL import Image
+
+    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
 
 
-def upscale_video(source, target, upscale_frame, scale, codec=None, crf=None, pix_fmt=None,
-                  progress=None, ffmpeg=None):
-    """Writes `target`: every frame of `source` through `upscale_frame` ((H, W, 3) uint8 ->
-    (sH, sW, 3) uint8, `scale` the ratio of sizes), encoded with `codec` (default H.264, CRF
-    18, yuv420p), the audio and subtitle streams copied. An output size the pixel format
-    cannot take (odd, for 4:2:0) is padded by a pixel. `progress(done, total)` after each
-    frame. Returns the number of frames written. The file is written under a temporary name
-    and renamed at the end: on any failure neither it nor an ffmpeg process is left."""
-    ffmpeg = ffmpeg or ffmpeg_executable()
-    info = probe(source, ffmpeg)
-    out_width, out_height = round(info.width * scale), round(info.height * scale)
-    codec, pix_fmt = codec or DEFAULT_CODEC, pix_fmt or DEFAULT_PIX_FMT
-    stem, extension = os.path.splitext(target)
-    partial = f"{stem}.partial{extension}"
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    decoder = subprocess.Popen(
-        [ffmpeg, "-v", "error", "-i", source, "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt",
-         "rgb24", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    quality = ["-crf", str(DEFAULT_CRF if crf is None else crf)] \
-        if codec in ("libx264", "libx265", "libvpx-vp9") or crf is not None else []
-    even = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if pix_fmt.endswith(("420p", "422p")) \
-        and (out_width % 2 or out_height % 2) else []
-    encoder = subprocess.Popen(
-        [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
-         f"{out_width}x{out_height}", "-framerate", info.rate, "-i", "-", "-i", source,
-         "-map", "0:v:0", "-map", "1:a?", "-map", "1:s?", *even, "-c:v", codec, *quality,
-         "-pix_fmt", pix_fmt, "-c:a", "copy", "-c:s", "copy", partial],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    frames, stop = queue.Queue(QUEUE_FRAMES), threading.Event()
-    reader = threading.Thread(target=_reader, daemon=True,
-                              args=(decoder, info.width * info.height * 3, frames, stop))
-    reader.start()
-    written = 0
-    try:
-        while (data := frames.get()) is not None:
-            frame = np.frombuffer(data, np.uint8).reshape(info.height, info.width, 3)
-            result = upscale_frame(frame)
-            if result.shape != (out_height, out_width, 3) or result.dtype != np.uint8:
-                raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
-                                 f"not ({out_height}, {out_width}, 3) uint8")
-            try:
-                encoder.stdin.write(np.ascontiguousarray(result).tobytes())
-            except BrokenPipeError:
-                encoder.wait()
-                raise VideoError(f"{target}: encoding with {codec} / {pix_fmt} failed: "
-                                 f"{_last_line(encoder)}") from None
-            written += 1
-            if progress:
-                progress(written, info.frames)
-        encoder.stdin.close()
-        decoded_ok = decoder.wait() == 0
-        encoded_ok = encoder.wait() == 0
-        if not decoded_ok:
-            raise VideoError(f"{source}: decoding failed: {_last_line(decoder)}")
-        if not encoded_ok:
-            raise VideoError(f"{target}: encoding with {codec} / {pix_fmt} failed: "
-                             f"{_last_line(encoder)}")
-        os.replace(partial, target)
-        return written
-    except BaseException:
-        stop.set()
-        for process in (decoder, encoder):
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
-    finally:
-        stop.set()
-        # Unblock the reader if it waits on a full queue, then let it finish.
-        while reader.is_alive():
-            try:
-                frames.get_nowait()
-            except queue.Empty:
-                pass
-            reader.join(timeout=0.1)
-        for stream in (decoder.stdout, decoder.stderr, encoder.stderr):
+# --- decoding ------------------------------------------------------------------------------
+
+_SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(\S+)\s+pts_time:\S*\s+duration:\s*(\S+)")
+_TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
+
+
+class _Decoder:
+    """ffmpeg decoding the first video stream of `source` into rgb24 frames, every decoded
+    frame once (`-fps_mode passthrough`), with its timestamp and duration from `showinfo`."""
+
+    def __init__(self, ffmpeg, source, width, height, rate):
+        self.source, self.frame_bytes, self.shape = source, width * height * 3, (height,
+                                                                                 width, 3)
+        self.rate = Fraction(rate).limit_denominator(1001 * 1000)
+        self.time_base = None
+        self.times = []  # (pts, duration) of each frame, in the stream's time base
+        self.tail = collections.deque(maxlen=8)  # ffmpeg's last other lines, for errors
+        self.changed = threading.Condition()
+        self.stderr_done = False
+        self.process = subprocess.Popen(
+            [ffmpeg, "-hide_banner", "-nostats", "-v", "info", "-i", source, "-map", "0:v:0",
+             "-vf", "showinfo=checksum=0", "-fps_mode", "passthrough", "-f", "rawvideo",
+             "-pix_fmt", "rgb24", "-"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.frames, self.stop = queue.Queue(QUEUE_FRAMES), threading.Event()
+        self.threads = [threading.Thread(target=self._read_frames, daemon=True),
+                        threading.Thread(target=self._read_log, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _read_frames(self):
+        try:
+            while not self.stop.is_set():
+                data = self.process.stdout.read(self.frame_bytes)
+                if len(data) < self.frame_bytes:
+                    break
+                self.frames.put(data)
+        finally:
+            self.frames.put(None)
+
+    def _read_log(self):
+        for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            shown = _SHOWINFO.search(line)
+            with self.changed:
+                if shown:
+                    self.times.append((_integer(shown.group(2)), _integer(shown.group(3))))
+                elif (base := _TIME_BASE.search(line)) and self.time_base is None:
+                    self.time_base = Fraction(int(base.group(1)), int(base.group(2)))
+                elif "showinfo" not in line and not line.startswith(" "):
+                    self.tail.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.stderr_done = True
+            self.changed.notify_all()
+
+    def time_of(self, index):
+        """(pts, duration) of frame `index` as Fractions of a second. A frame without a
+        timestamp follows the previous one; one without a duration lasts 1 / rate."""
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.times) > index or self.stderr_done)
+            if len(self.times) <= index or self.time_base is None:
+                raise VideoError(f"{self.source}: ffmpeg reported no time for frame {index}")
+            pts, duration = self.times[index]
+        if pts is None:
+            previous, previous_duration = self.time_of(index - 1) if index else (0, 0)
+            return previous + previous_duration, 1 / self.rate
+        duration = duration * self.time_base if duration else 1 / self.rate
+        return pts * self.time_base, duration
+
+    def __iter__(self):
+        """(index, frame) of every frame, in order."""
+        index = 0
+        while (data := self.frames.get()) is not None:
+            yield index, np.frombuffer(data, np.uint8).reshape(self.shape)
+            index += 1
+
+    def finish(self):
+        """Waits for ffmpeg; VideoError if it failed."""
+        if self.process.wait() != 0:
+            for thread in self.threads:
+                thread.join(timeout=5)
+            raise VideoError(f"{self.source}: decoding failed: "
+                             f"{self.tail[-1] if self.tail else self.process.returncode}")
+
+    def close(self):
+        self.stop.set()
+        _stop(self.process)
+        # Unblock the frame reader if it waits on a full queue, then let both threads end.
+        for thread in self.threads:
+            while thread.is_alive():
+                try:
+                    self.frames.get_nowait()
+                except queue.Empty:
+                    pass
+                thread.join(timeout=0.1)
+        for stream in (self.process.stdout, self.process.stderr):
             stream.close()
 
 
-def _last_line(process):
-    text = process.stderr.read().decode(errors="replace").strip().splitlines()
-    return text[-1] if text else f"exit status {process.returncode}"
+def _integer(text):
+    try:
+        return int(text)
+    except ValueError:  # NOPTS
+        return None
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+def _ebml_size(size):
+    for length in range(1, 9):
+        if size < (1 << (7 * length)) - 1:
+            return (size | (1 << (7 * length))).to_bytes(length, "big")
+    raise ValueError(f"{size} bytes is too large for one Matroska element")
+
+
+def _element(element_id, payload):
+    return element_id + _ebml_size(len(payload)) + payload
+
+
+def _unsigned(element_id, value):
+    return _element(element_id, value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+class _Matroska:
+    """The smallest Matroska stream ffmpeg reads: one uncompressed rgb24 video track with a
+    nanosecond time scale, each frame a cluster holding its exact timestamp and duration."""
+
+    @staticmethod
+    def header(width, height):
+        ebml = _element(b"\x1a\x45\xdf\xa3", _unsigned(b"\x42\x86", 1) + _unsigned(b"\x42\xf7", 1)
+                        + _unsigned(b"\x42\xf2", 4) + _unsigned(b"\x42\xf3", 8)
+                        + _element(b"\x42\x82", b"matroska") + _unsigned(b"\x42\x87", 4)
+                        + _unsigned(b"\x42\x85", 2))
+        segment = b"\x18\x53\x80\x67" + b"\x01" + b"\xff" * 7  # of unknown size: a stream
+        info = _element(b"\x15\x49\xa9\x66", _unsigned(b"\x2a\xd7\xb1", 1)  # 1 ns per tick
+                        + _element(b"\x4d\x80", b"keras-sr") + _element(b"\x57\x41", b"keras-sr"))
+        video = _element(b"\xe0", _unsigned(b"\xb0", width) + _unsigned(b"\xba", height)
+                         + _element(b"\x2e\xb5\x24", b"RGB\x18"))  # rawvideo's rgb24 tag
+        track = _element(b"\xae", _unsigned(b"\xd7", 1) + _unsigned(b"\x73\xc5", 1)
+                         + _unsigned(b"\x83", 1) + _unsigned(b"\x9c", 0)
+                         + _element(b"\x86", b"V_UNCOMPRESSED") + video)
+        return ebml + segment + info + _element(b"\x16\x54\xae\x6b", track)
+
+    @staticmethod
+    def frame(time_ns, duration_ns, data):
+        block = _element(b"\xa1", b"\x81" + struct.pack(">hB", 0, 0) + data)
+        group = _element(b"\xa0", block + _unsigned(b"\x9b", max(duration_ns, 1)))
+        return _element(b"\x1f\x43\xb6\x75", _unsigned(b"\xe7", time_ns) + group)
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+    codec: str
+    crf: object  # int or None
+    pix_fmt: str
+
+    def arguments(self, width, height):
+        quality = ["-crf", str(DEFAULT_CRF if self.crf is None else self.crf)] \
+            if self.codec in CRF_CODECS or self.crf is not None else []
+        # 4:2:0 and 4:2:2 need even sides: an odd result gets a row or column of padding.
+        even = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] \
+            if self.pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")) \
+            and (width % 2 or height % 2) else []
+        return [*even, "-c:v", self.codec, *quality, "-pix_fmt", self.pix_fmt]
+
+
+def encoding_for(target, codec=None, crf=None, pix_fmt=None):
+    extension = os.path.splitext(target)[1].lower()
+    return Encoding(codec or CONTAINER_CODECS.get(extension, DEFAULT_CODEC), crf,
+                    pix_fmt or DEFAULT_PIX_FMT)
+
+
+def segment_format(codec):
+    """The container of the run's segments: MOV keeps any time base and starts at 0 whatever
+    the codec's reordering delay; ffmpeg writes VP9 and AV1 only in its MP4 mode."""
+    return "mp4" if re.search(r"vp9|av1|aom|rav1e", codec) else "mov"
+
+
+def check_encoding(ffmpeg, encoding, target, width, height):
+    """Encodes two black frames of the output size as a segment, then copies them into the
+    target's container, as a run does: a codec, pixel format or container that refuses them
+    is named before any frame is upscaled."""
+    extension = os.path.splitext(target)[1].lower()
+    formats = {".mkv": "matroska", ".webm": "webm", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov",
+               ".avi": "avi"}
+    with tempfile.TemporaryDirectory() as folder:  # MP4 and MOV need a seekable file
+        segment = os.path.join(folder, "segment")
+        for command in (
+                ["-f", "lavfi", "-i", f"color=black:size={width}x{height}:rate=1", "-frames:v",
+                 "2", *encoding.arguments(width, height), "-f",
+                 segment_format(encoding.codec), segment],
+                ["-i", segment, "-c", "copy", "-f", formats.get(extension, "matroska"),
+                 os.path.join(folder, "check")]):
+            checked = subprocess.run([ffmpeg, "-v", "error", *command], capture_output=True,
+                                     stdin=subprocess.DEVNULL)
+            if checked.returncode != 0:
+                lines = checked.stderr.decode(errors="replace").strip().splitlines()
+                raise VideoError(f"{target}: cannot encode {width}x{height} video with --codec "
+                                 f"{encoding.codec} --pix-fmt {encoding.pix_fmt} into "
+                                 f"{extension or 'this container'}: "
+                                 f"{lines[0] if lines else checked.returncode}")
+
+
+class _SegmentEncoder:
+    """One segment: frames from `first` on, encoded into `<parts>/<first>.partial.mov`, its
+    timestamps counted from its first frame (so that every segment starts at 0, as the concat
+    demuxer assumes; MOV keeps the source's time base exactly and starts at 0 whatever the
+    codec's reordering delay); `finish` renames it `<first>-<end>.mov` once written whole."""
+
+    def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, time_base):
+        self.parts, self.first, self.count, self.start_ns = parts, first, 0, start_ns
+        self.partial = os.path.join(parts, f"{first:08d}.partial.mov")
+        self.process = subprocess.Popen(
+            [ffmpeg, "-v", "error", "-y", "-f", "matroska", "-i", "-", "-map", "0:v:0",
+             "-fps_mode", "passthrough", "-copyts", "-enc_time_base",
+             f"{time_base.numerator}:{time_base.denominator}",
+             *encoding.arguments(width, height), "-video_track_timescale",
+             str(time_base.denominator), "-f", segment_format(encoding.codec), self.partial],
+            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process.stdin.write(_Matroska.header(width, height))
+
+    def write(self, time_ns, duration_ns, frame):
+        self.process.stdin.write(_Matroska.frame(time_ns - self.start_ns, duration_ns,
+                                                 frame.tobytes()))
+        self.count += 1
+
+    def finish(self):
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            raise BrokenPipeError
+        end = self.first + self.count
+        os.replace(self.partial, os.path.join(self.parts, f"{self.first:08d}-{end:08d}.mov"))
+        self.process.stderr.close()
+        return end
+
+    def abandon(self):
+        _stop(self.process)
+        for stream in (self.process.stdin, self.process.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if os.path.exists(self.partial):
+            os.remove(self.partial)
+
+    def failure(self):
+        self.process.wait()
+        text = self.process.stderr.read().decode(errors="replace").strip().splitlines()
+        return text[-1] if text else f"exit status {self.process.returncode}"
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+# --- resuming ------------------------------------------------------------------------------
+
+def parts_folder(target):
+    return target + ".parts"
+
+
+def _segments(parts):
+    """[(first, end, file)] of the complete segments that follow on from frame 0."""
+    found = sorted((int(match.group(1)), int(match.group(2)), name)
+                   for name in os.listdir(parts)
+                   if (match := re.fullmatch(r"(\d{8})-(\d{8})\.mov", name)))
+    chain, expected = [], 0
+    for first, end, name in found:
+        if first != expected:
+            break
+        chain.append((first, end, name))
+        expected = end
+    return chain
+
+
+def _prepare_parts(target, state, resume, log):
+    """The run's parts folder with what a resumed run keeps; the frames already done."""
+    parts = parts_folder(target)
+    if os.path.isdir(parts):
+        try:
+            with open(os.path.join(parts, STATE_FILE)) as file:
+                saved = json.load(file)
+        except (OSError, ValueError):
+            saved = None
+        done = _segments(parts)[-1][1] if saved and _segments(parts) else 0
+        if not resume:
+            raise VideoError(f"{parts} holds an interrupted run of this video ({done} frames "
+                             "done): pass --resume to continue it, or delete the folder to "
+                             "start over")
+        if saved != state:
+            differing = sorted(key for key in set(state) | set(saved or {})
+                               if (saved or {}).get(key) != state.get(key))
+            raise VideoError(f"{parts} was written with other settings ({', '.join(differing)}"
+                             f" differ); run again with the same ones, or delete the folder")
+        kept = {name for _, _, name in _segments(parts)} | {STATE_FILE}
+        for name in os.listdir(parts):
+            if name not in kept:
+                os.remove(os.path.join(parts, name))
+        if done:
+            log(f"{target}: resuming after frame {done} ({len(kept) - 1} segments kept)")
+        return parts, done
+    os.makedirs(parts)
+    with open(os.path.join(parts, STATE_FILE), "w") as file:
+        json.dump(state, file, indent=1, sort_keys=True)
+    return parts, 0
+
+
+def _source_state(source, encoding, settings, segment_frames):
+    status = os.stat(source)
+    return {"source": os.path.abspath(source), "source_bytes": status.st_size,
+            "source_mtime_ns": status.st_mtime_ns, "codec": encoding.codec,
+            "crf": encoding.crf, "pix_fmt": encoding.pix_fmt,
+            "segment_frames": segment_frames, **(settings or {})}
+
+
+# --- muxing --------------------------------------------------------------------------------
+
+def _microseconds(seconds):
+    # ffmpeg's rounding of a time to AV_TIME_BASE: to nearest, halves away from zero.
+    return math.floor(seconds * 1_000_000 + Fraction(1, 2))
+
+
+def _mux(ffmpeg, parts, segments, boundaries, start, source, target, log):
+    """`target`: the segments' video one after another (ffmpeg's concat demuxer; each
+    segment's duration is given to the microsecond so that every timestamp lands back
+    exactly on the source's), the source's audio and subtitles, copied when the container
+    holds their codecs, else in its default codecs (one line says so)."""
+    listing = os.path.join(parts, "segments.ffconcat")
+    with open(listing, "w") as file:
+        file.write("ffconcat version 1.0\n")
+        for (first, end, name) in segments:
+            duration = _microseconds(boundaries[end]) - _microseconds(boundaries[first])
+            file.write(f"file '{name}'\nduration {duration}us\n")
+    stem, extension = os.path.splitext(target)
+    partial = f"{stem}.partial{extension}"
+    offset = ["-itsoffset", f"{float(start):.6f}"] if start else []
+    text = TEXT_SUBTITLES.get(extension.lower())
+    attempts = [("copy", "copy", None),
+                (None, text, "the container cannot hold the source's audio or subtitle codec: "
+                             "re-encoded into its default codecs"),
+                (None, None, "the container cannot hold the source's subtitles: dropped")]
+    try:
+        for audio, subtitles, note in attempts:
+            streams = ["-map", "1:a?"] + (["-map", "1:s?"] if subtitles else [])
+            codecs = (["-c:a", audio] if audio else []) + (["-c:s", subtitles]
+                                                          if subtitles else [])
+            result = subprocess.run(
+                [ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", *offset, "-i",
+                 listing, "-i", source, "-map", "0:v:0", *streams, "-c:v", "copy", *codecs,
+                 partial], capture_output=True, stdin=subprocess.DEVNULL)
+            if result.returncode == 0:
+                if note:
+                    log(f"{target}: {note}")
+                os.replace(partial, target)
+                return
+        lines = result.stderr.decode(errors="replace").strip().splitlines()
+        raise VideoError(f"{target}: writing the video failed: "
+                         f"{lines[-1] if lines else result.returncode}")
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+# --- the whole ---------------------------------------------------------------------------
+
+def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, pix_fmt=None,
+                  progress=None, ffmpeg=None, *, settings=None, resume=False, batch=1,
+                  segment_seconds=SEGMENT_SECONDS, log=print):
+    """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, 3)
+    uint8 frames, at most `batch` -> the list of their (sH, sW, 3) uint8 results; `scale` the
+    ratio of sizes), each at its source timestamp, encoded with `codec` (default H.264, CRF 18,
+    yuv420p; VP9 for .webm), then the source's audio and subtitle streams added.
+
+    `settings`: what else decides the frames (model, tiles, precision), kept with the parts
+    so that `resume=True` continues only a run made the same way. `progress(done, total)` after
+    each batch. Returns the number of frames. On failure or interruption the complete
+    segments stay in `<target>.parts` (for `resume`) and no ffmpeg process is left.
+    """
+    ffmpeg = ffmpeg or ffmpeg_executable()
+    if os.path.abspath(source) == os.path.abspath(target):
+        raise VideoError(f"{source}: the output would overwrite the input")
+    info = probe(source, ffmpeg)
+    limit = frame_pixel_limit()
+    if limit and info.width * info.height > limit:
+        raise VideoError(f"{source}: its {info.width}x{info.height} frames are above the limit "
+                         f"of {limit} pixels that still images get")
+    out_width, out_height = round(info.width * scale), round(info.height * scale)
+    encoding = encoding_for(target, codec, crf, pix_fmt)
+    check_encoding(ffmpeg, encoding, target, out_width, out_height)
+    segment_frames = max(1, math.ceil(segment_seconds * float(info.rate)))
+    parts, done = _prepare_parts(target, _source_state(source, encoding, settings,
+                                                       segment_frames), resume, log)
+    decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate)
+    segment, boundaries, pending, total = None, {}, [], 0
+
+    def flush():
+        nonlocal segment
+        frames = [frame for _, frame in pending]
+        results = upscale_frames(frames)
+        for (index, _), result in zip(pending, results):
+            if result.shape != (out_height, out_width, 3) or result.dtype != np.uint8:
+                raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
+                                 f"not ({out_height}, {out_width}, 3) uint8")
+            pts, duration = decoder.time_of(index)
+            if segment is None:
+                segment = _SegmentEncoder(ffmpeg, parts, index, _nanoseconds(pts - first_pts),
+                                          encoding, out_width, out_height, decoder.time_base)
+            try:
+                segment.write(_nanoseconds(pts - first_pts), _nanoseconds(duration),
+                              np.ascontiguousarray(result))
+                if segment.count == segment_frames:
+                    segment.finish()
+                    segment = None
+            except BrokenPipeError:
+                raise VideoError(f"{target}: encoding with {encoding.codec} / "
+                                 f"{encoding.pix_fmt} failed: {segment.failure()}") from None
+        pending.clear()
+        if progress:
+            progress(index + 1, info.frames)
+
+    try:
+        for index, frame in decoder:
+            if index == 0:
+                first_pts = decoder.time_of(0)[0]
+            if index % segment_frames == 0:
+                boundaries[index] = decoder.time_of(index)[0] - first_pts
+            total = index + 1
+            if index < done:
+                continue
+            pending.append((index, frame))
+            if len(pending) == batch:
+                flush()
+        if pending:
+            flush()
+        decoder.finish()
+        if total < done:
+            raise VideoError(f"{source}: has {total} frames, fewer than the {done} the "
+                             f"interrupted run in {parts} had done; delete that folder")
+        if segment is not None:
+            try:
+                segment.finish()
+            except BrokenPipeError:
+                raise VideoError(f"{target}: encoding with {encoding.codec} / "
+                                 f"{encoding.pix_fmt} failed: {segment.failure()}") from None
+            segment = None
+        last_pts, last_duration = decoder.time_of(total - 1)
+        boundaries[total] = last_pts + last_duration - first_pts
+        _mux(ffmpeg, parts, _segments(parts), boundaries, first_pts, source, target, log)
+        shutil.rmtree(parts)
+        return total
+    except BaseException:
+        if segment is not None:
+            segment.abandon()
+        kept = _segments(parts)
+        if kept:
+            log(f"{target}: stopped; {kept[-1][1]} frames are kept in {parts} (run again with "
+                "--resume to continue)")
+        else:
+            shutil.rmtree(parts, ignore_errors=True)
+        raise
+    finally:
+        decoder.close()
+
+
+def _nanoseconds(seconds):
+    return math.floor(seconds * 1_000_000_000 + Fraction(1, 2))

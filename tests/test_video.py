@@ -4,6 +4,7 @@ can be compared with upscaling that frame as an image."""
 
 import os
 import subprocess
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -50,15 +51,35 @@ def stream_md5(path, stream):
 
 
 def frame_times(path):
-    """Each video frame's presentation time in seconds."""
-    from fractions import Fraction
-
-    lines = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0",
-                            "-f", "framemd5", "-"], capture_output=True, text=True,
+    """Each video frame's presentation time in seconds, from the stored packets (the file's
+    own timing: a decode would be resampled to a constant rate)."""
+    lines = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-c",
+                            "copy", "-f", "framemd5", "-"], capture_output=True, text=True,
                            check=True).stdout.splitlines()
     base = Fraction(next(line for line in lines if line.startswith("#tb 0:")).split(":")[1]
                     .strip())
-    return [int(line.split(",")[2]) * base for line in lines if not line.startswith("#")]
+    return sorted(int(line.split(",")[2]) * base for line in lines if not line.startswith("#"))
+
+
+def make_vfr_clip(path, seconds=2):
+    """10 frames a second for half a second, then 25: a variable frame rate."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=24x16:rate=10:duration={seconds}", "-f", "lavfi",
+           "-i", f"sine=frequency=440:duration={seconds}", "-map", "0:v", "-map", "1:a", "-vf",
+           "settb=1/1000,setpts='if(lt(N,5),N*0.1,0.5+(N-5)*0.04)/TB'", "-fps_mode",
+           "passthrough", "-enc_time_base", "1:1000", "-c:v", "ffv1", "-pix_fmt", "bgr0",
+           "-c:a", "flac", path)
+
+
+def decoded_frames(path, width, height):
+    """Every stored frame, decoded once each (no constant-rate resampling)."""
+    data = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0",
+                           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                           "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(-1, height, width, 3)
+
+
+def upscaled(model, frames):
+    return np.round(np.clip(model(frames.astype(np.float32) / 255).numpy(), 0, 1) * 255)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +107,7 @@ def test_every_frame_is_the_image_path_and_audio_and_subtitles_are_copied(model_
     assert stream_md5(result, "a") == stream_md5(source, "a")
     assert frame_times(result) == frame_times(source)
     inputs, outputs = frames_of(source, 24, 16), frames_of(result, 48, 32)
-    expected = np.round(np.clip(model(inputs.astype(np.float32) / 255).numpy(), 0, 1) * 255)
-    assert np.abs(outputs.astype(int) - expected).max() <= 1
+    assert np.abs(outputs.astype(int) - upscaled(model, inputs)).max() <= 1
     assert not [name for name in os.listdir(tmp_path / "out") if "partial" in name]
 
 
@@ -132,7 +152,7 @@ def test_an_audio_only_file_and_a_refused_codec_are_named(model_file, tmp_path, 
     make_clip(source, seconds=1)
     assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out"), "--model",
                      str(weights), "--no-progress", "--codec", "no-such-codec"]) == 1
-    assert "encoding with no-such-codec" in capsys.readouterr().err
+    assert "cannot encode 48x32 video with --codec no-such-codec" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
@@ -176,3 +196,197 @@ def test_a_folder_mixing_images_and_videos(model_file, tmp_path):
                      str(weights), "--no-progress"]) == 0
     assert sorted(os.listdir(tmp_path / "out")) == ["clip.mkv", "still.png"]
     assert video.probe(str(tmp_path / "out" / "clip.mkv")).frames == 10
+
+
+@pytest.mark.parametrize("container,extra", [
+    (".mkv", LOSSLESS),
+    (".mp4", []),  # H.264 with B-frames: reordered packets, an edit list
+])
+def test_variable_frame_rate_keeps_every_timestamp_across_segments(model_file, tmp_path,
+                                                                   container, extra):
+    """Frames of 100 ms, then of 40 ms, in segments of 3 frames: each frame keeps its
+    source time exactly, and the audio is the source's."""
+    model, weights = model_file
+    source = tmp_path / "vfr.mkv"
+    make_vfr_clip(source)
+    times = frame_times(source)
+    assert times[4:7] == [Fraction(4, 10), Fraction(5, 10), Fraction(54, 100)]
+    target = tmp_path / f"out{container}"
+    assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                     "--precision", "float32", "--no-progress", "--segment-seconds", "0.3",
+                     *extra]) == 0
+    assert frame_times(target) == times
+    assert stream_md5(target, "a") == stream_md5(source, "a") or container == ".mp4"
+    assert video.probe(str(target)).audio
+    if container == ".mkv":
+        assert np.abs(decoded_frames(target, 48, 32).astype(int)
+                      - upscaled(model, decoded_frames(source, 24, 16))).max() <= 1
+    assert not os.path.exists(f"{target}.parts")
+
+
+def test_batches_of_frames_equal_single_frames(model_file, tmp_path):
+    model, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    target = tmp_path / "batched.mkv"
+    assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                     "--precision", "float32", "--no-progress", "--tile", "0", "--batch", "3",
+                     *LOSSLESS]) == 0
+    assert frame_times(target) == frame_times(source)
+    assert np.abs(frames_of(target, 48, 32).astype(int)
+                  - upscaled(model, frames_of(source, 24, 16))).max() <= 1
+
+
+def ffmpeg_children():
+    """ffmpeg processes whose parent is this one."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"ffmpeg" in command and fields[0] != "Z":
+            found.append(int(pid))
+    return found
+
+
+def interrupt_after(monkeypatch, frames, error=KeyboardInterrupt):
+    from keras_sr import inference
+
+    real, calls = inference.upscale_image, []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == frames:
+            raise error("SIGTERM")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(inference, "upscale_image", counting)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts processes through /proc")
+def test_an_interrupted_run_keeps_its_segments_and_resumes_to_the_same_video(
+        model_file, tmp_path, capsys, monkeypatch):
+    model, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=2)
+    target = tmp_path / "out.mkv"
+    command = ["upscale", str(source), "-o", str(target), "--model", str(weights),
+               "--precision", "float32", "--no-progress", "--segment-seconds", "0.5",
+               *LOSSLESS]
+    interrupt_after(monkeypatch, 13)
+    assert cli.main(command) == 130
+    err = capsys.readouterr().err
+    assert "10 frames are kept" in err and "--resume" in err and "interrupted" in err
+    assert not target.exists() and ffmpeg_children() == []
+    assert sorted(os.listdir(f"{target}.parts")) == ["00000000-00000005.mov",
+                                                      "00000005-00000010.mov", "run.json"]
+    monkeypatch.undo()
+    # Without --resume the parts are not thrown away; with other settings they are not mixed.
+    assert cli.main(command) == 1
+    assert "holds an interrupted run of this video (10 frames done)" in capsys.readouterr().err
+    assert cli.main([*command[:-len(LOSSLESS)], "--codec", "ffv1", "--pix-fmt", "rgb48le",
+                     "--resume"]) == 1
+    assert "(pix_fmt differ)" in capsys.readouterr().err
+    from keras_sr import inference
+
+    real, calls = inference.upscale_image, []
+    monkeypatch.setattr(inference, "upscale_image",
+                        lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    assert cli.main([*command, "--resume"]) == 0
+    assert len(calls) == 10  # frames 10-19 only
+    assert "resuming after frame 10" in capsys.readouterr().err
+    assert frame_times(target) == frame_times(source)
+    assert stream_md5(target, "a") == stream_md5(source, "a")
+    assert np.abs(frames_of(target, 48, 32).astype(int)
+                  - upscaled(model, frames_of(source, 24, 16))).max() <= 1
+    assert not os.path.exists(f"{target}.parts")
+
+
+KILLED_RUN = """
+import os, signal, sys
+from keras_sr import cli, inference
+real, calls = inference.upscale_image, []
+def counting(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+inference.upscale_image = counting
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_killed_run_resumes_to_what_an_uninterrupted_run_writes(model_file, tmp_path):
+    import signal
+    import sys
+
+    _, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_vfr_clip(source)
+    command = ["upscale", str(source), "--model", str(weights), "--precision", "float32",
+               "--no-progress", "--segment-seconds", "0.4", *LOSSLESS]
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, "9", *command, "-o",
+                             str(tmp_path / "a.mkv")], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "a.mkv").exists()
+    assert sorted(name for name in os.listdir(tmp_path / "a.mkv.parts")
+                  if not name.endswith(".partial.mov"))[:2] == ["00000000-00000004.mov",
+                                                                "00000004-00000008.mov"]
+    assert cli.main([*command, "-o", str(tmp_path / "a.mkv"), "--resume"]) == 0
+    assert cli.main([*command, "-o", str(tmp_path / "b.mkv")]) == 0
+    assert frame_times(tmp_path / "a.mkv") == frame_times(tmp_path / "b.mkv")
+    assert stream_md5(tmp_path / "a.mkv", "v") == stream_md5(tmp_path / "b.mkv", "v")
+    assert stream_md5(tmp_path / "a.mkv", "a") == stream_md5(source, "a")
+
+
+def test_a_container_that_cannot_hold_the_sources_streams_gets_them_converted(
+        model_file, tmp_path, capsys):
+    """SubRip subtitles cannot go into MP4 (mov_text can); FLAC audio cannot go into WebM
+    (Opus can), whose video is VP9 by default."""
+    _, weights = model_file
+    (tmp_path / "lines.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1, subtitles=tmp_path / "lines.srt")
+    for name, codec in (("out.mp4", "h264"), ("out.webm", "vp9")):
+        assert cli.main(["upscale", str(source), "-o", str(tmp_path / name), "--model",
+                         str(weights), "--no-progress"]) == 0
+        assert "re-encoded into its default codecs" in capsys.readouterr().err
+        info = video.probe(str(tmp_path / name))
+        assert info.audio and info.subtitles and info.frames == 10
+        header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(tmp_path / name)],
+                                capture_output=True, text=True).stderr
+        assert f"Video: {codec}" in header
+
+
+def test_frames_above_the_still_image_pixel_limit_are_refused(model_file, tmp_path, capsys,
+                                                              monkeypatch):
+    from PIL import Image
+
+    _, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out"), "--model",
+                     str(weights), "--no-progress"]) == 1
+    assert "24x16 frames are above the limit of 200 pixels" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+def test_an_mp4_at_ntsc_rate_keeps_its_timestamps_through_segments(model_file, tmp_path):
+    """H.264 with B-frames at 30000/1001 frames a second in MP4 (its own time base, an edit
+    list for the reordering delay) to MP4: every frame's time is kept exactly."""
+    _, weights = model_file
+    source = tmp_path / "ntsc.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=24x16:rate=30000/1001:duration=1", "-f", "lavfi",
+           "-i", "sine=duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+           source)
+    target = tmp_path / "out.mp4"
+    assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                     "--no-progress", "--segment-seconds", "0.25"]) == 0
+    times = frame_times(source)
+    assert len(times) == 30 and times[1] == Fraction(1001, 30000)
+    assert frame_times(target) == times
+    assert stream_md5(target, "a") == stream_md5(source, "a")
