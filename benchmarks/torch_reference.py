@@ -159,6 +159,33 @@ def build(torch):
     return RRDBNet, VGGStyleDiscriminator, VGG19Features
 
 
+def build_srvgg_compact(torch, num_convs=16, num_features=64, scale=4):
+    """Real-ESRGAN's SRVGGNetCompact (PReLU), with its parameter names (body.0 the first conv,
+    body.1 its PReLU, ..., the last conv's 3 * scale^2 outputs pixel-shuffled), plus the input
+    upsampled nearest: what realesr-animevideov3 and realesr-general-x4v3 are."""
+    nn = torch.nn
+
+    class SRVGGNetCompact(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [nn.Conv2d(3, num_features, 3, 1, 1), nn.PReLU(num_features)]
+            for _ in range(num_convs):
+                layers += [nn.Conv2d(num_features, num_features, 3, 1, 1),
+                           nn.PReLU(num_features)]
+            layers.append(nn.Conv2d(num_features, 3 * scale * scale, 3, 1, 1))
+            self.body = nn.ModuleList(layers)
+            self.upsampler = nn.PixelShuffle(scale)
+
+        def forward(self, x):
+            out = x
+            for layer in self.body:
+                out = layer(out)
+            return self.upsampler(out) + nn.functional.interpolate(x, scale_factor=scale,
+                                                                   mode="nearest")
+
+    return SRVGGNetCompact()
+
+
 def build_unet_discriminator(torch):
     """Real-ESRGAN's `UNetDiscriminatorSN` module class (BasicSR's names): torch's
     `spectral_norm` on every conv but the first and the last, bilinear x2 without corners."""

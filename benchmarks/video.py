@@ -2,7 +2,7 @@
 the image path, and its peak memory for a short and a long clip.
 
     python -m benchmarks.video [--preset realesr-animevideov3] [--size 426x240] [--rate 25]
-        [--seconds 5] [--long-seconds 0] [--precision auto]
+        [--seconds 5] [--long-seconds 0] [--precision auto] [--torch] [--batch 1]
 
 A test clip (ffmpeg's testsrc2 and a sine tone, H.264 + AAC) is made at `--size`, `--rate` and
 `--seconds`. The preset's network is built with random weights (`keras_sr.zoo.build`: the time
@@ -10,7 +10,12 @@ does not depend on them) and saved as `.keras`. Then, each in a fresh process:
 
 - stream: `keras-sr upscale clip.mp4` (decode, model and encode overlapped: keras_sr.video);
 - loop: what people do without it: ffmpeg writes every frame as PNG, `keras-sr upscale` upscales
-  the folder, ffmpeg encodes the PNGs with the clip's audio (same codec settings).
+  the folder, ffmpeg encodes the PNGs with the clip's audio (same codec settings);
+- torch (`--torch`, needs PyTorch): the same weights in benchmarks/torch_reference.py's
+  network, run the way Real-ESRGAN's inference_realesrgan_video.py runs it with `--fp32` on a
+  CPU: one loop that reads a bgr24 frame from an ffmpeg pipe, upscales it (BGR -> RGB, /255,
+  the model, clamp, x255, round) and writes it to an encoding ffmpeg with the audio copied
+  (libx264, yuv420p; the same ffmpeg), at PyTorch's default threads.
 
 Wall time of the whole command (model load included), frames per second, and the process's
 peak RSS (for the loop, the largest of its three steps). `--long-seconds N` also runs stream on
@@ -56,12 +61,53 @@ def keras_sr(*args):
 def measure(args, mode, clip, model, workdir):
     """Runs one mode in a fresh Python (so its ru_maxrss is its own); returns its row."""
     command = [sys.executable, "-m", "benchmarks.video", "--_one", mode, clip, model, workdir,
-               args.precision]
+               args.precision, str(args.batch)]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def one(mode, clip, model, workdir, precision):
+def torch_video(clip, weights, output):
+    """Real-ESRGAN's video loop (inference_realesrgan_video.py, `--fp32`, no tiles) over the
+    PyTorch reference network."""
+    import numpy as np
+    import torch
+
+    from benchmarks.torch_reference import build as build_rrdb
+    from benchmarks.torch_reference import build_srvgg_compact, load_state
+    from keras_sr import video
+
+    state = dict(np.load(weights))
+    if "conv_first.weight" in state:
+        network = build_rrdb(torch)[0](num_blocks=len({key.split(".")[1] for key in state
+                                                       if key.startswith("body.")}))
+    else:
+        convs = sum(1 for key in state if key.startswith("body.") and state[key].ndim == 4)
+        network = build_srvgg_compact(torch, num_convs=convs - 2)
+    load_state(network, state)
+    network.eval()
+    ffmpeg = video.ffmpeg_executable()
+    info = video.probe(clip, ffmpeg)
+    width, height, scale = info.width, info.height, 4
+    reader = subprocess.Popen([ffmpeg, "-v", "error", "-i", clip, "-f", "rawvideo", "-pix_fmt",
+                               "bgr24", "pipe:"], stdout=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s",
+         f"{width * scale}x{height * scale}", "-framerate", info.rate, "-i", "pipe:", "-i",
+         clip, "-map", "0:v", "-map", "1:a?", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+         "-c:a", "copy", output], stdin=subprocess.PIPE)
+    with torch.no_grad():
+        while len(data := reader.stdout.read(width * height * 3)) == width * height * 3:
+            image = np.frombuffer(data, np.uint8).reshape(height, width, 3)
+            image = image.astype(np.float32)[:, :, ::-1] / 255.0
+            tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+            out = network(tensor).clamp(0, 1)[0].numpy().transpose(1, 2, 0)[:, :, ::-1]
+            writer.stdin.write((out * 255.0).round().astype(np.uint8).tobytes())
+    writer.stdin.close()
+    if reader.wait() or writer.wait():
+        raise RuntimeError("ffmpeg failed")
+
+
+def one(mode, clip, model, workdir, precision, batch="1"):
     from keras_sr import video
 
     ffmpeg = video.ffmpeg_executable()
@@ -69,7 +115,12 @@ def one(mode, clip, model, workdir, precision):
     common = ["--model", model, "--precision", precision, "--no-progress", "--overwrite"]
     if mode == "stream":
         seconds, peak = run_measured(keras_sr("upscale", clip, "-o",
-                                              os.path.join(workdir, "stream.mp4"), *common))
+                                              os.path.join(workdir, "stream.mp4"), *common,
+                                              "--batch", batch))
+    elif mode == "torch":
+        seconds, peak = run_measured([sys.executable, "-m", "benchmarks.video", "--_torch",
+                                      clip, model.replace(".keras", ".npz"),
+                                      os.path.join(workdir, "torch.mp4")])
     else:
         stills, upscaled = os.path.join(workdir, "stills"), os.path.join(workdir, "upscaled")
         os.makedirs(stills, exist_ok=True)
@@ -92,6 +143,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--_one":
         return one(*argv[1:])
+    if argv and argv[0] == "--_torch":
+        return torch_video(*argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="realesr-animevideov3")
     parser.add_argument("--size", default="426x240")
@@ -99,7 +152,12 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--long-seconds", type=float, default=0)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--batch", type=int, default=1, help="keras-sr upscale --batch")
+    parser.add_argument("--torch", action="store_true",
+                        help="also time the PyTorch reference (Real-ESRGAN's video loop)")
     args = parser.parse_args(argv)
+
+    import numpy as np
 
     import keras_sr  # noqa: F401 (registers the networks)
     from keras_sr import video, zoo
@@ -109,10 +167,15 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         model = os.path.join(workdir, "model.keras")
-        zoo.build(zoo.RELEASES[args.preset]).save(model)
+        network = zoo.build(zoo.RELEASES[args.preset])
+        network.save(model)
+        if args.torch:
+            from keras_sr.convert.basicsr import state_dict_of
+
+            np.savez(model.replace(".keras", ".npz"), **state_dict_of(network))
         clip = os.path.join(workdir, "clip.mp4")
         make_clip(ffmpeg, clip, args.size, args.rate, args.seconds)
-        for mode in ("stream", "loop"):
+        for mode in ("stream", "loop", *(["torch"] if args.torch else [])):
             rows.append({"clip_seconds": args.seconds,
                          **measure(args, mode, clip, model, workdir)})
         if args.long_seconds:
@@ -121,7 +184,8 @@ def main(argv=None):
             rows.append({"clip_seconds": args.long_seconds,
                          **measure(args, "stream", long_clip, model, workdir)})
     print(f"{args.preset} (random weights), {args.size} at {args.rate} fps, --precision "
-          f"{args.precision}; {describe_device()}, {platform.machine()}, {os.cpu_count()} CPUs")
+          f"{args.precision}, --batch {args.batch}; {describe_device()}, {platform.machine()}, "
+          f"{os.cpu_count()} CPUs")
     print("| mode | clip | frames | seconds | frames/s | peak RSS |")
     print("|---|---|---|---|---|---|")
     for row in rows:

@@ -48,7 +48,7 @@ def serving_functions(model, max_pixels, memory_budget_mb=None, tile_pad=None):
         raise ValueError(f"{model.name} has no `scale` attribute; export a keras-sr generator")
     tile_pad = inference.DEFAULT_TILE_PAD if tile_pad is None else tile_pad
     tile = inference.tile_side(scale, memory_budget_mb or inference.DEFAULT_MEMORY_BUDGET_MB,
-                               tile_pad)
+                               tile_pad, inference.activation_bytes(model, scale))
 
     def run(lr_images):
         return model(lr_images, training=False)

@@ -32,6 +32,7 @@ class Upscaler:
         self.scale = scale
         self.description = description
         self.batches = batches
+        self.bytes_per_pixel = None  # activation bytes per LR pixel; None: costed as RRDBNet
         self.precision, self.precision_reason = "float32", ""
 
     def __call__(self, lr_images):
@@ -45,7 +46,9 @@ def keras_upscaler(model, description=None):
     serve = tf.function(lambda lr_images: model(lr_images, training=False),
                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     scale = getattr(model, "scale", None) or _probe_scale(lambda x: serve(x).numpy())
-    return Upscaler(lambda x: serve(x).numpy(), scale, description or model.name)
+    upscaler = Upscaler(lambda x: serve(x).numpy(), scale, description or model.name)
+    upscaler.bytes_per_pixel = activation_bytes(model, scale)
+    return upscaler
 
 
 def _probe_scale(run):
@@ -176,14 +179,27 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
     return upscaler
 
 
-def budget_pixels(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):
-    """LR pixels one model call may take within `memory_budget_mb` of activations."""
-    return memory_budget_mb * 2**20 / (BYTES_PER_HR_PIXEL * scale * scale)
+def activation_bytes(model, scale):
+    """Live float32 activation bytes per LR pixel while `model` runs. SRVGGNetCompact keeps
+    its features at LR resolution (about four maps of its width, the last conv's 3 * scale^2
+    channels, the nearest-upsampled input and the output): about a tenth of an RRDBNet's. Any
+    other network (or one not known, as a SavedModel's) is costed as RRDBNet."""
+    if type(model).__name__ == "SRVGGNetCompact":
+        return 4 * (4 * model.num_features + 3 * 3 * scale * scale)
+    return BYTES_PER_HR_PIXEL * scale * scale
 
 
-def tile_side(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, tile_pad=DEFAULT_TILE_PAD):
+def budget_pixels(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, bytes_per_pixel=None):
+    """LR pixels one model call may take within `memory_budget_mb` of activations
+    (`bytes_per_pixel` per LR pixel: `activation_bytes`; RRDBNet's when not given)."""
+    return memory_budget_mb * 2**20 / (bytes_per_pixel or BYTES_PER_HR_PIXEL * scale * scale)
+
+
+def tile_side(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, tile_pad=DEFAULT_TILE_PAD,
+              bytes_per_pixel=None):
     """The largest LR tile side (a multiple of 8) whose padded tile fits the budget."""
-    side = int(math.sqrt(budget_pixels(scale, memory_budget_mb))) - 2 * tile_pad
+    side = int(math.sqrt(budget_pixels(scale, memory_budget_mb, bytes_per_pixel))) \
+        - 2 * tile_pad
     if side < MIN_TILE:
         raise ValueError(f"a memory budget of {memory_budget_mb} MB leaves tiles under "
                          f"{MIN_TILE} pixels with a pad of {tile_pad}; raise it")
@@ -191,12 +207,12 @@ def tile_side(scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, tile_pad=DEFAULT
 
 
 def auto_tile(height, width, scale, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB,
-              tile_pad=DEFAULT_TILE_PAD):
+              tile_pad=DEFAULT_TILE_PAD, bytes_per_pixel=None):
     """The LR tile side that keeps one padded tile's activations within the budget, or None
     when the whole image fits."""
-    if height * width <= budget_pixels(scale, memory_budget_mb):
+    if height * width <= budget_pixels(scale, memory_budget_mb, bytes_per_pixel):
         return None
-    return tile_side(scale, memory_budget_mb, tile_pad)
+    return tile_side(scale, memory_budget_mb, tile_pad, bytes_per_pixel)
 
 
 def graph_tiled_upscale(run, image, scale, tile, tile_pad=DEFAULT_TILE_PAD, dtype=None):

@@ -107,7 +107,8 @@ def tile_for(upscaler, height, width, args):
     pad = inference.DEFAULT_TILE_PAD if args.tile_pad is None else args.tile_pad
     if tile is None:
         tile = inference.auto_tile(height, width, scale, args.memory_budget
-                                   or inference.DEFAULT_MEMORY_BUDGET_MB, pad)
+                                   or inference.DEFAULT_MEMORY_BUDGET_MB, pad,
+                                   upscaler.bytes_per_pixel)
     fixed = getattr(upscaler, "fixed_size", None)
     if fixed and args.tile_pad is None:
         pad = min(pad, min(fixed) // 4)
@@ -275,7 +276,7 @@ def main(args):
         inference.tile_side(upscaler.scale, args.memory_budget
                             or inference.DEFAULT_MEMORY_BUDGET_MB,
                             inference.DEFAULT_TILE_PAD if args.tile_pad is None
-                            else args.tile_pad)
+                            else args.tile_pad, upscaler.bytes_per_pixel)
     failures = 0
     for index, (source, target, fmt) in enumerate(jobs, 1):
         if os.path.exists(target) and not args.overwrite:

@@ -50,6 +50,22 @@ def test_auto_tile_follows_the_memory_budget():
         inference.auto_tile(2000, 2000, 4, memory_budget_mb=1)
 
 
+def test_compact_models_are_costed_at_their_low_resolution_features():
+    """SRVGGNetCompact holds its features at LR resolution: a 240p video frame (or an 800 x 800
+    image: 825 MiB measured, benchmarks/upscale_memory.py) runs whole within the default
+    budget, where an RRDBNet's activations need tiles."""
+    from keras_sr.models import RRDBNet, SRVGGNetCompact
+
+    compact = inference.activation_bytes(SRVGGNetCompact(scale=4), 4)
+    assert compact == 4 * (4 * 64 + 3 * 48)  # + the last conv, the upsampled input, the output
+    assert inference.activation_bytes(RRDBNet(num_blocks=1), 4) == \
+        16 * inference.BYTES_PER_HR_PIXEL
+    assert inference.auto_tile(240, 426, 4, bytes_per_pixel=compact) is None
+    assert inference.auto_tile(800, 800, 4, bytes_per_pixel=compact) is None
+    assert inference.auto_tile(240, 426, 4) is not None
+    assert inference.auto_tile(2000, 2000, 4, bytes_per_pixel=compact) is not None
+
+
 def test_unknown_missing_and_corrupt_models_are_named(tmp_path):
     with pytest.raises(ModelFileError, match="not a .keras file, SavedModel folder"):
         inference.load_upscaler("model.onnx")

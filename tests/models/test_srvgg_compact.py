@@ -79,3 +79,24 @@ def test_prelu_slopes_start_where_pytorchs_do():
     assert len(slopes) == 3
     for values in slopes:
         np.testing.assert_array_equal(values, np.full_like(values, 0.25))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_equals_the_pytorch_reference_with_the_same_weights(scale):
+    """benchmarks/torch_reference.py's SRVGGNetCompact (what benchmarks/video.py times
+    against) computes what keras-sr's does, given keras-sr's weights in BasicSR's layout."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed; CI installs it")
+    from benchmarks.torch_reference import build_srvgg_compact, load_state
+    from keras_sr.convert.basicsr import state_dict_of
+    from tests.convert.test_ncnn import randomized
+
+    model = randomized(SRVGGNetCompact(scale=scale, **TINY))
+    reference = build_srvgg_compact(torch, scale=scale, **TINY).eval()
+    load_state(reference, state_dict_of(model))
+    images = random_images((2, 9, 7, 3))
+    with torch.no_grad():
+        # keras-sr's model ends in the clamp Real-ESRGAN applies after the network.
+        expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2))).clamp(0, 1)
+    expected = expected.numpy()
+    np.testing.assert_allclose(model(images).numpy(), expected.transpose(0, 2, 3, 1),
+                               atol=1e-5)
