@@ -82,7 +82,10 @@ def test_upscale_reads_what_it_can_and_names_the_rest(model_path, odd, tmp_path,
     (["--scale-out", "0"], "argument --scale-out: 0 is outside (0, 16]"),
     (["--scale-out", "nan"], "argument --scale-out: nan is outside"),
     (["--memory-budget", "0"], "argument --memory-budget: 0 is too small"),
-    (["--memory-budget", "1"], "a memory budget of 1 MB leaves tiles under 16 pixels"),
+    # The fixture's tiny SRVGGNetCompact costs 208 bytes per LR pixel: 1 MB holds a 71-pixel
+    # padded tile, too small once 2 x 40 pixels of pad are taken off.
+    (["--memory-budget", "1", "--tile-pad", "40"],
+     "a memory budget of 1 MB leaves tiles under 16 pixels with a pad of 40"),
     (["--threads", "0"], "argument --threads: 0 is too small"),
 ])
 def test_upscale_refuses_bad_numbers_before_any_work(model_path, tmp_path, capsys, options,
