@@ -126,6 +126,7 @@ def upscale_video_file(upscaler, source, target, args, log):
     (tiles, --scale-out); untiled frames go `--batch` at a time. On a terminal, a progress
     line with frames, frames per second and the time left; one summary line at the end."""
     import signal
+    import threading
     import time
 
     scale = upscaler.scale
@@ -133,10 +134,13 @@ def upscale_video_file(upscaler, source, target, args, log):
     tiles = {}
 
     def as_uint8(result, height, width):
-        if out_scale == scale:
+        """A frame's SR result (uint8 when written so by the tiles, else float) resized to
+        --scale-out and quantized."""
+        if out_scale != scale:
+            result = resize(result, (round(width * out_scale), round(height * out_scale)))
+        if result.dtype == np.uint8:
             return result
-        resized = resize(result, (round(width * out_scale), round(height * out_scale)))
-        return np.round(np.clip(resized, 0.0, 1.0) * 255).astype(np.uint8)
+        return np.round(np.clip(result, 0.0, 1.0) * 255).astype(np.uint8)
 
     def upscale_frames(frames):
         height, width = frames[0].shape[:2]
@@ -146,8 +150,6 @@ def upscale_video_file(upscaler, source, target, args, log):
         tile, pad = tiles[height, width]
         if not tile and upscaler.batches and len(frames) > 1:
             results = upscaler(np.stack(frames).astype(np.float32) / 255.0)
-            if out_scale == scale:
-                return list(np.round(np.clip(results, 0.0, 1.0) * 255).astype(np.uint8))
             return [as_uint8(result, height, width) for result in results]
         outputs = []
         for frame in frames:
@@ -176,7 +178,7 @@ def upscale_video_file(upscaler, source, target, args, log):
                 "denoise_strength": getattr(args, "denoise_strength", None)}
     # SIGTERM stops the run as Ctrl-C does: the complete segments stay for --resume.
     previous = signal.signal(signal.SIGTERM, stop) \
-        if threading_is_main() else None
+        if threading.current_thread() is threading.main_thread() else None
     try:
         frames = video.upscale_video(
             source, target, upscale_frames, out_scale, codec=getattr(args, "codec", None),
@@ -193,12 +195,6 @@ def upscale_video_file(upscaler, source, target, args, log):
     elapsed = time.monotonic() - start
     log(f"{source}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.2f} "
         "frames/s)")
-
-
-def threading_is_main():
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def upscale_file(upscaler, source, target, fmt, args, log):

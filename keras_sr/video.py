@@ -350,7 +350,6 @@ class _SegmentEncoder:
         end = self.first + self.count
         os.replace(self.partial, os.path.join(self.parts, f"{self.first:08d}-{end:08d}.mov"))
         self.process.stderr.close()
-        return end
 
     def abandon(self):
         _stop(self.process)
@@ -403,7 +402,8 @@ def _prepare_parts(target, state, resume, log):
                 saved = json.load(file)
         except (OSError, ValueError):
             saved = None
-        done = _segments(parts)[-1][1] if saved and _segments(parts) else 0
+        complete = _segments(parts) if saved else []
+        done = complete[-1][1] if complete else 0
         if not resume:
             raise VideoError(f"{parts} holds an interrupted run of this video ({done} frames "
                              "done): pass --resume to continue it, or delete the folder to "
@@ -413,7 +413,7 @@ def _prepare_parts(target, state, resume, log):
                                if (saved or {}).get(key) != state.get(key))
             raise VideoError(f"{parts} was written with other settings ({', '.join(differing)}"
                              f" differ); run again with the same ones, or delete the folder")
-        kept = {name for _, _, name in _segments(parts)} | {STATE_FILE}
+        kept = {name for _, _, name in complete} | {STATE_FILE}
         for name in os.listdir(parts):
             if name not in kept:
                 os.remove(os.path.join(parts, name))
@@ -436,9 +436,10 @@ def _source_state(source, encoding, settings, segment_frames):
 
 # --- muxing --------------------------------------------------------------------------------
 
-def _microseconds(seconds):
-    # ffmpeg's rounding of a time to AV_TIME_BASE: to nearest, halves away from zero.
-    return math.floor(seconds * 1_000_000 + Fraction(1, 2))
+def _ticks(seconds, per_second):
+    """`seconds` (a Fraction) in whole ticks, rounded as ffmpeg rounds a time to another time
+    base: to nearest, halves away from zero (times here are not negative)."""
+    return math.floor(seconds * per_second + Fraction(1, 2))
 
 
 def _mux(ffmpeg, parts, segments, boundaries, start, source, target, log):
@@ -450,7 +451,7 @@ def _mux(ffmpeg, parts, segments, boundaries, start, source, target, log):
     with open(listing, "w") as file:
         file.write("ffconcat version 1.0\n")
         for (first, end, name) in segments:
-            duration = _microseconds(boundaries[end]) - _microseconds(boundaries[first])
+            duration = _ticks(boundaries[end], 10**6) - _ticks(boundaries[first], 10**6)
             file.write(f"file '{name}'\nduration {duration}us\n")
     stem, extension = os.path.splitext(target)
     partial = f"{stem}.partial{extension}"
@@ -514,6 +515,18 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate)
     segment, boundaries, pending, total = None, {}, [], 0
 
+    def encoding_failed():
+        raise VideoError(f"{target}: encoding with {encoding.codec} / {encoding.pix_fmt} "
+                         f"failed: {segment.failure()}") from None
+
+    def finish_segment():
+        nonlocal segment
+        try:
+            segment.finish()
+        except BrokenPipeError:
+            encoding_failed()
+        segment = None
+
     def flush():
         nonlocal segment
         frames = [frame for _, frame in pending]
@@ -523,18 +536,16 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
                 raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
                                  f"not ({out_height}, {out_width}, 3) uint8")
             pts, duration = decoder.time_of(index)
+            time_ns = _ticks(pts - first_pts, 10**9)
             if segment is None:
-                segment = _SegmentEncoder(ffmpeg, parts, index, _nanoseconds(pts - first_pts),
-                                          encoding, out_width, out_height, decoder.time_base)
+                segment = _SegmentEncoder(ffmpeg, parts, index, time_ns, encoding, out_width,
+                                          out_height, decoder.time_base)
             try:
-                segment.write(_nanoseconds(pts - first_pts), _nanoseconds(duration),
-                              np.ascontiguousarray(result))
-                if segment.count == segment_frames:
-                    segment.finish()
-                    segment = None
+                segment.write(time_ns, _ticks(duration, 10**9), np.ascontiguousarray(result))
             except BrokenPipeError:
-                raise VideoError(f"{target}: encoding with {encoding.codec} / "
-                                 f"{encoding.pix_fmt} failed: {segment.failure()}") from None
+                encoding_failed()
+            if segment.count == segment_frames:
+                finish_segment()
         pending.clear()
         if progress:
             progress(index + 1, info.frames)
@@ -558,12 +569,7 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
             raise VideoError(f"{source}: has {total} frames, fewer than the {done} the "
                              f"interrupted run in {parts} had done; delete that folder")
         if segment is not None:
-            try:
-                segment.finish()
-            except BrokenPipeError:
-                raise VideoError(f"{target}: encoding with {encoding.codec} / "
-                                 f"{encoding.pix_fmt} failed: {segment.failure()}") from None
-            segment = None
+            finish_segment()
         last_pts, last_duration = decoder.time_of(total - 1)
         boundaries[total] = last_pts + last_duration - first_pts
         _mux(ffmpeg, parts, _segments(parts), boundaries, first_pts, source, target, log)
@@ -581,7 +587,3 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         raise
     finally:
         decoder.close()
-
-
-def _nanoseconds(seconds):
-    return math.floor(seconds * 1_000_000_000 + Fraction(1, 2))
