@@ -121,7 +121,9 @@ def build_parser():
     upscale.add_argument("--threads", type=outputs.int_at_least(1),
                          help="threads for .tflite models")
     upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    upscale.add_argument("--no-progress", action="store_true")
+    upscale.add_argument("--no-progress", action="store_true",
+                         help="no progress bar and no per-input line (a terminal gets a bar; "
+                         "a log only one summary line per video)")
     for command in (convert, upscale):
         command.add_argument("--verbose", action="store_true",
                              help="show TensorFlow's own log lines (hidden by default)")

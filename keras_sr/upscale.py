@@ -164,9 +164,9 @@ def upscale_video_file(upscaler, source, target, args, log):
 
     def progress(done, total):
         rate = done / max(time.monotonic() - start, 1e-9)
-        left = (total - done) / rate if rate else 0.0
-        print(f"\r  {os.path.basename(source)}: frame {done}/{total}, {rate:.2f} frames/s, "
-              f"{left:.0f} s left", end="", file=sys.stderr, flush=True)
+        print(f"\r  {os.path.basename(source)} {progress_bar(done, total)} frame {done}/{total},"
+              f" {rate:.2f} frames/s, ETA {clock((total - done) / rate if rate else 0.0)}",
+              end="", file=sys.stderr, flush=True)
 
     def stop(signum, frame):
         raise KeyboardInterrupt(f"{signal.Signals(signum).name}")
@@ -197,6 +197,19 @@ def upscale_video_file(upscaler, source, target, args, log):
         "frames/s)")
 
 
+def progress_bar(done, total, width=24):
+    """`[#########...............]`: the share of `total` that `done` is."""
+    filled = min(width, width * done // max(total, 1))
+    return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+
+def clock(seconds):
+    """`m:ss`, or `h:mm:ss` from an hour: an ETA that reads at a glance."""
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 def upscale_file(upscaler, source, target, fmt, args, log):
     decoded = read_image_exact(source)
     height, width = decoded.color.shape[:2]
@@ -209,7 +222,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
     bits = 16 if decoded.bits == 16 and fmt == "png" else 8
     out_dtype = np.uint16 if bits == 16 else np.uint8
     progress = None
-    if not args.no_progress and tile:
+    if not args.no_progress and tile and sys.stderr.isatty():
         def progress(done, total):
             print(f"\r  {os.path.basename(source)}: tile {done}/{total}", end="",
                   file=sys.stderr, flush=True)

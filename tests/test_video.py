@@ -2,8 +2,11 @@
 a subtitle), upscaled with a small random model into a lossless RGB codec, so that every frame
 can be compared with upscaling that frame as an image."""
 
+import io
 import os
+import re
 import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -390,3 +393,42 @@ def test_an_mp4_at_ntsc_rate_keeps_its_timestamps_through_segments(model_file, t
     assert len(times) == 30 and times[1] == Fraction(1001, 30000)
     assert frame_times(target) == times
     assert stream_md5(target, "a") == stream_md5(source, "a")
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_log_one_summary_line(model_file, tmp_path,
+                                                                   monkeypatch):
+    _, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source)
+    command = ["upscale", str(source), "--model", str(weights), "--precision", "float32",
+               *LOSSLESS]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main([*command, "-o", str(tmp_path / "a.mkv")]) == 0
+    updates = [part for part in terminal.getvalue().split("\r") if "frame " in part]
+    done = [int(re.search(r"frame (\d+)/20,", part).group(1)) for part in updates]
+    assert done == list(range(1, 21))
+    assert re.search(r"clip\.mkv \[#{24}\] frame 20/20, [\d.]+ frames/s, ETA 0:00", updates[-1])
+    assert re.search(r"\[#{12}\.{12}\] frame 10/20, [\d.]+ frames/s, ETA \d+:\d\d", updates[9])
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    assert cli.main([*command, "-o", str(tmp_path / "b.mkv")]) == 0
+    assert "\r" not in log.getvalue() and "#" not in log.getvalue()
+    summary = [line for line in log.getvalue().splitlines() if "frames/s" in line]
+    assert len(summary) == 1 and re.search(r"clip\.mkv: 20 frames in [\d.]+ s", summary[0])
+
+
+def test_an_eta_reads_as_a_clock():
+    from keras_sr.upscale import clock, progress_bar
+
+    assert [clock(s) for s in (0, 59.4, 61, 3599, 3600, 90061)] == [
+        "0:00", "0:59", "1:01", "59:59", "1:00:00", "25:01:01"]
+    assert progress_bar(0, 7, width=7) == "[.......]"
+    assert progress_bar(3, 7, width=7) == "[###....]"
+    assert progress_bar(9, 7, width=7) == "[#######]"
