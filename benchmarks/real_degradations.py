@@ -2,7 +2,7 @@
 batch is, and a sheet of what they look like with what was drawn for each.
 
     python -m benchmarks.real_degradations [--hr-patch 256] [--batch 12] [--batches 20]
-        [--mix-batches 100] [--sheet degradations.png]
+        [--mix-batches 100] [--sheet degradations.png] [--pieces 30]
 
 Throughput: `keras_sr.data.pipeline.training_dataset` with `degradation=DegradationOptions()`
 (x4plus values) on the bundled sample photos, cached decoded images, `--batch` pairs of
@@ -16,6 +16,14 @@ batch (first and second resize direction and interpolation, Gaussian or Poisson 
 stage, the final order), the share of batches in which every pair made the same choice and the
 mean number of distinct choices per batch. The reference shares them across the batch by
 construction (hence its training-pair pool); these are what keras-sr's per-pair draws give.
+
+`--pieces N`: instead, each piece of a pair alone on one core (one intra-op and one inter-op
+thread, as the pipeline's private thread pool runs a pair), the median of N calls of each,
+alternating between the pieces so that a slow spell of the host touches them all alike: the
+unsharp mask and a 21 x 21 blur of the 400 x 400 crop, the resizes, Gaussian and Poisson
+noise (colour and gray) and JPEG at 336 x 336 (the mean area the first stage's resize leaves),
+and `pipeline.degraded_pair` on a bundled photo over N element seeds. Steadier than pairs per
+second for comparing code: rerun it on each commit.
 
 The sheet: one HR patch and eleven LR images degraded from it with different seeds (each
 enlarged x4, nearest), each under the seed and what was drawn (`describe_draws`).
@@ -93,6 +101,49 @@ def batch_mix(batches, batch, hr_patch, seed=0):
             rows.setdefault(name, []).append(distinct)
     return {name: {"all_same": float(np.mean(np.array(values) == 1)),
                    "mean_distinct": float(np.mean(values))} for name, values in rows.items()}
+
+
+def piece_times(repeats):
+    """`{piece: median seconds}` of each piece alone (see the module docstring); call before
+    any other TensorFlow op runs in the process (it sets the thread counts)."""
+    from keras_sr.data import real_degradations as rd
+    from keras_sr.data.pipeline import degraded_pair, element_seed
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    rng = np.random.default_rng(0)
+    crop = tf.constant(rng.random((400, 400, 3), dtype=np.float32))
+    stage = crop[:336, :336]
+    seed = tf.constant([1, 2])
+    kernel = rd.gaussian_kernel(21, 2.0, 1.5, 0.3)
+    photo = tf.constant(sample_photos()[0])
+    pieces = {
+        "unsharp mask 400": (lambda x: rd.unsharp_mask(x[None])[0], crop),
+        "blur 21x21 400": (lambda x: rd.filter_image(x, kernel), crop),
+        "bicubic 400 -> 300": (lambda x: rd.interpolate(x, [300, 300], "bicubic", 0.75), crop),
+        "area 400 -> 300": (lambda x: rd.interpolate(x, [300, 300], "area", 0.75), crop),
+        "gaussian noise 336": (lambda x: rd.gaussian_noise(x, 10.0, seed), stage),
+        "gaussian noise gray 336": (lambda x: rd.gaussian_noise(x, 10.0, seed, True), stage),
+        "poisson noise 336": (lambda x: rd.poisson_noise(x, 2.0, seed), stage),
+        "poisson noise gray 336": (lambda x: rd.poisson_noise(x, 2.0, seed, True), stage),
+        "jpeg 336": (lambda x: rd.jpeg(x, 50.0), stage),
+    }
+    functions = {name: (tf.function(make), argument)
+                 for name, (make, argument) in pieces.items()}
+    pair = tf.function(lambda image, index: degraded_pair(
+        image, 256, 4, element_seed(0, index), DegradationOptions(), rotate=False))
+    times = {name: [] for name in [*functions, "degraded_pair (a photo, 400 crop)"]}
+    for repeat in range(repeats + 2):  # two warm-up rounds (traces)
+        for name, (function, argument) in functions.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda value: value.numpy(), function(argument))
+            if repeat >= 2:
+                times[name].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        pair(photo, tf.constant(repeat, tf.int64))[0].numpy()
+        if repeat >= 2:
+            times["degraded_pair (a photo, 400 crop)"].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def sample_photos():
@@ -218,7 +269,16 @@ def main(argv=None):
     parser.add_argument("--compare", type=int, default=0, metavar="N",
                         help="also compare N pairs' statistics with the PyTorch reference "
                              "pipeline's (two-sample KS; needs torch and scipy)")
+    parser.add_argument("--pieces", type=int, default=0, metavar="N",
+                        help="instead, time each piece of a pair alone on one core (median "
+                             "of N) and exit")
     args = parser.parse_args(argv)
+    if args.pieces:
+        print(f"each piece alone, one thread, median of {args.pieces} (ms); "
+              f"{describe_device()}, {platform.machine()}")
+        for name, seconds in piece_times(args.pieces).items():
+            print(f"  {name}: {1000 * seconds:.2f}")
+        return 0
     if args.compare:
         print(f"keras-sr against the PyTorch reference, {args.compare} pairs each from the "
               "bundled photos (KS statistic, p value, medians):")

@@ -225,14 +225,10 @@ def _levels(grid):
 _POISSON_COUNTS = 512
 
 
-def poisson_on_grid(grid, levels, seed):
-    """Poisson counts with rates `grid / 255 * levels` (`grid` whole numbers 0-255, `levels` a
-    scalar), drawn by inverting each rate's distribution function: the rates take 256 values,
-    so their CDFs form one table, and a uniform draw's count is the number of CDF values below
-    it. The normal approximation's quantile (Cornish-Fisher) guesses the count; one gather of
-    the two CDF values around the guess confirms it for all but about 1 pixel in 200, which a
-    search then steps to the exact count. Exact Poisson, as `tf.random.stateless_poisson`,
-    and faster than its rejection sampler."""
+def _poisson_cdf_pairs(levels):
+    """`pairs[g * (size + 1) + j] = (cdf[j - 1], cdf[j])` for the rate g / 255 * `levels`
+    (g = 0..255, j = 0..size, size = _POISSON_COUNTS): cdf[-1] reads -1 and cdf[size] 2,
+    below / above every draw. float64, [256 * (size + 1), 2]."""
     size = _POISSON_COUNTS
     counts = tf.range(size, dtype=tf.float64)
     rates = tf.range(256, dtype=tf.float64)[:, None] / 255.0 * tf.cast(levels, tf.float64)
@@ -242,17 +238,43 @@ def poisson_on_grid(grid, levels, seed):
     zero_rate = tf.where(counts > 0.0, tf.constant(-math.inf, tf.float64),
                          tf.constant(0.0, tf.float64))
     cdf = tf.cumsum(tf.exp(tf.where(rates > 0.0, log_pmf, zero_rate)), axis=1)
-    # Rows of size + 2: cdf[-1] reads -1 and cdf[size] 2 (below / above every draw);
-    # pairs[g, j] = (cdf[j - 1], cdf[j]).
-    padded = tf.pad(cdf, [[0, 0], [1, 1]], constant_values=-1.0)
-    padded = tf.concat([padded[:, :-1], tf.fill([256, 1], tf.constant(2.0, tf.float64))], 1)
-    pairs = tf.reshape(tf.stack([padded[:, :-1], padded[:, 1:]], -1), [-1, 2])
-    flat_cdf = tf.reshape(padded, [-1])
+    below = tf.fill([256, 1], tf.constant(-1.0, tf.float64))
+    above = tf.fill([256, 1], tf.constant(2.0, tf.float64))
+    return tf.reshape(tf.stack([tf.concat([below, cdf], 1), tf.concat([cdf, above], 1)], -1),
+                      [-1, 2])
+
+
+_FULL_LEVELS_PAIRS = []
+
+
+def _full_levels_pairs():
+    """`_poisson_cdf_pairs(256)`, computed once per process (eagerly, even while a graph is
+    traced) and then a constant: 256 levels is what nearly every photo has, and building
+    the table is a fixed cost of about 2.5 ms (one core) each time noise is drawn."""
+    if not _FULL_LEVELS_PAIRS:
+        with tf.init_scope():
+            _FULL_LEVELS_PAIRS.append(_poisson_cdf_pairs(tf.constant(256.0)).numpy())
+    return tf.constant(_FULL_LEVELS_PAIRS[0])
+
+
+def poisson_on_grid(grid, levels, seed):
+    """Poisson counts with rates `grid / 255 * levels` (`grid` whole numbers 0-255, `levels` a
+    scalar, a power of two), drawn by inverting each rate's distribution function: the rates
+    take 256 values, so their CDFs form one table (computed once for 256 levels), and a
+    uniform draw's count is the number of CDF values below it. The normal approximation's
+    quantile (Cornish-Fisher) guesses the count; one gather of the two CDF values around the
+    guess confirms it for all but about 1 pixel in 200, which a search then steps to the
+    exact count. Exact Poisson, as `tf.random.stateless_poisson`, and faster than its
+    rejection sampler."""
+    size = _POISSON_COUNTS
+    levels = tf.cast(levels, tf.float32)
+    pairs = tf.cond(tf.equal(levels, 256.0), _full_levels_pairs,
+                    lambda: _poisson_cdf_pairs(levels))
 
     rows = tf.cast(grid, tf.int32)
     uniform = tf.random.stateless_uniform(tf.shape(grid), seed, dtype=tf.float64)
     # The guess only starts the search: float32 (float64's ndtri is 5x slower).
-    rate = tf.cast(grid, tf.float32) / 255.0 * tf.cast(levels, tf.float32)
+    rate = tf.cast(grid, tf.float32) / 255.0 * levels
     z = tf.math.ndtri(tf.clip_by_value(tf.cast(uniform, tf.float32), 1e-30, 1.0 - 1e-7))
     guess = tf.round(rate + tf.sqrt(rate) * z + (z * z - 1.0) / 6.0)
     guess = tf.cast(tf.clip_by_value(guess, 0.0, size - 1.0), tf.int32)
@@ -262,7 +284,8 @@ def poisson_on_grid(grid, levels, seed):
     unsettled = tf.where((pair[..., 0] >= uniform) | (pair[..., 1] < uniform))
 
     def cdf_at(row, count):  # cdf[row, count] for count in [-1, size]
-        return tf.gather(flat_cdf, row * (size + 2) + count + 1)
+        at = tf.gather(pairs, row * (size + 1) + tf.maximum(count, 0))[..., 1]
+        return tf.where(count < 0, tf.constant(-1.0, tf.float64), at)
 
     def step(row, draw, count):
         down = cdf_at(row, count - 1) >= draw
@@ -359,6 +382,7 @@ def jpeg(image, quality):
     padded_height, padded_width = tf.shape(padded)[0], tf.shape(padded)[1]
     ycbcr = tf.tensordot(padded * 255.0, tf.transpose(tf.constant(_TO_YCBCR)), 1) \
         + tf.constant([0.0, 128.0, 128.0])
+    half_height, half_width = padded_height // 2, padded_width // 2
     chroma = tf.nn.avg_pool2d(ycbcr[None, :, :, 1:], 2, 2, "VALID")[0]
     # Every block of the three planes in one pair of matmuls, each with its plane's table.
     blocks = [_blocks(ycbcr[:, :, 0]), _blocks(chroma[:, :, 0]), _blocks(chroma[:, :, 1])]
@@ -369,10 +393,12 @@ def jpeg(image, quality):
     quantised = tf.round(coefficients / tables) * tables
     spatial = tf.matmul(quantised * scale, basis, transpose_b=True) + 128.0
     luma, blue, red = tf.split(spatial, counts)
-    half_height, half_width = padded_height // 2, padded_width // 2
     chroma = tf.stack([_unblocks(blue, half_height, half_width),
                        _unblocks(red, half_height, half_width)], -1)
-    chroma = tf.repeat(tf.repeat(chroma, 2, axis=0), 2, axis=1)
+    # Each chroma value on its 2 x 2 pixels (tf.repeat twice, as one broadcast).
+    chroma = tf.reshape(tf.broadcast_to(chroma[:, None, :, None],
+                                        [half_height, 2, half_width, 2, 2]),
+                        [padded_height, padded_width, 2])
     restored = tf.concat([_unblocks(luma, padded_height, padded_width)[:, :, None], chroma],
                          -1) - tf.constant([0.0, 128.0, 128.0])
     rgb = tf.tensordot(restored, tf.transpose(tf.constant(_TO_RGB)), 1)
@@ -646,11 +672,21 @@ def describe_draws(draws, hr_size, scale):
     return [first, second, "final: " + ", then ".join(order)]
 
 
-def _gaussian_kernel_2d(size, sigma):
+def _gaussian_line(size, sigma):
     axis = tf.range(size, dtype=tf.float32) - (size - 1) / 2
     line = tf.exp(-tf.square(axis) / (2 * sigma * sigma))
-    line = line / tf.reduce_sum(line)
-    return line[:, None] * line[None, :]
+    return line / tf.reduce_sum(line)
+
+
+def _separable_spectrum(line, size, dtype):
+    """`kernel_spectrum` of the square kernel line x line (`line` symmetric) at `size`, as the
+    product of the line's 1-D transforms: two short FFTs instead of a 2-D one."""
+    side = line.shape[0]
+    line = tf.cast(line, dtype)
+    complex_dtype = tf.complex128 if dtype == tf.float64 else tf.complex64
+    down = tf.signal.fft(tf.cast(tf.pad(line, [[0, size[0] - side]]), complex_dtype))
+    across = tf.signal.rfft(tf.pad(line, [[0, size[1] - side]]), size[1:])
+    return down[:, None] * across[None, :]
 
 
 # Real-ESRGAN's USMSharp: radius 50 (made odd: 51), sigma as OpenCV derives it for that size,
@@ -671,13 +707,14 @@ def unsharp_mask(images):
     planes = tf.transpose(tf.cast(images, tf.float64 if dtype == tf.float64 else tf.float32),
                           [0, 3, 1, 2])
     half = USM_SIZE // 2
-    kernel = _gaussian_kernel_2d(USM_SIZE, USM_SIGMA)
+    line = _gaussian_line(USM_SIZE, USM_SIGMA)
+    kernel = line[:, None] * line[None, :]
 
     def padded(planes):
         return tf.pad(planes, [[0, 0], [0, 0], [half, half], [half, half]], mode="REFLECT")
 
     # The image and the mask are blurred at one size: one kernel spectrum serves both.
-    spectrum = kernel_spectrum(kernel, tf.shape(planes)[-2:] + 2 * half, planes.dtype)
+    spectrum = _separable_spectrum(line, tf.shape(planes)[-2:] + 2 * half, planes.dtype)
     residual = planes - correlate_padded(padded(planes), kernel, spectrum)
     mask = tf.cast(tf.abs(residual) * 255.0 > USM_THRESHOLD, planes.dtype)
     soft_mask = correlate_padded(padded(mask), kernel, spectrum)
