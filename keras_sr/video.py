@@ -132,6 +132,7 @@ class _Decoder:
         self.rate = Fraction(rate).limit_denominator(1001 * 1000)
         self.time_base = None
         self.times = []  # (pts, duration) of each frame, in the stream's time base
+        self.placed = {}  # (time, duration) of frames without a pts, once worked out
         self.tail = collections.deque(maxlen=8)  # ffmpeg's last other lines, for errors
         self.changed = threading.Condition()
         self.stderr_done = False
@@ -174,17 +175,29 @@ class _Decoder:
 
     def time_of(self, index):
         """(pts, duration) of frame `index` as Fractions of a second. A frame without a
-        timestamp follows the previous one; one without a duration lasts 1 / rate."""
+        timestamp follows the previous one (the first starts at 0); one without a duration
+        lasts 1 / rate. A run of frames without timestamps is walked once, from the last
+        frame placed before it, however long it is."""
         with self.changed:
             self.changed.wait_for(lambda: len(self.times) > index or self.stderr_done)
             if len(self.times) <= index or self.time_base is None:
                 raise VideoError(f"{self.source}: ffmpeg reported no time for frame {index}")
-            pts, duration = self.times[index]
-        if pts is None:
-            previous, previous_duration = self.time_of(index - 1) if index else (0, 0)
-            return previous + previous_duration, 1 / self.rate
-        duration = duration * self.time_base if duration else 1 / self.rate
-        return pts * self.time_base, duration
+            first = index
+            while first > 0 and self.times[first][0] is None and first not in self.placed:
+                first -= 1
+            entries = self.times[first:index + 1]
+        pts, duration = entries[0]
+        if first in self.placed:
+            time, duration = self.placed[first]
+        elif pts is None:  # the first frame
+            time, duration = Fraction(0), 1 / self.rate
+        else:
+            time = pts * self.time_base
+            duration = duration * self.time_base if duration else 1 / self.rate
+        for offset in range(1, len(entries)):  # frames without a timestamp
+            time, duration = time + duration, 1 / self.rate
+            self.placed[first + offset] = time, duration
+        return time, duration
 
     def __iter__(self):
         """(index, frame) of every frame, in order."""

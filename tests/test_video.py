@@ -432,3 +432,29 @@ def test_an_eta_reads_as_a_clock():
     assert progress_bar(0, 7, width=7) == "[.......]"
     assert progress_bar(3, 7, width=7) == "[###....]"
     assert progress_bar(9, 7, width=7) == "[#######]"
+
+
+def _decoder_with_times(times, rate=25):
+    """A `_Decoder` holding what ffmpeg's showinfo reported, without running ffmpeg."""
+    import threading
+
+    decoder = object.__new__(video._Decoder)
+    decoder.source, decoder.rate, decoder.time_base = "clip.mkv", Fraction(rate), Fraction(1, 12800)
+    decoder.times, decoder.placed = list(times), {}
+    decoder.changed, decoder.stderr_done = threading.Condition(), True
+    return decoder
+
+
+def test_a_long_run_of_frames_without_timestamps_follows_the_last_timed_frame():
+    # Frame 0 at 1 s lasting 0.08 s (1024 ticks of 1/12800), then 5,000 frames without a pts:
+    # each follows the previous one, lasting 1 / 25 s; a timed frame after them keeps its own.
+    times = [(12800, 1024)] + [(None, None)] * 5000 + [(12800 * 500, 512)]
+    decoder = _decoder_with_times(times)
+    assert decoder.time_of(5000) == (1 + Fraction(8, 100) + Fraction(4999, 25), Fraction(1, 25))
+    assert decoder.time_of(1) == (Fraction(108, 100), Fraction(1, 25))
+    assert decoder.time_of(2500) == (Fraction(108, 100) + Fraction(2499, 25), Fraction(1, 25))
+    assert decoder.time_of(5001) == (500, Fraction(512, 12800))
+    untimed_start = _decoder_with_times([(None, None)] * 3 + [(1280, None)])
+    assert [untimed_start.time_of(index) for index in range(4)] == [
+        (0, Fraction(1, 25)), (Fraction(1, 25), Fraction(1, 25)),
+        (Fraction(2, 25), Fraction(1, 25)), (Fraction(1, 10), Fraction(1, 25))]
