@@ -185,19 +185,18 @@ class _Decoder:
             first = index
             while first > 0 and self.times[first][0] is None and first not in self.placed:
                 first -= 1
-            entries = self.times[first:index + 1]
-        pts, duration = entries[0]
-        if first in self.placed:
-            time, duration = self.placed[first]
-        elif pts is None:  # the first frame
-            time, duration = Fraction(0), 1 / self.rate
-        else:
-            time = pts * self.time_base
-            duration = duration * self.time_base if duration else 1 / self.rate
-        for offset in range(1, len(entries)):  # frames without a timestamp
-            time, duration = time + duration, 1 / self.rate
-            self.placed[first + offset] = time, duration
-        return time, duration
+            pts, duration = self.times[first]
+            if first in self.placed:
+                time, duration = self.placed[first]
+            elif pts is None:  # the first frame
+                time, duration = Fraction(0), 1 / self.rate
+            else:
+                time = pts * self.time_base
+                duration = duration * self.time_base if duration else 1 / self.rate
+            for later in range(first + 1, index + 1):  # frames without a timestamp
+                time, duration = time + duration, 1 / self.rate
+                self.placed[later] = time, duration
+            return time, duration
 
     def __iter__(self):
         """(index, frame) of every frame, in order."""

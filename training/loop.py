@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_sr import atomic
 from keras_sr.precision import with_precision
+from keras_sr.upscale import clock
 
 EXIT_NON_FINITE = 3
 
@@ -56,11 +57,7 @@ class Run:
 def duration(seconds):
     """`1:02:03`, `2:03` or `41 s`."""
     seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return f"{seconds} s" if seconds < 60 else clock(seconds)
 
 
 class Progress:

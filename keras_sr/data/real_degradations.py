@@ -11,6 +11,7 @@ every kernel to 21), so shapes stay static in `tf.data` and `tf.function`.
 Images are float32 in [0, 1], `[H, W, 3]`. Seeds are `[2]` int tensors (`tf.random.stateless_*`).
 """
 
+import functools
 import math
 
 import tensorflow as tf
@@ -244,17 +245,13 @@ def _poisson_cdf_pairs(levels):
                       [-1, 2])
 
 
-_FULL_LEVELS_PAIRS = []
-
-
-def _full_levels_pairs():
-    """`_poisson_cdf_pairs(256)`, computed once per process (eagerly, even while a graph is
-    traced) and then a constant: 256 levels is what nearly every photo has, and building
-    the table is a fixed cost of about 2.5 ms (one core) each time noise is drawn."""
-    if not _FULL_LEVELS_PAIRS:
-        with tf.init_scope():
-            _FULL_LEVELS_PAIRS.append(_poisson_cdf_pairs(tf.constant(256.0)).numpy())
-    return tf.constant(_FULL_LEVELS_PAIRS[0])
+@functools.cache
+def _full_levels_table():
+    """`_poisson_cdf_pairs(256)` as a numpy array, computed once per process (eagerly, even
+    while a graph is traced): 256 levels is what nearly every photo has, and building the
+    table is a fixed cost of about 2.5 ms (one core) each time noise is drawn."""
+    with tf.init_scope():
+        return _poisson_cdf_pairs(tf.constant(256.0)).numpy()
 
 
 def poisson_on_grid(grid, levels, seed):
@@ -268,7 +265,7 @@ def poisson_on_grid(grid, levels, seed):
     rejection sampler."""
     size = _POISSON_COUNTS
     levels = tf.cast(levels, tf.float32)
-    pairs = tf.cond(tf.equal(levels, 256.0), _full_levels_pairs,
+    pairs = tf.cond(tf.equal(levels, 256.0), lambda: tf.constant(_full_levels_table()),
                     lambda: _poisson_cdf_pairs(levels))
 
     rows = tf.cast(grid, tf.int32)
@@ -382,7 +379,6 @@ def jpeg(image, quality):
     padded_height, padded_width = tf.shape(padded)[0], tf.shape(padded)[1]
     ycbcr = tf.tensordot(padded * 255.0, tf.transpose(tf.constant(_TO_YCBCR)), 1) \
         + tf.constant([0.0, 128.0, 128.0])
-    half_height, half_width = padded_height // 2, padded_width // 2
     chroma = tf.nn.avg_pool2d(ycbcr[None, :, :, 1:], 2, 2, "VALID")[0]
     # Every block of the three planes in one pair of matmuls, each with its plane's table.
     blocks = [_blocks(ycbcr[:, :, 0]), _blocks(chroma[:, :, 0]), _blocks(chroma[:, :, 1])]
@@ -393,6 +389,7 @@ def jpeg(image, quality):
     quantised = tf.round(coefficients / tables) * tables
     spatial = tf.matmul(quantised * scale, basis, transpose_b=True) + 128.0
     luma, blue, red = tf.split(spatial, counts)
+    half_height, half_width = padded_height // 2, padded_width // 2
     chroma = tf.stack([_unblocks(blue, half_height, half_width),
                        _unblocks(red, half_height, half_width)], -1)
     # Each chroma value on its 2 x 2 pixels (tf.repeat twice, as one broadcast).

@@ -141,15 +141,15 @@ def test_poisson_counts_invert_each_rates_distribution_exactly(levels):
     assert counts.max() > rates.max()  # the upper tail is reached
 
 
-def test_the_full_levels_table_made_inside_a_dataset_draws_as_eager_code_does(monkeypatch):
+def test_the_full_levels_table_made_inside_a_dataset_draws_as_eager_code_does():
     """The 256-level CDF table is built once, eagerly, even when the first Poisson draw of
     the process is traced by tf.data; the counts then equal an eager draw's."""
-    monkeypatch.setattr(rd, "_FULL_LEVELS_PAIRS", [])
+    rd._full_levels_table.cache_clear()
     grid = tf.constant(np.tile(np.arange(256, dtype=np.float32), 64).reshape(128, 128))
     dataset = tf.data.Dataset.from_tensors(grid).map(
         lambda image: rd.poisson_on_grid(image, 256.0, [3, 4]))
     traced = next(iter(dataset)).numpy()
-    assert len(rd._FULL_LEVELS_PAIRS) == 1
+    assert rd._full_levels_table.cache_info().currsize == 1
     np.testing.assert_array_equal(traced, rd.poisson_on_grid(grid, 256.0, [3, 4]).numpy())
     assert traced.std() > 0
 

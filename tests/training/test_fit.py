@@ -393,3 +393,8 @@ def test_the_recipes_follow_the_reference_options(image_folder, tmp_path, monkey
     run = fit.build_run(config, str(tmp_path / "run"), log=lambda message: None)
     fit.data_stream(run)
     assert (seen["flip"], seen["rotate"]) == (True, False)
+
+
+def test_the_progress_line_reads_times_in_seconds_then_as_a_clock():
+    assert [loop.duration(seconds) for seconds in (0.4, 41.4, 59.6, 123, 3723)] == [
+        "0 s", "41 s", "1:00", "2:03", "1:02:03"]
