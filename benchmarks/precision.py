@@ -17,8 +17,9 @@ and oneDNN.
    in its own process) at float32 and bfloat16, and the same steps in PyTorch float32
    (`benchmarks.torch_reference`) when PyTorch is importable.
 5. Cold start: `keras-sr upscale` of one 64 x 64 image with realesrgan-x4plus in a fresh
-   process (import, model load, trace, run), float32, bfloat16 and auto (its guard verdict
-   cached by a first run), the median of three.
+   process (import, model load, trace, run) in TensorFlow (`--engine tensorflow`; LiteRT's:
+   `benchmarks.engines`), float32, bfloat16 and auto (its guard verdict cached by a first run),
+   the median of three.
 6. oneDNN: Keras float32 inference (LR sizes up to 128) in a fresh process with TensorFlow's
    default, oneDNN off, on, and on capped at AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`). Off and capped
    are what a CPU without AVX512_VNNI / AVX512_BF16 / AVX_VNNI / AMX would run with oneDNN off
@@ -147,8 +148,8 @@ def cold_start_rows(repeats=3):
         Image.fromarray((photo_crop(64) * 255).round().astype(np.uint8)).save(source)
         for precision in ("float32", "bfloat16", "auto"):
             command = [console, "upscale", source, "-o", os.path.join(folder, "out"),
-                       "--model", PRESET, "--precision", precision, "--overwrite",
-                       "--no-progress"]
+                       "--model", PRESET, "--precision", precision, "--engine",
+                       "tensorflow", "--overwrite", "--no-progress"]
             if precision == "auto":
                 subprocess.run(command, capture_output=True, check=True)  # the guard's run
             times, said = [], ""

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 
 if __name__ == "__main__":
@@ -19,8 +18,16 @@ if __name__ == "__main__":
 # isort: split
 import numpy as np
 
+from keras_sr import litert
+
 # The runtime lives in the library; these names stay importable from here.
-from keras_sr.litert import LITERT_MISSING, interpreter, operator_names, run  # noqa: F401
+from keras_sr.litert import (  # noqa: F401
+    LITERT_MISSING,
+    conversion_failure,
+    interpreter,
+    operator_names,
+    run,
+)
 from keras_sr.precision import psnr_against
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -70,18 +77,7 @@ def convert(model, input_size=None, quantize="none", representative_images=None,
                          f"{', '.join(missing)}")
     import tensorflow as tf
 
-    height, width = (None, None) if input_size is None else (int(s) for s in input_size)
-    batch = None if input_size is None else 1
-    signature = tf.TensorSpec([batch, height, width, 3], tf.float32, name="lr_images")
-    # Keras' own SavedModel export freezes the weights into the flatbuffer. Converting a
-    # tf.function with `trackable_obj` instead keeps them as resource variables, and the LiteRT
-    # interpreter then reads uninitialised memory (NaN outputs, seen on TF 2.21).
-    with tempfile.TemporaryDirectory(prefix="keras_sr_tflite_") as saved_model_dir:
-        model.export(saved_model_dir, format="tf_saved_model", input_signature=[signature],
-                     verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-        # Builtins only: a Flex op makes the conversion fail here instead of on the phone.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with litert.converter(model, input_size) as converter:
         if quantize != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
@@ -129,19 +125,6 @@ def _fit(image, size):
     image = image[:size[0], :size[1]]
     return np.pad(image, ((0, size[0] - image.shape[0]), (0, size[1] - image.shape[1]),
                           (0, 0)), mode="edge")
-
-
-def conversion_failure(model_name, converter_message):
-    """A one-line reason from the converter's multi-page MLIR dump."""
-    flex_ops = re.search(r"TF Select ops: ([^\n]+)", converter_message)
-    if flex_ops:
-        return (
-            f"{model_name} cannot be converted to TFLite with builtin ops only: it needs the "
-            f"TensorFlow ops {flex_ops.group(1).strip()}, which would be Flex ops that the LiteRT "
-            "interpreter does not carry (Keras' UpSampling2D is a known cause)"
-        )
-    first_line = converter_message.strip().splitlines()[0] if converter_message.strip() else ""
-    return f"{model_name} cannot be converted to TFLite: {first_line}"
 
 
 def crops(paths, size=64, limit=16):

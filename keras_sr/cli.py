@@ -7,6 +7,7 @@ import sys
 from importlib import metadata
 
 from keras_sr import __version__, outputs, startup
+from keras_sr.engines import ENGINES
 from keras_sr.precision import PRECISIONS
 from keras_sr.presets import list_presets
 
@@ -118,8 +119,14 @@ def build_parser():
                          metavar="S", help="with --model realesr-general-x4v3: 1 the general "
                          "model, 0 its denoising twin (realesr-general-wdn-x4v3), between: "
                          "their weights mixed (Real-ESRGAN's -dn)")
+    upscale.add_argument("--engine", choices=ENGINES, default="auto",
+                         help="what runs a .keras model or preset: tensorflow, or litert "
+                         "(XNNPACK, on a float32 flatbuffer converted once and cached); default "
+                         "auto: TensorFlow on a GPU or where it computes bfloat16, else the "
+                         "faster of the two on this CPU, timed once per model and cached")
     upscale.add_argument("--threads", type=outputs.int_at_least(1),
-                         help="threads for .tflite models")
+                         help="threads for LiteRT (.tflite models, --engine litert; default: "
+                         "the cores this process may use)")
     upscale.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     upscale.add_argument("--no-progress", action="store_true",
                          help="no progress bar and no per-input line (a terminal gets a bar; "

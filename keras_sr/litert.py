@@ -1,9 +1,11 @@
 """The LiteRT (TFLite) runtime, for running and inspecting `.tflite` generators: the
 interpreter (`ai_edge_litert`, XNNPACK; `tf.lite.Interpreter` is deprecated), a runner that
-resizes a dynamic input, and the operator list of a flatbuffer. Library code: `keras-sr
-upscale` runs `.tflite` models through it, and `export.tflite` (conversion) builds on it."""
+resizes a dynamic input, the operator list of a flatbuffer, and the converter (builtin ops
+only). Library code: `keras-sr upscale` runs `.tflite` models through it (and presets, with
+`--engine litert`: keras_sr.engines), and `export.tflite` (quantization, parity) builds on it."""
 
 import contextlib
+import tempfile
 
 from keras_sr import _quiet
 
@@ -70,3 +72,41 @@ def run(tflite_interpreter, lr_images):
     tflite_interpreter.invoke()
     output_detail = tflite_interpreter.get_output_details()[0]
     return tflite_interpreter.get_tensor(output_detail["index"])
+
+
+@contextlib.contextmanager
+def converter(model, input_size=None):
+    """A `tf.lite.TFLiteConverter` over `model` (`[batch, H, W, 3]` float32 images in [0, 1]),
+    limited to TFLite builtin ops: a Flex op makes the conversion fail here instead of on the
+    phone. `input_size` `(height, width)` fixes the input at batch 1; None (the default) keeps
+    batch, height and width dynamic (`run` resizes them). Valid inside the block only.
+    """
+    import tensorflow as tf
+
+    height, width = (None, None) if input_size is None else (int(s) for s in input_size)
+    batch = None if input_size is None else 1
+    signature = tf.TensorSpec([batch, height, width, 3], tf.float32, name="lr_images")
+    # Keras' own SavedModel export freezes the weights into the flatbuffer. Converting a
+    # tf.function with `trackable_obj` instead keeps them as resource variables, and the LiteRT
+    # interpreter then reads uninitialised memory (NaN outputs, seen on TF 2.21).
+    with tempfile.TemporaryDirectory(prefix="keras_sr_tflite_") as saved_model_dir:
+        model.export(saved_model_dir, format="tf_saved_model", input_signature=[signature],
+                     verbose=False)
+        tflite_converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        tflite_converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        yield tflite_converter
+
+
+def conversion_failure(model_name, converter_message):
+    """A one-line reason from the converter's multi-page MLIR dump."""
+    import re
+
+    flex_ops = re.search(r"TF Select ops: ([^\n]+)", converter_message)
+    if flex_ops:
+        return (
+            f"{model_name} cannot be converted to TFLite with builtin ops only: it needs the "
+            f"TensorFlow ops {flex_ops.group(1).strip()}, which would be Flex ops that the LiteRT "
+            "interpreter does not carry (Keras' UpSampling2D is a known cause)"
+        )
+    first_line = converter_message.strip().splitlines()[0] if converter_message.strip() else ""
+    return f"{model_name} cannot be converted to TFLite: {first_line}"

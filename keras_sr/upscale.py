@@ -265,7 +265,7 @@ def main(args):
         raise FileNotFoundError(f"no image files among the inputs {args.inputs}")
     jobs = plan(args, sources)
     inference.check_model_spec(args.model)
-    from keras_sr import presets, zoo
+    from keras_sr import engines, presets, zoo
 
     strength = getattr(args, "denoise_strength", None)
     if strength is not None and zoo.canonical(args.model) != presets.DENOISE_PRESET:
@@ -275,11 +275,12 @@ def main(args):
 
     startup.load()
     model = args.model if strength is None else presets.denoise_path(strength)
-    upscaler = inference.load_upscaler(model, num_threads=args.threads,
-                                       precision=getattr(args, "precision", "float32"))
+    upscaler = engines.load(model, engine=getattr(args, "engine", "auto"),
+                            precision=getattr(args, "precision", "float32"),
+                            num_threads=args.threads, log=log)
     shown = args.model if strength is None else f"{args.model} (denoise strength {strength:g})"
     log(f"keras-sr upscale: {shown} on {describe_device()} at {upscaler.precision} "
-        f"({upscaler.precision_reason})")
+        f"({upscaler.precision_reason}), through {upscaler.engine} ({upscaler.engine_reason})")
     if args.tile is None and not getattr(upscaler, "fixed_size", None):
         # A budget too small to tile with is a mistake to say now, not on the first big image.
         inference.tile_side(upscaler.scale, args.memory_budget

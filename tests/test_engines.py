@@ -1,0 +1,158 @@
+"""What runs a Keras model in `keras-sr upscale`: TensorFlow or LiteRT (keras_sr.engines)."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_sr import cli, engines, litert
+from keras_sr.models import SRVGGNetCompact
+from keras_sr.precision import Device
+from tests.convert.test_ncnn import randomized
+
+AVX2 = frozenset({"avx", "avx2", "fma"})
+AVX2_CPU = Device((), AVX2, False)
+
+
+@pytest.fixture
+def model_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "cache"))
+    model = randomized(SRVGGNetCompact(scale=2, num_convs=2, num_features=8))
+    path = tmp_path / "g.keras"
+    model.save(path)
+    return model, str(path)
+
+
+def lr_images(rng, height=13, width=17):
+    return rng.random((1, height, width, 3), dtype=np.float32)
+
+
+def test_litert_matches_tensorflow_and_converts_once(model_file, rng, monkeypatch):
+    model, path = model_file
+    image = lr_images(rng)
+    upscaler = engines.load(path, "litert")
+    assert upscaler.engine.startswith("LiteRT/XNNPACK on ")
+    assert upscaler.precision == "float32"
+    np.testing.assert_allclose(upscaler(image), model(image).numpy(), atol=1e-5)
+    (cached,) = os.listdir(os.path.join(os.environ["KERAS_SR_CACHE"], "litert"))
+    assert cached.endswith(".tflite")
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again")
+    monkeypatch.setattr(litert, "converter", no_conversion)
+    again = engines.load(path, "litert")
+    np.testing.assert_allclose(again(image), upscaler(image), atol=0)
+
+
+def test_a_changed_or_corrupt_cache_entry_is_converted_again(model_file, rng, tmp_path):
+    _, path = model_file
+    image = lr_images(rng)
+    engines.load(path, "litert")
+    folder = os.path.join(os.environ["KERAS_SR_CACHE"], "litert")
+    (entry,) = os.listdir(folder)
+    with open(os.path.join(folder, entry), "wb") as file:
+        file.write(b"not a flatbuffer")
+    model = randomized(SRVGGNetCompact(scale=2, num_convs=2, num_features=8), seed=7)
+    np.testing.assert_allclose(engines.load(path, "litert")(image),
+                               engines.load(path, "tensorflow", precision="float32")(image),
+                               atol=1e-5)
+    model.save(path)  # the same path, other weights: a new entry, the new model's output
+    np.testing.assert_allclose(engines.load(path, "litert")(image), model(image).numpy(),
+                               atol=1e-5)
+    assert len(os.listdir(folder)) == 2
+
+
+class Fake:
+    def __init__(self, seconds, output):
+        self.seconds, self.output = seconds, output
+
+    def __call__(self, image):
+        time.sleep(self.seconds)
+        return self.output
+
+
+def test_compare_takes_the_faster_unless_its_output_is_off():
+    image = np.zeros((1, 8, 8, 3), np.float32)
+    good = np.full((1, 16, 16, 3), 0.5, np.float32)
+    verdict = engines.compare(Fake(0.03, good), Fake(0.0, good + 1e-6), image)
+    assert verdict["engine"] == "litert"
+    assert verdict["litert_s"] < verdict["tensorflow_s"]
+    assert verdict["psnr_db"] > 100
+    assert engines.compare(Fake(0.0, good), Fake(0.03, good), image)["engine"] == "tensorflow"
+    off = engines.compare(Fake(0.03, good), Fake(0.0, good + 0.1), image)
+    assert off["engine"] == "tensorflow" and off["psnr_db"] < 45
+
+
+def test_auto_times_both_once_and_keeps_the_verdict(model_file, rng, monkeypatch):
+    model, path = model_file
+    said = []
+    first = engines.load(path, "auto", precision="float32", device=AVX2_CPU, log=said.append)
+    assert said and "once" in said[0]
+    with open(os.path.join(os.environ["KERAS_SR_CACHE"], "engines.json")) as file:
+        (verdict,) = json.load(file).values()
+    expected = "litert" if verdict["litert_s"] < verdict["tensorflow_s"] else "tensorflow"
+    assert verdict["engine"] == expected
+    assert first.engine.startswith("LiteRT" if expected == "litert" else "TensorFlow")
+    assert "timed now" in first.engine_reason
+    image = lr_images(rng)
+    np.testing.assert_allclose(first(image), model(image).numpy(), atol=1e-5)
+
+    def no_timing(*args):
+        raise AssertionError("timed again")
+    monkeypatch.setattr(engines, "compare", no_timing)
+    said.clear()
+    second = engines.load(path, "auto", precision="float32", device=AVX2_CPU, log=said.append)
+    assert not said
+    assert second.engine == first.engine
+    assert "timed once" in second.engine_reason
+
+
+@pytest.mark.parametrize("device, precision, available, reason", [
+    (Device(((8, 0),), AVX2, False), "auto", True, "a GPU runs it"),
+    (AVX2_CPU, "bfloat16", True, "bfloat16 runs in TensorFlow"),
+    (AVX2_CPU, "float32", False, "ai-edge-litert is not installed"),
+])
+def test_auto_keeps_tensorflow_where_litert_cannot_win(model_file, monkeypatch, device,
+                                                       precision, available, reason):
+    _, path = model_file
+    monkeypatch.setattr(engines, "litert_available", lambda: available)
+    monkeypatch.setattr(engines, "compare", lambda *args: pytest.fail("timed"))
+    upscaler = engines.load(path, "auto", precision=precision, device=device)
+    assert upscaler.engine == "TensorFlow"
+    assert reason in upscaler.engine_reason
+
+
+def test_engines_refuse_what_they_cannot_run(model_file, tmp_path):
+    _, path = model_file
+    with pytest.raises(ValueError, match="computes in float32; --precision bfloat16"):
+        engines.load(path, "litert", precision="bfloat16")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        engines.load(path, "onnx")
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{served} is a SavedModel"):
+        engines.load(str(served), "litert")
+    flatbuffer = tmp_path / "g.tflite"
+    flatbuffer.write_bytes(b"")
+    with pytest.raises(ValueError, match="g.tflite runs in LiteRT"):
+        engines.load(str(flatbuffer), "tensorflow")
+
+
+def test_upscale_engine_option(model_file, tmp_path, rng):
+    _, path = model_file
+    Image.fromarray((rng.random((20, 26, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    results = {}
+    for engine in ("tensorflow", "litert"):
+        out = tmp_path / f"{engine}.png"
+        assert cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(out), "--model", path,
+                         "--engine", engine, "--precision", "float32", "--no-progress"]) == 0
+        results[engine] = np.asarray(Image.open(out), int)
+    assert results["tensorflow"].shape == (40, 52, 3)
+    assert np.abs(results["tensorflow"] - results["litert"]).max() <= 1
+    with pytest.raises(SystemExit):
+        cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), "--model",
+                  path, "--engine", "onnx"])
