@@ -118,15 +118,16 @@ def _litert_upscaler(spec, num_threads, reason):
     from keras_sr import inference
 
     threads = num_threads or default_threads()
-    path = flatbuffer_path(spec)
+    flatbuffer, cached = converted(spec)
     try:
-        upscaler = inference.tflite_upscaler(path, threads)
+        upscaler = inference.flatbuffer_upscaler(flatbuffer, os.fspath(spec), threads)
     except (MemoryError, ImportError):
         raise
     except Exception:  # noqa: BLE001 - a cache entry that does not load is made again
-        os.remove(path)
-        upscaler = inference.tflite_upscaler(flatbuffer_path(spec), threads)
-    upscaler.description = os.fspath(spec)
+        if not cached:
+            raise
+        os.remove(cached)
+        upscaler = inference.flatbuffer_upscaler(converted(spec)[0], os.fspath(spec), threads)
     upscaler.precision, upscaler.precision_reason = "float32", "LiteRT computes in float32"
     upscaler.engine = _litert_name(threads)
     upscaler.engine_reason = reason
@@ -156,26 +157,38 @@ def _model_key(spec):
                      tf.__version__])
 
 
-def flatbuffer_path(spec):
-    """The cached LiteRT flatbuffer of `spec` (float32, dynamic size), converted now if it is
-    not there yet; written whole or not at all."""
+def converted(spec):
+    """`(flatbuffer bytes, cache path or None)`: the LiteRT flatbuffer of `spec` (float32,
+    dynamic size), read from the cache, or converted now and cached, written whole or not at
+    all; a cache that cannot be written costs the next run the conversion again. The cache
+    path is None when the bytes were converted now.
+
+    Raises:
+        ValueError: naming the model, when it does not convert with builtin ops only.
+    """
     from keras_sr import litert, presets
     from keras_sr.atomic import atomic_path
     from keras_sr.precision import with_precision
 
     digest = hashlib.sha256(_model_key(spec).encode()).hexdigest()[:20]
     path = os.path.join(presets.cache_dir(), "litert", f"{digest}.tflite")
-    if os.path.isfile(path):
-        return path
+    try:
+        with open(path, "rb") as file:
+            return file.read(), path
+    except OSError:
+        pass
     model = with_precision(presets.load_model(spec), "float32")
     with litert.converter(model) as converter:
         try:
             flatbuffer = converter.convert()
         except Exception as error:  # the converter raises its own ConverterError type
             raise ValueError(litert.conversion_failure(model.name, str(error))) from error
-    with atomic_path(path) as temporary, open(temporary, "wb") as file:
-        file.write(flatbuffer)
-    return path
+    try:
+        with atomic_path(path) as temporary, open(temporary, "wb") as file:
+            file.write(flatbuffer)
+    except OSError:
+        pass
+    return flatbuffer, None
 
 
 def _verdict_path():
@@ -240,6 +253,8 @@ def compare(tensorflow_upscaler, litert_upscaler, image):
 def _verdict_reason(verdict, measured_now):
     from keras_sr.precision import MIN_PSNR_DB
 
+    if "unconvertible" in verdict:
+        return f"LiteRT cannot run it: {verdict['unconvertible']}"
     timings = (f"on a {MEASURE_SIZE} x {MEASURE_SIZE} tile here LiteRT took "
                f"{verdict['litert_s']:.3f} s, TensorFlow {verdict['tensorflow_s']:.3f} s "
                f"({'timed now' if measured_now else 'timed once'}, kept in "
@@ -264,7 +279,13 @@ def _measured(spec, num_threads, precision, log):
         log("keras-sr: timing TensorFlow and LiteRT on this model once (converting it to "
             "LiteRT first); later runs reuse the verdict")
     tensorflow_upscaler = _tensorflow_upscaler(spec, num_threads, precision, "")
-    litert_upscaler = _litert_upscaler(spec, threads, "")
+    try:
+        litert_upscaler = _litert_upscaler(spec, threads, "")
+    except ValueError as failure:  # a model that needs ops outside TFLite's builtins
+        verdict = {"engine": "tensorflow", "unconvertible": str(failure)}
+        _store_verdict(key, verdict)
+        tensorflow_upscaler.engine_reason = _verdict_reason(verdict, True)
+        return tensorflow_upscaler
     verdict = compare(tensorflow_upscaler, litert_upscaler, guard_image(MEASURE_SIZE))
     _store_verdict(key, verdict)
     chosen = litert_upscaler if verdict["engine"] == "litert" else tensorflow_upscaler

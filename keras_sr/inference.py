@@ -88,10 +88,15 @@ def saved_model_upscaler(path):
 
 
 def tflite_upscaler(path, num_threads=None):
+    with open(path, "rb") as file:
+        return flatbuffer_upscaler(file.read(), path, num_threads)
+
+
+def flatbuffer_upscaler(flatbuffer, description, num_threads=None):
+    """An Upscaler over `.tflite` bytes in the LiteRT interpreter."""
     from keras_sr import litert
 
-    with open(path, "rb") as file:
-        interpreter = litert.interpreter(file.read(), num_threads=num_threads)
+    interpreter = litert.interpreter(flatbuffer, num_threads=num_threads)
     signature = interpreter.get_input_details()[0]["shape_signature"]
     if all(side > 0 for side in signature):
         fixed = tuple(int(side) for side in signature[1:3])
@@ -99,13 +104,13 @@ def tflite_upscaler(path, num_threads=None):
         def run(lr_images):
             return _run_fixed(lambda x: litert.run(interpreter, x), lr_images, fixed)
         scale = interpreter.get_output_details()[0]["shape"][1] // fixed[0]
-        upscaler = Upscaler(run, int(scale), path, batches=False)
+        upscaler = Upscaler(run, int(scale), description, batches=False)
         upscaler.fixed_size = fixed
         return upscaler
 
     def run(lr_images):
         return litert.run(interpreter, lr_images)
-    return Upscaler(run, _probe_scale(run), path)
+    return Upscaler(run, _probe_scale(run), description)
 
 
 def _run_fixed(run, lr_images, size):

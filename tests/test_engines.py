@@ -156,3 +156,38 @@ def test_upscale_engine_option(model_file, tmp_path, rng):
     with pytest.raises(SystemExit):
         cli.main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), "--model",
                   path, "--engine", "onnx"])
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_conversion(model_file, rng, tmp_path,
+                                                                   monkeypatch):
+    model, path = model_file
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("KERAS_SR_CACHE", str(blocked))
+    image = lr_images(rng)
+    upscaler = engines.load(path, "litert")
+    np.testing.assert_allclose(upscaler(image), model(image).numpy(), atol=1e-5)
+    auto = engines.load(path, "auto", precision="float32", device=AVX2_CPU)
+    np.testing.assert_allclose(auto(image), model(image).numpy(), atol=1e-5)
+
+
+def test_a_model_litert_cannot_run_stays_in_tensorflow(tmp_path, rng, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("KERAS_SR_CACHE", str(tmp_path / "cache"))
+    inputs = keras.Input((None, None, 3))
+    # Keras' UpSampling2D with a dynamic size turns the next conv into a Flex op.
+    outputs = keras.layers.Conv2D(3, 3, padding="same")(keras.layers.UpSampling2D(2)(inputs))
+    model = keras.Model(inputs, outputs, name="flexible")
+    model.save(tmp_path / "flex.keras")
+    path = str(tmp_path / "flex.keras")
+    with pytest.raises(ValueError, match="flexible cannot be converted to TFLite"):
+        engines.load(path, "litert")
+    upscaler = engines.load(path, "auto", precision="float32", device=AVX2_CPU)
+    assert upscaler.engine == "TensorFlow"
+    assert "LiteRT cannot run it: flexible cannot be converted" in upscaler.engine_reason
+    image = lr_images(rng)
+    np.testing.assert_allclose(upscaler(image), model(image).numpy(), atol=1e-6)
+    monkeypatch.setattr(engines, "converted", lambda spec: pytest.fail("converted again"))
+    again = engines.load(path, "auto", precision="float32", device=AVX2_CPU)
+    assert again.engine == "TensorFlow" and "cannot run it" in again.engine_reason
