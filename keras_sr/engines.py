@@ -118,7 +118,7 @@ def _litert_upscaler(spec, num_threads, reason):
     from keras_sr import inference
 
     threads = num_threads or default_threads()
-    flatbuffer, cached = converted(spec)
+    flatbuffer, cached, bytes_per_pixel = converted(spec)
     try:
         upscaler = inference.flatbuffer_upscaler(flatbuffer, os.fspath(spec), threads)
     except (MemoryError, ImportError):
@@ -127,7 +127,9 @@ def _litert_upscaler(spec, num_threads, reason):
         if not cached:
             raise
         os.remove(cached)
-        upscaler = inference.flatbuffer_upscaler(converted(spec)[0], os.fspath(spec), threads)
+        flatbuffer, _, bytes_per_pixel = converted(spec)
+        upscaler = inference.flatbuffer_upscaler(flatbuffer, os.fspath(spec), threads)
+    upscaler.bytes_per_pixel = bytes_per_pixel
     upscaler.precision, upscaler.precision_reason = "float32", "LiteRT computes in float32"
     upscaler.engine = _litert_name(threads)
     upscaler.engine_reason = reason
@@ -158,37 +160,48 @@ def _model_key(spec):
 
 
 def converted(spec):
-    """`(flatbuffer bytes, cache path or None)`: the LiteRT flatbuffer of `spec` (float32,
-    dynamic size), read from the cache, or converted now and cached, written whole or not at
-    all; a cache that cannot be written costs the next run the conversion again. The cache
-    path is None when the bytes were converted now.
+    """`(flatbuffer bytes, cache path or None, activation bytes per LR pixel or None)`: the
+    LiteRT flatbuffer of `spec` (float32, dynamic size), read from the cache, or converted now
+    and cached, written whole or not at all, with its tile costing
+    (`inference.activation_bytes`, beside it as `<digest>.json`); a cache that cannot be
+    written costs the next run the conversion again. The cache path is None when the bytes
+    were converted now.
 
     Raises:
         ValueError: naming the model, when it does not convert with builtin ops only.
     """
-    from keras_sr import litert, presets
-    from keras_sr.atomic import atomic_path
+    from keras_sr import inference, litert, presets
+    from keras_sr.atomic import write_bytes
     from keras_sr.precision import with_precision
 
     digest = hashlib.sha256(_model_key(spec).encode()).hexdigest()[:20]
     path = os.path.join(presets.cache_dir(), "litert", f"{digest}.tflite")
+    costing = os.path.splitext(path)[0] + ".json"
     try:
         with open(path, "rb") as file:
-            return file.read(), path
+            flatbuffer = file.read()
+        try:
+            with open(costing) as file:
+                bytes_per_pixel = json.load(file)["bytes_per_pixel"]
+        except (OSError, ValueError, KeyError):
+            bytes_per_pixel = None
+        return flatbuffer, path, bytes_per_pixel
     except OSError:
         pass
     model = with_precision(presets.load_model(spec), "float32")
+    scale = getattr(model, "scale", None)
+    bytes_per_pixel = inference.activation_bytes(model, scale) if scale else None
     with litert.converter(model) as converter:
         try:
             flatbuffer = converter.convert()
         except Exception as error:  # the converter raises its own ConverterError type
             raise ValueError(litert.conversion_failure(model.name, str(error))) from error
     try:
-        with atomic_path(path) as temporary, open(temporary, "wb") as file:
-            file.write(flatbuffer)
+        write_bytes(costing, json.dumps({"bytes_per_pixel": bytes_per_pixel}).encode())
+        write_bytes(path, flatbuffer)
     except OSError:
         pass
-    return flatbuffer, None
+    return flatbuffer, None, bytes_per_pixel
 
 
 def _verdict_path():
