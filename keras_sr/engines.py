@@ -48,16 +48,6 @@ def litert_available():
     return True
 
 
-def runs_keras(spec):
-    """Whether `--model spec` is a Keras model (a `.keras` file, weights file or preset), the
-    kind of model whose engine can be chosen; a SavedModel or `.tflite` file has its own."""
-    from keras_sr import presets
-
-    spec = os.fspath(spec)
-    return (presets.is_preset(spec) or spec.endswith(".keras") or presets.is_weights_file(spec)
-            or presets.is_remote(spec) or (os.path.isdir(spec) and presets.is_preset_dir(spec)))
-
-
 def load(spec, engine="auto", precision="auto", num_threads=None, device=None, log=None):
     """An `inference.Upscaler` for `--model spec` on `engine`, with `upscaler.engine` and
     `upscaler.engine_reason` saying which ran and why (`precision` and `precision_reason` as
@@ -73,7 +63,7 @@ def load(spec, engine="auto", precision="auto", num_threads=None, device=None, l
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     inference.check_model_spec(spec)
-    if not runs_keras(spec):
+    if not inference.is_keras_model(spec):
         tflite = os.fspath(spec).endswith(".tflite")
         if engine == "litert" and not tflite:
             raise ValueError(f"--engine litert runs .keras models, weights files and presets; "

@@ -147,6 +147,16 @@ def check_model_spec(spec):
         raise presets.ModelFileError(f"no such model file: {spec}")
 
 
+def is_keras_model(spec):
+    """Whether `--model spec` loads as a Keras model (a `.keras` file, a published weights
+    file, a preset or a `save_to_preset` folder) rather than a SavedModel or `.tflite` file."""
+    from keras_sr import presets
+
+    spec = os.fspath(spec)
+    return (presets.is_preset(spec) or spec.endswith(".keras") or presets.is_weights_file(spec)
+            or presets.is_remote(spec) or (os.path.isdir(spec) and presets.is_preset_dir(spec)))
+
+
 def load_upscaler(spec, num_threads=None, precision="float32"):
     """An Upscaler from a `.keras` file, SavedModel / TF-Serving folder, `.tflite` or preset.
     A Keras model runs at `precision` (see `keras_sr.precision`; `auto` picks per device);
@@ -160,8 +170,7 @@ def load_upscaler(spec, num_threads=None, precision="float32"):
     from keras_sr import presets
 
     spec = os.fspath(spec)
-    if presets.is_preset(spec) or spec.endswith(".keras") or presets.is_weights_file(spec) \
-            or presets.is_remote(spec) or (os.path.isdir(spec) and presets.is_preset_dir(spec)):
+    if is_keras_model(spec):
         model, chosen, reason = precisions.load_model(spec, precision)
         upscaler = keras_upscaler(model, description=spec)
         upscaler.precision, upscaler.precision_reason = chosen, reason
