@@ -17,9 +17,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from export import saved_model, tflite  # noqa: E402
 from keras_sr import zoo  # noqa: E402
+from keras_sr.engines import median_seconds  # noqa: E402
 from keras_sr.models import RRDBNet  # noqa: E402
 from keras_sr.precision import describe_device  # noqa: E402
 
@@ -43,16 +42,6 @@ def conv_flops(serve, height, width):
             total += (2 * output_shape[1] * output_shape[2]
                       * kernel_height * kernel_width * in_channels * out_channels)
     return total
-
-
-def median_seconds(run_once, repeats):
-    run_once()  # warm-up: tracing, allocation, XNNPACK packing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_once()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 MODES = ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic")

@@ -41,3 +41,34 @@ def save_model_once(path, build):
 def write_bytes(path, data):
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         file.write(data)
+
+
+def read_entry(path, key):
+    """`key`'s value in the JSON object file `path` (a cache of verdicts), or None where the
+    file or the key is missing or the file unreadable."""
+    import json
+
+    try:
+        with open(path) as file:
+            return json.load(file).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def store_entry(path, key, value):
+    """Sets `key` to `value` in the JSON object file `path`, written whole; a file that cannot
+    be written is left as it was (a cache that only costs the next run its work again)."""
+    import json
+
+    try:
+        try:
+            with open(path) as file:
+                entries = json.load(file)
+        except (OSError, ValueError):
+            entries = {}
+        if not isinstance(entries, dict):
+            entries = {}
+        entries[key] = value
+        write_bytes(path, json.dumps(entries, indent=1).encode())
+    except OSError:
+        pass

@@ -81,11 +81,12 @@ def load(spec, engine="auto", precision="auto", num_threads=None, device=None, l
             raise ValueError(f"--engine litert computes in float32; --precision {precision} "
                              "is TensorFlow's (--engine tensorflow)")
         return _litert_upscaler(spec, num_threads, "--engine litert")
+    device = device or precisions.Device.current()
     chosen, _ = precisions.resolve(precision, device)
     why_tensorflow = None
     if engine == "tensorflow":
         why_tensorflow = "--engine tensorflow"
-    elif (device or precisions.Device.current()).gpu_capabilities:
+    elif device.gpu_capabilities:
         why_tensorflow = "a GPU runs it"
     elif chosen != "float32":
         why_tensorflow = f"{chosen} runs in TensorFlow on this CPU"
@@ -104,11 +105,11 @@ def _tensorflow_upscaler(spec, num_threads, precision, reason):
     return upscaler
 
 
-def _litert_upscaler(spec, num_threads, reason):
+def _litert_upscaler(spec, num_threads, reason, model_key=None):
     from keras_sr import inference
 
     threads = num_threads or default_threads()
-    flatbuffer, cached, bytes_per_pixel = converted(spec)
+    flatbuffer, cached, bytes_per_pixel = converted(spec, model_key)
     try:
         upscaler = inference.flatbuffer_upscaler(flatbuffer, os.fspath(spec), threads)
     except (MemoryError, ImportError):
@@ -117,7 +118,7 @@ def _litert_upscaler(spec, num_threads, reason):
         if not cached:
             raise
         os.remove(cached)
-        flatbuffer, _, bytes_per_pixel = converted(spec)
+        flatbuffer, _, bytes_per_pixel = converted(spec, model_key)
         upscaler = inference.flatbuffer_upscaler(flatbuffer, os.fspath(spec), threads)
     upscaler.bytes_per_pixel = bytes_per_pixel
     upscaler.precision, upscaler.precision_reason = "float32", "LiteRT computes in float32"
@@ -149,13 +150,13 @@ def _model_key(spec):
                      tf.__version__])
 
 
-def converted(spec):
+def converted(spec, model_key=None):
     """`(flatbuffer bytes, cache path or None, activation bytes per LR pixel or None)`: the
     LiteRT flatbuffer of `spec` (float32, dynamic size), read from the cache, or converted now
     and cached, written whole or not at all, with its tile costing
     (`inference.activation_bytes`, beside it as `<digest>.json`); a cache that cannot be
     written costs the next run the conversion again. The cache path is None when the bytes
-    were converted now.
+    were converted now. `model_key` is `_model_key(spec)` where the caller has it already.
 
     Raises:
         ValueError: naming the model, when it does not convert with builtin ops only.
@@ -164,7 +165,7 @@ def converted(spec):
     from keras_sr.atomic import write_bytes
     from keras_sr.precision import with_precision
 
-    digest = hashlib.sha256(_model_key(spec).encode()).hexdigest()[:20]
+    digest = hashlib.sha256((model_key or _model_key(spec)).encode()).hexdigest()[:20]
     path = os.path.join(presets.cache_dir(), "litert", f"{digest}.tflite")
     costing = os.path.splitext(path)[0] + ".json"
     try:
@@ -194,48 +195,29 @@ def converted(spec):
     return flatbuffer, None, bytes_per_pixel
 
 
-def _verdict_path():
+def _verdicts_path():
     from keras_sr.presets import cache_dir
 
     return os.path.join(cache_dir(), "engines.json")
 
 
-def _verdict_key(spec, threads):
+def _verdict_key(model_key, threads):
     from importlib import metadata
 
     from keras_sr.precision import cpu_name
 
-    return "|".join([_model_key(spec), cpu_name(), f"litert {metadata.version('ai-edge-litert')}",
+    return "|".join([model_key, cpu_name(), f"litert {metadata.version('ai-edge-litert')}",
                      f"{threads} threads"])
 
 
-def _read_verdicts():
-    try:
-        with open(_verdict_path()) as file:
-            return json.load(file)
-    except (OSError, ValueError):
-        return {}
-
-
-def _store_verdict(key, verdict):
-    from keras_sr.atomic import write_bytes
-
-    verdicts = _read_verdicts()
-    verdicts[key] = verdict
-    try:
-        write_bytes(_verdict_path(), json.dumps(verdicts, indent=1).encode())
-    except OSError:
-        pass  # a cache that cannot be written only costs the next run the measurement again
-
-
-def median_seconds(run, image, repeats=MEASURE_REPEATS):
-    """The median time of `run(image)` over `repeats` calls after one warm-up (a trace, an
-    allocation)."""
-    run(image)
+def median_seconds(run_once, repeats=MEASURE_REPEATS):
+    """The median time of `run_once()` over `repeats` calls after one warm-up (tracing,
+    allocation, XNNPACK's weight packing)."""
+    run_once()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        run(image)
+        run_once()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -245,8 +227,8 @@ def compare(tensorflow_upscaler, litert_upscaler, image):
     chosen when it is faster and its output within the precision guard of TensorFlow's."""
     from keras_sr.precision import MIN_PSNR_DB, psnr_against
 
-    tensorflow_s = median_seconds(tensorflow_upscaler, image)
-    litert_s = median_seconds(litert_upscaler, image)
+    tensorflow_s = median_seconds(lambda: tensorflow_upscaler(image))
+    litert_s = median_seconds(lambda: litert_upscaler(image))
     psnr_db = float(psnr_against(tensorflow_upscaler(image), litert_upscaler(image)))
     faster = litert_s < tensorflow_s and psnr_db >= MIN_PSNR_DB
     return {"engine": "litert" if faster else "tensorflow", "tensorflow_s": tensorflow_s,
@@ -269,28 +251,30 @@ def _verdict_reason(verdict, measured_now):
 
 
 def _measured(spec, num_threads, precision, log):
+    from keras_sr.atomic import read_entry, store_entry
     from keras_sr.precision import guard_image
 
     threads = num_threads or default_threads()
-    key = _verdict_key(spec, threads)
-    verdict = _read_verdicts().get(key)
+    model_key = _model_key(spec)
+    key = _verdict_key(model_key, threads)
+    verdict = read_entry(_verdicts_path(), key)
     if verdict:
         if verdict["engine"] == "litert":
-            return _litert_upscaler(spec, threads, _verdict_reason(verdict, False))
+            return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key)
         return _tensorflow_upscaler(spec, num_threads, precision, _verdict_reason(verdict, False))
     if log:
         log("keras-sr: timing TensorFlow and LiteRT on this model once (converting it to "
             "LiteRT first); later runs reuse the verdict")
     tensorflow_upscaler = _tensorflow_upscaler(spec, num_threads, precision, "")
     try:
-        litert_upscaler = _litert_upscaler(spec, threads, "")
+        litert_upscaler = _litert_upscaler(spec, threads, "", model_key)
     except ValueError as failure:  # a model that needs ops outside TFLite's builtins
         verdict = {"engine": "tensorflow", "unconvertible": str(failure)}
-        _store_verdict(key, verdict)
+        store_entry(_verdicts_path(), key, verdict)
         tensorflow_upscaler.engine_reason = _verdict_reason(verdict, True)
         return tensorflow_upscaler
     verdict = compare(tensorflow_upscaler, litert_upscaler, guard_image(MEASURE_SIZE))
-    _store_verdict(key, verdict)
+    store_entry(_verdicts_path(), key, verdict)
     chosen = litert_upscaler if verdict["engine"] == "litert" else tensorflow_upscaler
     chosen.engine_reason = _verdict_reason(verdict, True)
     return chosen

@@ -214,34 +214,6 @@ def _guard_cache_path():
     return os.path.join(cache_dir(), "precision_guard.json")
 
 
-def _cached_quality(key):
-    import json
-
-    try:
-        with open(_guard_cache_path()) as cache:
-            return json.load(cache).get(key)
-    except (OSError, ValueError):
-        return None
-
-
-def _store_quality(key, quality):
-    import json
-
-    from keras_sr.atomic import write_bytes
-
-    path = _guard_cache_path()
-    try:
-        try:
-            with open(path) as cache:
-                entries = json.load(cache)
-        except (OSError, ValueError):
-            entries = {}
-        entries[key] = quality
-        write_bytes(path, json.dumps(entries, indent=1).encode())
-    except OSError:
-        pass  # a cache that cannot be written only costs the next run the guard again
-
-
 def _load_reduced(spec, path, chosen):
     """The model of `spec` at the reduced precision `chosen`, built once when it can be."""
     import zipfile
@@ -266,6 +238,7 @@ def load_model(spec, precision="auto", device=None):
     are built directly at the chosen precision: a later run pays neither the float32 model nor
     the guard (about 2 s of a 23-block RRDBNet's cold start on a 2-core CPU)."""
     from keras_sr import presets
+    from keras_sr.atomic import read_entry, store_entry
 
     chosen, reason = resolve(precision, device)
     if chosen == "float32":
@@ -275,13 +248,13 @@ def load_model(spec, precision="auto", device=None):
         return _load_reduced(spec, path, chosen), chosen, reason
     model = reduced = None
     key = _guard_key(path, chosen) if os.path.isfile(path) else None
-    quality = _cached_quality(key) if key else None
+    quality = read_entry(_guard_cache_path(), key) if key else None
     if quality is None:
         model = presets.load_model(spec)
         reduced = with_precision(model, chosen)
         quality = _quality(model, reduced)
         if key:
-            _store_quality(key, quality)
+            store_entry(_guard_cache_path(), key, quality)
     if quality < MIN_PSNR_DB:
         return (with_precision(model or presets.load_model(spec), "float32"), "float32",
                 _below_guard(chosen, quality))
