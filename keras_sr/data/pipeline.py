@@ -123,14 +123,14 @@ def degraded_pair(hr_image, hr_patch_size, scale, seed_of_element, degradation, 
     aligned random patch from the crop and the LR. The HR patch is the unsharpened crop's: the
     losses that want it sharpened sharpen it again (`loss.*_sharpened`), as the reference
     does after its paired crop. Every draw comes from `seed_of_element` (an int64 scalar)."""
-    from keras_sr.data.real_degradations import degrade, unsharp_mask
+    from keras_sr.data.real_degradations import degrade
 
     hr_image = random_flip_rotate([hr_image], seed_of_element, flip=flip, rotate=rotate)[0]
     crop = crop_or_pad(hr_image, degradation.crop_pad_size, seed_of_element)
     crop = tf.image.convert_image_dtype(crop, tf.float32)
     # The element's 64-bit seed as the two 32-bit halves a stateless seed takes.
-    lr_image = degrade(unsharp_mask(crop[None])[0], scale, tf.bitcast(seed_of_element,
-                                                                        tf.int32), degradation)
+    lr_image = degrade(crop, scale, tf.bitcast(seed_of_element, tf.int32), degradation,
+                       sharpen=True)
     return random_crop_pair(lr_image, crop, hr_patch_size, scale, seed_of_element)
 
 

@@ -179,24 +179,58 @@ def correlate_padded(planes, kernel, spectrum=None):
     return tf.signal.irfft2d(product, size)[..., side - 1:, side - 1:]
 
 
+def reflect_pad(tensor, half, axes):
+    """`tensor` padded by `half` on both sides of each of `axes`, mirrored about the edge
+    sample (`tf.pad(mode="REFLECT")`, OpenCV's BORDER_REFLECT_101), as reversed slices and a
+    concatenation: 4-5x faster than TensorFlow's MirrorPad kernel on a 400 x 400 crop (one
+    core). Each padded side must be longer than `half`."""
+    for axis in axes:
+        check = tf.debugging.assert_greater(
+            tf.shape(tensor)[axis], half, message=f"reflect_pad: a side is not longer than {half}")
+        with tf.control_dependencies([check]):
+            tensor = tf.identity(tensor)
+
+        def along(start, stop, axis=axis):
+            return tf.reverse(tensor[(slice(None),) * axis + (slice(start, stop),)], [axis])
+        tensor = tf.concat([along(1, half + 1), tensor, along(-half - 1, -1)], axis)
+    return tensor
+
+
 def filter_image(image, kernel):
     """`image` correlated with `kernel` (21 x 21), each channel alone, reflected borders
     (BasicSR's filter2D)."""
+    return tf.transpose(filter_planes(tf.transpose(image, [2, 0, 1]), kernel), [1, 2, 0])
+
+
+def _plane_by_plane(planes, function, separately):
+    """`function` of `planes` (`[..., C, H, W]`, C known), or when `separately` of each
+    plane alone, concatenated: one plane's transforms stay in a core's cache, 7-12% faster
+    for 3 planes of 400 x 400 (one core, Zen 5). An unknown plane count: all at once."""
+    if not separately or planes.shape[-3] is None:
+        return function(planes)
+    return tf.concat([function(planes[..., index:index + 1, :, :])
+                      for index in range(planes.shape[-3])], -3)
+
+
+def filter_planes(planes, kernel, separately=False):
+    """`filter_image` of the image channels first (`[C, H, W]`), as the FFT wants it; each
+    plane alone when `separately` (see `_plane_by_plane`)."""
     half = KERNEL_GRID // 2
 
     def one_pixel_at_a_time():
         # An image no larger than the padding (a deep downscale of a small patch): reflect
         # needs padding below the size, so widen it a pixel per step, mirroring the edge.
-        padded = image
+        padded = planes
         for _ in range(half):
-            padded = tf.pad(padded, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+            padded = tf.pad(padded, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")
         return padded
 
-    padded = tf.cond(tf.reduce_min(tf.shape(image)[:2]) > half,
-                     lambda: tf.pad(image, [[half, half], [half, half], [0, 0]], mode="REFLECT"),
+    padded = tf.cond(tf.reduce_min(tf.shape(planes)[1:]) > half,
+                     lambda: reflect_pad(planes, half, [1, 2]),
                      one_pixel_at_a_time)
-    filtered = correlate_padded(tf.transpose(padded, [2, 0, 1]), kernel)
-    return tf.transpose(filtered, [1, 2, 0])
+    spectrum = kernel_spectrum(kernel, tf.shape(padded)[1:], padded.dtype)
+    return _plane_by_plane(padded, lambda plane: correlate_padded(plane, kernel, spectrum),
+                           separately)
 
 
 def gaussian_noise(image, sigma, seed, gray=False):
@@ -204,8 +238,21 @@ def gaussian_noise(image, sigma, seed, gray=False):
     every channel when `gray`; not clipped."""
     shape = tf.shape(image)
     noise_shape = tf.concat([shape[:2], [1]], 0) if gray else shape
-    noise = tf.random.stateless_normal(noise_shape, seed) * (sigma / 255.0)
-    return image + noise * tf.ones_like(image)
+    noise = standard_normal(noise_shape, seed) * (sigma / 255.0)
+    return image + noise  # gray noise broadcasts over the channels
+
+
+def standard_normal(shape, seed):
+    """Standard normal float32 values (`seed` a stateless seed): the Box-Muller transform of
+    uniforms, radius sqrt(-2 ln(1 - u)) with u on [0, 1) (so at most 5.65). What
+    `tf.random.stateless_normal` does too, but 1.7x faster on one core (3.3 against 5.5 ms for
+    336 x 336 x 3 values, Zen 5)."""
+    count = tf.reduce_prod(shape)
+    uniforms = tf.random.stateless_uniform([2, (count + 1) // 2], seed)
+    radius = tf.sqrt(-2.0 * tf.math.log(1.0 - uniforms[0]))
+    angle = (2.0 * math.pi) * uniforms[1]
+    values = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], 0)
+    return tf.reshape(values[:count], shape)
 
 
 # torchvision's `rgb_to_grayscale` weights (ITU-R BT.601 luma, its rounding of 0.299): what
@@ -315,7 +362,7 @@ def poisson_noise(image, scale, seed, gray=False):
     levels = _levels(grid)
     counts = tf.cast(poisson_on_grid(grid, levels, seed), image.dtype)
     noise = (counts / levels - quantised) * scale
-    return image + noise * tf.ones_like(image)
+    return image + noise  # gray noise broadcasts over the channels
 
 
 # DiffJPEG's tables (BasicSR's diffjpeg.py): the standard JPEG luminance and chrominance
@@ -346,16 +393,24 @@ def _jpeg_constants():
     return luma, chroma, basis, scale
 
 
-def _blocks(plane):
-    """[H, W] (multiples of 8) -> [H/8 x W/8, 64], block by block in raster order."""
-    height, width = tf.shape(plane)[0], tf.shape(plane)[1]
-    blocks = tf.transpose(tf.reshape(plane, [height // 8, 8, width // 8, 8]), [0, 2, 1, 3])
-    return tf.reshape(blocks, [-1, 64])
+def _blocks(planes):
+    """[P, H, W] (multiples of 8) -> [P x H/8 x W/8, 64], plane by plane, each plane's blocks
+    in raster order."""
+    shape = tf.shape(planes)
+    blocks = tf.reshape(planes, [shape[0], shape[1] // 8, 8, shape[2] // 8, 8])
+    return tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4]), [-1, 64])
 
 
-def _unblocks(blocks, height, width):
-    blocks = tf.reshape(blocks, [height // 8, width // 8, 8, 8])
-    return tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [height, width])
+def _unblocks(blocks, planes, height, width):
+    blocks = tf.reshape(blocks, [planes, height // 8, width // 8, 8, 8])
+    return tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4]), [planes, height, width])
+
+
+def _combine(planes, matrix, offsets=(0.0, 0.0, 0.0)):
+    """The three planes `matrix` (3 x 3 rows) makes of `planes` (three [H, W]), plus
+    `offsets`, term by term: a [N, 3] x [3, 3] matmul is 3-4x slower on a CPU."""
+    return [sum(weight * plane for weight, plane in zip(row, planes) if weight) + offset
+            for row, offset in zip(matrix, offsets)]
 
 
 def jpeg_factor(quality):
@@ -370,35 +425,32 @@ def jpeg(image, quality):
     rounding, a port of its arithmetic): `quality` a float, the image clipped to [0, 1] and
     zero-padded to multiples of 16, YCbCr with 2 x 2 averaged chroma, 8 x 8 DCT, the tables
     times `jpeg_factor(quality)`, round half to even, the inverse, chroma repeated 2 x 2,
-    clipped. No 8-bit rounding of the input, unlike an encoder."""
+    clipped. No 8-bit rounding of the input, unlike an encoder. Works plane by plane."""
     luma_table, chroma_table, basis, scale = _jpeg_constants()
     factor = jpeg_factor(quality)
     image = tf.clip_by_value(tf.convert_to_tensor(image, tf.float32), 0.0, 1.0)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     padded = tf.pad(image, [[0, (-height) % 16], [0, (-width) % 16], [0, 0]])
     padded_height, padded_width = tf.shape(padded)[0], tf.shape(padded)[1]
-    ycbcr = tf.tensordot(padded * 255.0, tf.transpose(tf.constant(_TO_YCBCR)), 1) \
-        + tf.constant([0.0, 128.0, 128.0])
-    chroma = tf.nn.avg_pool2d(ycbcr[None, :, :, 1:], 2, 2, "VALID")[0]
+    half_height, half_width = padded_height // 2, padded_width // 2
+    luma, blue, red = _combine(tf.unstack(padded * 255.0, num=3, axis=-1), _TO_YCBCR,
+                               (0.0, 128.0, 128.0))
+    chroma = tf.nn.avg_pool2d(tf.stack([blue, red])[..., None], 2, 2, "VALID")[..., 0]
     # Every block of the three planes in one pair of matmuls, each with its plane's table.
-    blocks = [_blocks(ycbcr[:, :, 0]), _blocks(chroma[:, :, 0]), _blocks(chroma[:, :, 1])]
-    counts = [tf.shape(block)[0] for block in blocks]
-    tables = factor * tf.concat([tf.tile(luma_table[None], [counts[0], 1]),
-                                 tf.tile(chroma_table[None], [counts[1] + counts[2], 1])], 0)
-    coefficients = scale * tf.matmul(tf.concat(blocks, 0) - 128.0, basis)
+    blocks = tf.concat([_blocks(luma[None]), _blocks(chroma)], 0)
+    luma_count = (padded_height // 8) * (padded_width // 8)
+    tables = factor * tf.concat([tf.tile(luma_table[None], [luma_count, 1]),
+                                 tf.tile(chroma_table[None], [luma_count // 2, 1])], 0)
+    coefficients = scale * tf.matmul(blocks - 128.0, basis)
     quantised = tf.round(coefficients / tables) * tables
     spatial = tf.matmul(quantised * scale, basis, transpose_b=True) + 128.0
-    luma, blue, red = tf.split(spatial, counts)
-    half_height, half_width = padded_height // 2, padded_width // 2
-    chroma = tf.stack([_unblocks(blue, half_height, half_width),
-                       _unblocks(red, half_height, half_width)], -1)
+    luma = _unblocks(spatial[:luma_count], 1, padded_height, padded_width)[0]
+    chroma = _unblocks(spatial[luma_count:], 2, half_height, half_width) - 128.0
     # Each chroma value on its 2 x 2 pixels (tf.repeat twice, as one broadcast).
-    chroma = tf.reshape(tf.broadcast_to(chroma[:, None, :, None],
-                                        [half_height, 2, half_width, 2, 2]),
-                        [padded_height, padded_width, 2])
-    restored = tf.concat([_unblocks(luma, padded_height, padded_width)[:, :, None], chroma],
-                         -1) - tf.constant([0.0, 128.0, 128.0])
-    rgb = tf.tensordot(restored, tf.transpose(tf.constant(_TO_RGB)), 1)
+    chroma = tf.reshape(tf.broadcast_to(chroma[:, :, None, :, None],
+                                        [2, half_height, 2, half_width, 2]),
+                        [2, padded_height, padded_width])
+    rgb = tf.stack(_combine([luma, chroma[0], chroma[1]], _TO_RGB), -1)
     return tf.clip_by_value(rgb, 0.0, 255.0)[:height, :width] / 255.0
 
 
@@ -555,12 +607,18 @@ def _random_jpeg(image, seed, stage):
     return jpeg(image, quality), quality
 
 
-def _stage(image, seed, stage, size=None):
-    """Blur (with `stage.blur_probability`), resize, noise; the draws, and the JPEG's seed."""
+def _stage(image, seed, stage, size=None, planes=False):
+    """Blur (with `stage.blur_probability`), resize, noise; the draws, and the JPEG's seed.
+    With `planes`, `image` comes channels first (`[3, H, W]`, as the sharpening leaves it)
+    and is blurred so before it turns channels last: two transposes fewer."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
     blur = tf.random.stateless_uniform([], seeds[0]) < stage.blur_probability
     kernel, kernel_draws = random_kernel_and_draws(seeds[1], stage.kernel)
-    image = tf.cond(blur, lambda: filter_image(image, kernel), lambda: image)
+    if planes:
+        image = tf.transpose(tf.cond(blur, lambda: filter_planes(image, kernel, True),
+                                     lambda: image), [1, 2, 0])
+    else:
+        image = tf.cond(blur, lambda: filter_image(image, kernel), lambda: image)
     image, resize_draws = _random_resize(image, seeds[2], stage, size)
     image, noise_draws = _random_noise(image, seeds[3], stage)
     draws = {"blur": blur, **kernel_draws, **{f"resize_{key}": value
@@ -569,7 +627,8 @@ def _stage(image, seed, stage, size=None):
     return image, seeds[4], draws
 
 
-def degrade(hr_image, scale, seed, options=DegradationOptions(), return_draws=False):
+def degrade(hr_image, scale, seed, options=DegradationOptions(), return_draws=False,
+            sharpen=False):
     """An LR image `scale` times smaller than `hr_image` ([H, W, 3] float in [0, 1], sides
     multiples of `scale`) through Real-ESRGAN's second-order degradation, as its training step
     applies it: blur, random resize, noise, JPEG; again with the second stage's values
@@ -581,11 +640,19 @@ def degrade(hr_image, scale, seed, options=DegradationOptions(), return_draws=Fa
     "first_*", "second_*" (blur, the kernel's, resize_method / resize_size, noise's, jpeg) and
     "final_*" (sinc, sinc_size, cutoff, resize_first, resize_method, jpeg): what the
     degradation sheet prints and the draw-statistics tests count. The kernel keys are drawn
-    whether or not the stage blurs ("blur" says whether it did)."""
+    whether or not the stage blurs ("blur" says whether it did).
+
+    With `sharpen`, degrades `unsharp_mask(hr_image)`, as Real-ESRGAN's training step does
+    (the same values; faster than sharpening first, as the sharpened image stays channels first
+    for the first blur)."""
     seed = tf.convert_to_tensor(seed, tf.int32)
     seeds = tf.random.experimental.stateless_split(seed, 8)
     lr_size = tf.shape(hr_image)[:2] // scale
-    image, jpeg_seed, first = _stage(hr_image, seeds[0], options.first)
+    if sharpen:
+        planes = unsharp_mask_planes(tf.transpose(hr_image, [2, 0, 1])[None], True)[0]
+        image, jpeg_seed, first = _stage(planes, seeds[0], options.first, planes=True)
+    else:
+        image, jpeg_seed, first = _stage(hr_image, seeds[0], options.first)
     image, first["jpeg"] = _random_jpeg(image, jpeg_seed, options.first)
     # The second resize lands on lr_size / (a factor drawn like the stage's): the final resize
     # then brings it to the LR size.
@@ -701,20 +768,29 @@ def unsharp_mask(images):
     images = tf.convert_to_tensor(images)
     dtype = images.dtype
     # The FFT wants float32 or float64; channels first, as it transforms the last two axes.
-    planes = tf.transpose(tf.cast(images, tf.float64 if dtype == tf.float64 else tf.float32),
-                          [0, 3, 1, 2])
+    planes = tf.cast(images, tf.float64 if dtype == tf.float64 else tf.float32)
+    sharpened = unsharp_mask_planes(tf.transpose(planes, [0, 3, 1, 2]))
+    return tf.cast(tf.transpose(sharpened, [0, 2, 3, 1]), dtype)
+
+
+def unsharp_mask_planes(planes, separately=False):
+    """`unsharp_mask` of images channels first (`[B, C, H, W]`, float32 or float64); each
+    plane alone when `separately` (see `_plane_by_plane`)."""
     half = USM_SIZE // 2
     line = _gaussian_line(USM_SIZE, USM_SIGMA)
     kernel = line[:, None] * line[None, :]
 
     def padded(planes):
-        return tf.pad(planes, [[0, 0], [0, 0], [half, half], [half, half]], mode="REFLECT")
+        return reflect_pad(planes, half, [2, 3])
 
     # The image and the mask are blurred at one size: one kernel spectrum serves both.
     spectrum = _separable_spectrum(line, tf.shape(planes)[-2:] + 2 * half, planes.dtype)
-    residual = planes - correlate_padded(padded(planes), kernel, spectrum)
-    mask = tf.cast(tf.abs(residual) * 255.0 > USM_THRESHOLD, planes.dtype)
-    soft_mask = correlate_padded(padded(mask), kernel, spectrum)
-    sharp = tf.clip_by_value(planes + USM_WEIGHT * residual, 0.0, 1.0)
-    sharpened = soft_mask * sharp + (1.0 - soft_mask) * planes
-    return tf.cast(tf.transpose(sharpened, [0, 2, 3, 1]), dtype)
+
+    def sharpen(planes):
+        residual = planes - correlate_padded(padded(planes), kernel, spectrum)
+        mask = tf.cast(tf.abs(residual) * 255.0 > USM_THRESHOLD, planes.dtype)
+        soft_mask = correlate_padded(padded(mask), kernel, spectrum)
+        sharp = tf.clip_by_value(planes + USM_WEIGHT * residual, 0.0, 1.0)
+        return soft_mask * sharp + (1.0 - soft_mask) * planes
+
+    return _plane_by_plane(planes, sharpen, separately)

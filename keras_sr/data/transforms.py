@@ -70,9 +70,13 @@ def pad_to_at_least(image, size):
 
     def pad_once(image):
         # One reflection adds at most side - 1 pixels; the next starts at a turning point.
+        # Reversed slices, not tf.pad's MirrorPad: 4-5x faster (see reflect_pad).
         sides = tf.shape(image)[:2]
         pads = tf.minimum(tf.maximum(size - sides, 0), sides - 1)
-        return (tf.pad(image, [[0, pads[0]], [0, pads[1]], [0, 0]], mode="REFLECT"),)
+        rows = tf.reverse(image[sides[0] - 1 - pads[0]:sides[0] - 1], [0])
+        image = tf.concat([image, rows], 0)
+        columns = tf.reverse(image[:, sides[1] - 1 - pads[1]:sides[1] - 1], [1])
+        return (tf.concat([image, columns], 1),)
 
     # A one-pixel side has nothing to reflect: stop with a message instead of looping.
     check = tf.debugging.assert_greater(

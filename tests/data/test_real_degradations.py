@@ -1,5 +1,6 @@
 """Real-ESRGAN's degradation pieces checked against their definitions."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -103,6 +104,23 @@ def test_gaussian_noise_has_the_requested_deviation_and_gray_noise_is_shared():
     np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
 
 
+@pytest.mark.parametrize("shape", [[401, 399], [7, 5, 3]])
+def test_standard_normal_values_follow_the_normal_distribution(shape):
+    values = rd.standard_normal(tf.constant(shape), [5, 6]).numpy()
+    assert values.shape == tuple(shape)
+    if values.size < 1000:
+        return
+    # The empirical CDF at a few points against the normal's, to a few standard errors.
+    for point in (-3.0, -2.0, -1.0, -0.3, 0.0, 0.5, 1.5, 2.5):
+        expected = 0.5 * (1.0 + math.erf(point / math.sqrt(2.0)))
+        assert np.mean(values < point) == pytest.approx(expected, abs=0.004)
+    assert values.std() == pytest.approx(1.0, abs=0.005)
+    assert np.abs(values).max() <= 5.65  # the radius' bound: u on [0, 1) in float32
+    # The seed decides the values.
+    np.testing.assert_array_equal(values, rd.standard_normal(tf.constant(shape), [5, 6]))
+    assert not np.allclose(values, rd.standard_normal(tf.constant(shape), [5, 7]))
+
+
 def test_poisson_noise_variance_scales_as_specified():
     # Two grey levels: n = 2 distinct values -> counts ~ Poisson(x * 2) / 2, so the noise on a
     # pixel of value x has variance scale^2 * x / 2.
@@ -181,6 +199,29 @@ def test_filtering_with_a_delta_kernel_keeps_the_image(rng):
     tiny = tf.constant(rng.random((6, 5, 3)), tf.float32)
     np.testing.assert_allclose(rd.filter_image(tiny, tf.constant(delta)), tiny, atol=1e-6)
     assert rd.filter_image(tiny, rd.gaussian_kernel(21, 2.0, 2.0, 0.0)).shape == (6, 5, 3)
+
+
+@pytest.mark.parametrize("shape, half, axes", [((30, 24, 3), 10, [0, 1]),
+                                               ((2, 3, 26, 40), 25, [2, 3]),
+                                               ((11, 5), 4, [1])])
+def test_reflect_pad_mirrors_about_the_edge_sample_as_numpy_does(rng, shape, half, axes):
+    array = rng.random(shape).astype(np.float32)
+    widths = [(half, half) if axis in axes else (0, 0) for axis in range(len(shape))]
+    expected = np.pad(array, widths, mode="reflect")
+    np.testing.assert_array_equal(rd.reflect_pad(tf.constant(array), half, axes), expected)
+    # Traced with unknown sides, as tf.data traces it.
+    traced = tf.function(lambda x: rd.reflect_pad(x, half, axes),
+                         input_signature=[tf.TensorSpec([None] * len(shape), tf.float32)])
+    np.testing.assert_array_equal(traced(tf.constant(array)), expected)
+
+
+def test_reflect_pad_refuses_a_side_no_longer_than_the_pad():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not longer than 10"):
+        rd.reflect_pad(tf.zeros([10, 40, 3]), 10, [0, 1])
+    traced = tf.function(lambda x: rd.reflect_pad(x, 10, [0, 1]),
+                         input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not longer than 10"):
+        traced(tf.zeros([40, 9, 3]))
 
 
 def test_the_pieces_run_in_graph_mode():
@@ -305,6 +346,23 @@ FORCED = rd.DegradationOptions(
     second=rd.StageOptions(blur_probability=0.0, gaussian_noise_probability=0.0,
                            gray_noise_probability=1.0, poisson_scale=(1.0, 2.0)),
     final_sinc_probability=0.0)
+
+
+@pytest.mark.parametrize("first_blur", [1.0, 0.0])
+def test_degrading_with_sharpen_equals_degrading_the_sharpened_image(rng, first_blur):
+    """`sharpen=True` keeps the sharpened crop channels first into the first blur (or past
+    it when the stage does not blur): the same LR and draws as sharpening first."""
+    options = rd.DegradationOptions(first=dataclasses.replace(rd.DegradationOptions().first,
+                                                  blur_probability=first_blur))
+    hr = tf.constant(rng.random((48, 40, 3)), tf.float32)
+    for seed in ([3, 1], [3, 2]):
+        lr, draws = rd.degrade(hr, 4, seed, options, return_draws=True, sharpen=True)
+        expected, expected_draws = rd.degrade(rd.unsharp_mask(hr[None])[0], 4, seed, options,
+                                              return_draws=True)
+        assert bool(draws["first_blur"]) == bool(first_blur)
+        np.testing.assert_allclose(lr, expected, atol=1e-6)
+        for key, value in expected_draws.items():
+            np.testing.assert_array_equal(draws[key], value)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
