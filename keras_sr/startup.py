@@ -11,13 +11,20 @@ but this module, the modules the parsers need are TensorFlow-free, and the entry
 workload runs faster with, before TensorFlow starts, keeping any value the user set; a library
 import sets none:
 
-- training, where TensorFlow's oneDNN is off (CPUs without AVX512_VNNI / BF16 or AMX, such as
-  every AVX2-only CPU): `TF_CPU_ALLOCATOR_USE_BFC=true`, TensorFlow's own BFC arena for CPU
-  tensors instead of malloc / free for each. Eigen's kernels allocate and free many temporaries
-  per step, and the kernel time that costs went from 63 s to 17 s and the whole `quick`
-  command from 89 s to 48 s (1.9x; `benchmarks.allocator`, 300 steps, 2-core AMD EPYC with
-  oneDNN off). With oneDNN it changes nothing (22.0 s vs 21.8 s), and inference is left as it
-  is (the arena keeps what it took, which a long tiled upscale does not need).
+- training on an x86 Linux CPU where TensorFlow leaves oneDNN off (no AVX512_VNNI / BF16 or
+  AMX, such as every AVX2-only CPU): `TF_ENABLE_ONEDNN_OPTS=1`. For a batch of images oneDNN
+  runs its brgemm convolutions forward and backward, faster than Eigen's: the rrdb_psnr_x4
+  step 0.84x Eigen's (`benchmarks.train_step`, oneDNN held to AVX2 on a 2-core AMD EPYC) and
+  1.3-1.45x faster on a real AVX2-only Zen 3; `benchmarks.onednn_verbose --train` names the
+  kernels. Inference keeps TensorFlow's default: one image at a time gets oneDNN's
+  im2col + GEMM path on AVX2, 1.9-3x slower than Eigen.
+- training where oneDNN is off anyway (the user set `TF_ENABLE_ONEDNN_OPTS=0`):
+  `TF_CPU_ALLOCATOR_USE_BFC=true`, TensorFlow's own BFC arena for CPU tensors instead of
+  malloc / free for each. Eigen's kernels allocate and free many temporaries per step, and the
+  kernel time that costs went from 63 s to 17 s and the whole `quick` command from 89 s to 48 s
+  (1.9x; `benchmarks.allocator`, 300 steps, 2-core AMD EPYC with oneDNN off). With oneDNN it
+  changes nothing (22.0 s vs 21.8 s), and inference is left as it is (the arena keeps what it
+  took, which a long tiled upscale does not need).
 """
 
 import os
@@ -25,6 +32,7 @@ import sys
 
 PARSING = "KERAS_SR_PARSING"
 ALLOCATOR = "TF_CPU_ALLOCATOR_USE_BFC"
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 # What load() set, and why, for the command's status line.
 SWITCHES = {}
 
@@ -56,15 +64,23 @@ def register_everything():
     keras_sr.schedules = schedules
 
 
-def workload_switches(workload, environ=None):
+def workload_switches(workload, environ=None, flags=None):
     """`{variable: (value, why)}`: the switches `workload` ("train", or None) runs faster with
-    on this machine (see the module docstring), less any the user set."""
+    on this machine (see the module docstring; `flags`: the CPU's, read when None), less any
+    the user set."""
+    import platform
+
     from keras_sr.precision import onednn_enabled
 
     environ = os.environ if environ is None else environ
     switches = {}
-    if workload == "train" and not onednn_enabled(environ=environ) \
-            and ALLOCATOR not in environ:
+    if workload != "train" or onednn_enabled(flags=flags, environ=environ):
+        return switches
+    if ONEDNN not in environ and platform.system() == "Linux" \
+            and platform.machine() in ("x86_64", "AMD64"):
+        switches[ONEDNN] = ("1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: "
+                                 "its convolutions train about 1.2x faster than Eigen's here")
+    elif ALLOCATOR not in environ:
         switches[ALLOCATOR] = ("true", "TensorFlow's BFC arena: Eigen's kernels, which run "
                                "here, train about 1.9x faster with it than with malloc")
     return switches

@@ -209,6 +209,33 @@ def test_litert_notices_stay_off_the_terminal_unless_verbose(tmp_path):
     assert loud.returncode == 0 and "Created TensorFlow Lite XNNPACK delegate" in loud.stderr
 
 
+AVX2_ONLY = frozenset({"avx", "avx2", "fma", "sse4_2"})
+BFLOAT16_CPU = AVX2_ONLY | {"avx512f", "avx512_vnni", "avx512_bf16"}
+
+
+@pytest.mark.parametrize("flags,environ,expected", [
+    # TensorFlow leaves oneDNN off on an AVX2-only CPU: training turns it on, not the arena.
+    (AVX2_ONLY, {}, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    # The user chose Eigen: kept, with the arena Eigen's kernels want.
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true"}),
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "false"}, {}),
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "1"}, {}),
+    # oneDNN on by TensorFlow's own default: nothing to set.
+    (BFLOAT16_CPU, {}, {}),
+])
+def test_training_switches_follow_the_cpu_and_the_users_settings(monkeypatch, flags, environ,
+                                                                  expected):
+    from keras_sr import startup
+
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    switches = startup.workload_switches("train", environ=environ, flags=flags)
+    assert {variable: value for variable, (value, _) in switches.items()} == expected
+    assert all(why for _, why in switches.values())
+    # Only training sets anything.
+    assert startup.workload_switches(None, environ=environ, flags=flags) == {}
+
+
 @pytest.mark.parametrize("environ,expected", [
     ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "true"),  # Eigen kernels: the BFC arena
     ({"TF_ENABLE_ONEDNN_OPTS": "1"}, None),  # oneDNN: measured to change nothing, left alone
