@@ -62,16 +62,24 @@ def cpu_name():
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
+# TensorFlow's switch for its oneDNN kernels, read when TensorFlow starts.
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def x86_linux():
+    """Whether this is x86 Linux: where TensorFlow's pip builds carry oneDNN."""
+    return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
+
+
 def onednn_enabled(flags=None, environ=None):
     """Whether TensorFlow runs its oneDNN kernels here: `TF_ENABLE_ONEDNN_OPTS` when set, else
     TensorFlow's own default (on for x86 Linux CPUs with the flags in ONEDNN_DEFAULT_FLAGS)."""
     environ = os.environ if environ is None else environ
-    setting = environ.get("TF_ENABLE_ONEDNN_OPTS")
+    setting = environ.get(ONEDNN_VARIABLE)
     if setting is not None and setting.strip():
         return setting.strip().lower() in ("1", "true", "yes", "on")
     flags = cpu_flags() if flags is None else flags
-    return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64") and \
-        any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
+    return x86_linux() and any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)

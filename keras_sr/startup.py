@@ -32,7 +32,6 @@ import sys
 
 PARSING = "KERAS_SR_PARSING"
 ALLOCATOR = "TF_CPU_ALLOCATOR_USE_BFC"
-ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 # What load() set, and why, for the command's status line.
 SWITCHES = {}
 
@@ -68,18 +67,16 @@ def workload_switches(workload, environ=None, flags=None):
     """`{variable: (value, why)}`: the switches `workload` ("train", or None) runs faster with
     on this machine (see the module docstring; `flags`: the CPU's, read when None), less any
     the user set."""
-    import platform
-
-    from keras_sr.precision import onednn_enabled
+    from keras_sr.precision import ONEDNN_VARIABLE, onednn_enabled, x86_linux
 
     environ = os.environ if environ is None else environ
     switches = {}
     if workload != "train" or onednn_enabled(flags=flags, environ=environ):
         return switches
-    if ONEDNN not in environ and platform.system() == "Linux" \
-            and platform.machine() in ("x86_64", "AMD64"):
-        switches[ONEDNN] = ("1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: "
-                                 "its convolutions train about 1.2x faster than Eigen's here")
+    if ONEDNN_VARIABLE not in environ and x86_linux():
+        switches[ONEDNN_VARIABLE] = (
+            "1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: its convolutions "
+                 "train about 1.2x faster than Eigen's here")
     elif ALLOCATOR not in environ:
         switches[ALLOCATOR] = ("true", "TensorFlow's BFC arena: Eigen's kernels, which run "
                                "here, train about 1.9x faster with it than with malloc")
