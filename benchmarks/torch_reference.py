@@ -13,10 +13,10 @@ Real-ESRGAN's UNetDiscriminatorSN; torchvision's VGG19 `features` (conv5_4 is `f
 before or after its ReLU, with torchvision's or Caffe's preprocessing, or several layers at once.
 The steps follow BasicSR's `optimize_parameters`: ESRGAN's (esrgan_model.py), SRGAN's
 (srgan_model.py, with the paper's VGG54 MSE / 12.75^2 content loss), Real-ESRGAN's
-(realesrgan_model.py, x4plus options, with the EMA update) and the PSNR one. The benchmark runs
-full-size networks on random data of the recipes' shapes with `--threads` intra-op threads, on
-the CPU or a CUDA device, in float32 (PyTorch's defaults: TF32 convolutions on CUDA) or with
-bfloat16 autocast. Needs PyTorch.
+(realesrgan_model.py, x4plus options) and the PSNR one, each with the recipes' EMA update.
+The benchmark runs full-size networks on random data of the recipes' shapes with `--threads`
+intra-op threads, on the CPU or a CUDA device, in float32 (PyTorch's defaults: TF32
+convolutions on CUDA) or with bfloat16 autocast. Needs PyTorch.
 """
 
 import argparse
@@ -721,7 +721,10 @@ def measure(experiment, batch, steps, threads, device="cpu", precision="float32"
     g_optimizer = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.9, 0.99))
     lr = torch.rand(batch, 3, hr_patch // 4, hr_patch // 4, device=device)
     hr = torch.rand(batch, 3, hr_patch, hr_patch, device=device)
-    ema = copy.deepcopy(generator) if experiment.startswith("realesr") else None
+    # Every recipe here keeps an EMA of the generator at 0.999 (BasicSR's
+    # train_RRDBNet_PSNR_x4.yml and train_ESRGAN_x4.yml, Real-ESRGAN's train_realesrnet_x4plus /
+    # realesrgan_x4plus.yml), as keras-sr's do: both sides update it every step.
+    ema = copy.deepcopy(generator)
     if kind is None:
         def step():
             return psnr_step(torch, generator, g_optimizer, lr, hr)
@@ -750,8 +753,7 @@ def measure(experiment, batch, steps, threads, device="cpu", precision="float32"
                     if precision == "bfloat16" else contextlib.nullcontext())
         with autocast:
             logs = step()
-        if ema is not None:
-            update_ema(torch, ema, generator)
+        update_ema(torch, ema, generator)
         return logs
 
     def synchronize():

@@ -106,23 +106,35 @@ class GeneratorTrainer(keras.Model):
         gradients = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(gradients, variables))
 
+    # Python loops over weights, no tensor control flow: autograph's conversion of each call
+    # only slowed the trace.
+    @tf.autograph.experimental.do_not_convert
     def update_ema(self):
         """ema = decay * ema + (1 - decay) * weight for every generator weight (batch-norm
         statistics included, as BasicSR's model_ema does)."""
         if self.ema_generator is None:
             return
-        decay = self.ema_decay
+        rate = 1.0 - self.ema_decay
         # `.value`: the tf.Variable (mirrored under a strategy) behind each Keras variable.
         pairs = [(average.value, weight.value) for average, weight
                  in zip(self.ema_generator.weights, self.generator.weights)]
+
+        rates = {}
+
+        def move(average, weight):
+            # ema - (1 - decay)(ema - weight), the same average, in one kernel: four graph
+            # nodes a weight instead of eight (RRDBNet has 702 weights).
+            if average.dtype not in rates:
+                rates[average.dtype] = tf.constant(rate, average.dtype)
+            return tf.raw_ops.ResourceApplyGradientDescent(
+                var=average.handle, alpha=rates[average.dtype],
+                delta=tf.subtract(average.value(), weight.value()))
 
         def update(strategy):
             # In cross-replica context, as Keras' optimizers update: once per device copy of
             # each (mirrored) average, from the same device's copy of the weight.
             for average, weight in pairs:
-                strategy.extended.update(
-                    average, lambda a, w: a.assign(decay * a + (1.0 - decay) * w),
-                    args=(weight,), group=False)
+                strategy.extended.update(average, move, args=(weight,), group=False)
 
         context = tf.distribute.get_replica_context()
         if context is None:

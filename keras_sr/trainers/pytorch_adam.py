@@ -1,4 +1,5 @@
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -13,6 +14,13 @@ class PyTorchAdam(keras.optimizers.Optimizer):
     gradients are near epsilon then move by up to half as much as in PyTorch. Here epsilon is
     added to the corrected sqrt(v_hat), as PyTorch does, so a step is the reference's number
     for number.
+
+    Each weight is updated by TensorFlow's fused `ResourceApplyAdam` kernel (one pass over the
+    weight and its two moments), with PyTorch's epsilon handed to it as epsilon x sqrt(1 -
+    beta_2^t), the same update written with the kernel's folded step size; the scalars of a step
+    are computed once for all weights. Element-wise ops per weight made the optimizer 61% of
+    RRDBNet's training graph (27k of 44k nodes), which TensorFlow traced and optimized for half
+    a minute before the first step.
 
     Args:
         learning_rate: a float or a `LearningRateSchedule`. Defaults to 1e-3.
@@ -30,6 +38,7 @@ class PyTorchAdam(keras.optimizers.Optimizer):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        self._step_scalars = None
 
     def build(self, var_list):
         if self.built:
@@ -38,22 +47,54 @@ class PyTorchAdam(keras.optimizers.Optimizer):
         self._momentums, self._velocities = self.add_optimizer_variables(
             var_list, ["momentum", "velocity"])
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # The step's scalars, made by the first weight of each dtype and shared by the rest.
+        self._step_scalars = {}
+        try:
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def scalars(self, dtype, learning_rate):
+        """beta_1^t, beta_2^t, the rate and the kernel's epsilon for this step, in `dtype`."""
+        cached = (self._step_scalars or {}).get(dtype)
+        if cached is not None:
+            return cached
+        step = ops.cast(self.iterations + 1, dtype)
+        # Python floats straight to `dtype` (`ops.cast` would round them to float32 first).
+        beta_1 = ops.convert_to_tensor(self.beta_1, dtype=dtype)
+        beta_2 = ops.convert_to_tensor(self.beta_2, dtype=dtype)
+        beta_2_power = ops.power(beta_2, step)
+        # PyTorch: m_hat / (sqrt(v_hat) + eps) = m / (sqrt(v) + eps sqrt(1 - beta_2^t)) x
+        # sqrt(1 - beta_2^t) / (1 - beta_1^t); the kernel applies the second factor itself.
+        epsilon = ops.multiply(ops.convert_to_tensor(self.epsilon, dtype=dtype),
+                               ops.sqrt(1 - beta_2_power))
+        scalars = (ops.power(beta_1, step), beta_2_power, ops.cast(learning_rate, dtype),
+                   beta_1, beta_2, epsilon)
+        if self._step_scalars is not None:
+            self._step_scalars[dtype] = scalars
+        return scalars
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
-        gradient = ops.cast(gradient, dtype)
-        step = ops.cast(self.iterations + 1, dtype)
-        first_correction = 1 - ops.power(ops.cast(self.beta_1, dtype), step)
-        second_correction = 1 - ops.power(ops.cast(self.beta_2, dtype), step)
+        beta_1_power, beta_2_power, rate, beta_1, beta_2, epsilon = self.scalars(
+            dtype, learning_rate)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(second_correction)),
-                              self.epsilon)
-        step_size = ops.divide(ops.cast(learning_rate, dtype), first_correction)
-        self.assign_sub(variable, ops.multiply(step_size, ops.divide(m, denominator)))
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(m), v=_handle(v), beta1_power=beta_1_power,
+            beta2_power=beta_2_power, lr=rate, beta1=beta_1, beta2=beta_2, epsilon=epsilon,
+            grad=ops.cast(tf.convert_to_tensor(gradient), dtype))
 
     def get_config(self):
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
         return config
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TensorFlow variable (this device's copy inside a
+    distribution strategy's update)."""
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return variable.handle
