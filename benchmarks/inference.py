@@ -27,13 +27,19 @@ import tensorflow as tf  # noqa: E402
 from export import saved_model, tflite  # noqa: E402
 from keras_sr import zoo  # noqa: E402
 from keras_sr.engines import median_seconds  # noqa: E402
+from keras_sr.layers.residual_dense_block import per_layer_ops  # noqa: E402
 from keras_sr.models import RRDBNet  # noqa: E402
 from keras_sr.precision import describe_device  # noqa: E402
 
 
-def conv_flops(serve, height, width):
-    """Direct-convolution FLOPs of one `[1, height, width, 3]` call of a traced model."""
-    graph = serve.get_concrete_function(tf.TensorSpec([1, height, width, 3], tf.float32)).graph
+def conv_flops(model, height, width):
+    """Direct-convolution FLOPs of one `[1, height, width, 3]` call of `model`."""
+    # Traced layer by layer, apart from the timed function: RRDB blocks otherwise run as one
+    # shared nested graph whose convolutions the outer graph does not list.
+    with per_layer_ops():
+        serve = tf.function(lambda lr_images: model(lr_images, training=False))
+        graph = serve.get_concrete_function(
+            tf.TensorSpec([1, height, width, 3], tf.float32)).graph
     total = 0
     for operation in graph.get_operations():
         if operation.type == "Conv2D":
@@ -81,13 +87,12 @@ def main(argv=None):
         [("RRDBNet x4 (23 blocks, 64 features)", RRDBNet(scale=4))]
     rows = []
     for label, model in networks:
-        serve = tf.function(lambda lr_images, model=model: model(lr_images, training=False))
         with tempfile.TemporaryDirectory() as workdir:
             runs = runners(model, args.modes, args.threads, workdir)
             for size in args.sizes:
                 lr_images = np.random.default_rng(0).random((1, size, size, 3),
                                                             dtype=np.float32)
-                flops = conv_flops(serve, size, size)
+                flops = conv_flops(model, size, size)
                 row = {"network": label, "lr_size": size, "gflop": flops / 1e9}
                 for mode in args.modes:
                     seconds = median_seconds(lambda: runs[mode](lr_images), args.repeats)

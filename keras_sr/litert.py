@@ -89,9 +89,13 @@ def converter(model, input_size=None):
     # Keras' own SavedModel export freezes the weights into the flatbuffer. Converting a
     # tf.function with `trackable_obj` instead keeps them as resource variables, and the LiteRT
     # interpreter then reads uninitialised memory (NaN outputs, seen on TF 2.21).
+    from keras_sr.layers.residual_dense_block import per_layer_ops
+
     with tempfile.TemporaryDirectory(prefix="keras_sr_tflite_") as saved_model_dir:
-        model.export(saved_model_dir, format="tf_saved_model", input_signature=[signature],
-                     verbose=False)
+        # Layer-named ops, which selective quantization (export.tflite's float_layers) needs.
+        with per_layer_ops():
+            model.export(saved_model_dir, format="tf_saved_model",
+                         input_signature=[signature], verbose=False)
         tflite_converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
         tflite_converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         yield tflite_converter

@@ -14,6 +14,7 @@ from keras_sr.layers import (
     ResidualBlock,
     ResidualDenseBlock,
 )
+from keras_sr.models import RRDBNet
 from tests.helpers import random_images
 
 pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
@@ -139,6 +140,57 @@ def test_rrdb_chains_three_dense_blocks_with_outer_residual_scale(rng):
     for dense_block in block.blocks:
         inner = dense_block_reference(dense_block, inner)
     np.testing.assert_allclose(block(images), inner * 0.2 + images, atol=1e-5)
+
+
+def layer_by_layer_rrdb(block, images):
+    """RRDB computed by calling its conv layers one by one, as Keras layers."""
+    outputs = images
+    for dense in block.blocks:
+        features = [outputs]
+        for conv in dense.convs[:4]:
+            features.append(keras.ops.leaky_relu(
+                conv(keras.ops.concatenate(features, axis=-1)), negative_slope=0.2))
+        residual = dense.convs[4](keras.ops.concatenate(features, axis=-1))
+        outputs = residual * dense.residual_scale + outputs
+    return outputs * block.residual_scale + images
+
+
+def test_rrdb_gradients_match_calling_its_conv_layers(rng):
+    # The block runs as one traced graph shared by all blocks (traced_residual_in_residual);
+    # its gradients must be those of the conv layers it holds the weights of.
+    block = RRDB(num_features=8, growth_channels=4, residual_scale=0.2, dtype="float64")
+    images = tf.constant(rng.normal(size=(2, 5, 6, 8)))
+    block(images)
+    randomize_weights(block, rng)
+    gradients = []
+    for forward in (block, lambda x: layer_by_layer_rrdb(block, x)):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            loss = tf.reduce_sum(tf.sin(forward(images)))
+        gradients.append(tape.gradient(loss, [images] + block.trainable_variables))
+    assert len(gradients[0]) == 1 + 30
+    for traced, reference in zip(*gradients):
+        np.testing.assert_allclose(traced, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_rrdbnet_traces_the_dense_blocks_once_whatever_their_number():
+    # Tracing cost must not grow with the trunk: the 15 convolutions of an RRDB live in one
+    # shared function, so the step's own graph holds only the head's and tail's convolutions.
+    counts = []
+    for num_blocks in (1, 3):
+        model = RRDBNet(num_blocks=num_blocks, num_features=8, growth_channels=4)
+
+        @tf.function
+        def gradient(lr_images):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(model(lr_images, training=True))
+            return tape.gradient(loss, model.trainable_variables)
+
+        graph = gradient.get_concrete_function(tf.TensorSpec([1, 6, 6, 3])).graph
+        op_types = [op.type for op in graph.get_operations()]
+        counts.append((op_types.count("Conv2D"), len(graph.as_graph_def().library.function)))
+    assert counts[0] == counts[1], counts
+    assert counts[0][0] == 6  # conv_first, conv_body, two conv_up, conv_hr, conv_last
 
 
 def test_residual_block_is_conv_bn_prelu_conv_bn_plus_skip(rng):
