@@ -6,7 +6,8 @@ the fastest one that keeps quality on the device at hand:
   scaling when training).
 - CPU: bfloat16 where the CPU computes it natively (AVX512_BF16 or AMX-BF16, read from its
   flags) and TensorFlow's oneDNN kernels, which use those instructions, are on; else float32
-  (bfloat16 emulated in float32 is slower than float32).
+  (bfloat16 emulated in float32 is slower than float32), and float32 where oneDNN is held
+  below its bfloat16 kernels (`ONEDNN_MAX_CPU_ISA=AVX2`, say, to emulate an AVX2-only CPU).
 - A reduced precision that would take a model below `MIN_PSNR_DB` from its float32 output on
   a real photo falls back to float32 (`choose_for_model`).
 
@@ -29,6 +30,11 @@ MIN_PSNR_DB = 45.0
 ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16",
                         "amx_int8")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN's instruction-set cap (ONEDNN_MAX_CPU_ISA, formerly DNNL_MAX_CPU_ISA), read when it
+# starts: below AVX512_CORE_BF16 it has no bfloat16 convolution and fails to create one.
+ONEDNN_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE",
+                            "AVX512_CORE_VNNI")
 
 
 def policy(precision):
@@ -71,6 +77,15 @@ def x86_linux():
     return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
 
+def onednn_isa_cap(environ=None):
+    """oneDNN's instruction-set cap as the user set it (upper case), or "" where none is set."""
+    environ = os.environ if environ is None else environ
+    for variable in ONEDNN_ISA_VARIABLES:
+        if environ.get(variable, "").strip():
+            return environ[variable].strip().upper()
+    return ""
+
+
 def onednn_enabled(flags=None, environ=None):
     """Whether TensorFlow runs its oneDNN kernels here: `TF_ENABLE_ONEDNN_OPTS` when set, else
     TensorFlow's own default (on for x86 Linux CPUs with the flags in ONEDNN_DEFAULT_FLAGS)."""
@@ -91,6 +106,7 @@ class Device:
     cpu_flags: frozenset = frozenset()
     onednn: bool = False
     gpu_names: tuple = ()
+    onednn_isa: str = ""  # oneDNN's instruction-set cap (onednn_isa_cap), "" for none
 
     @classmethod
     def current(cls):
@@ -102,7 +118,8 @@ class Device:
             capabilities.append(tuple(details.get("compute_capability", (0, 0))))
             names.append(details.get("device_name", gpu.name))
         flags = cpu_flags()
-        return cls(tuple(capabilities), flags, onednn_enabled(flags), tuple(names))
+        return cls(tuple(capabilities), flags, onednn_enabled(flags), tuple(names),
+                   onednn_isa_cap())
 
     def describe(self):
         """What runs the model, for the one line every command prints."""
@@ -131,6 +148,9 @@ def resolve(precision="auto", device=None):
         return "float16", (f"GPU compute capability {lowest[0]}.{lowest[1]} has no fast "
                            "bfloat16; float16 instead")
     native = sorted(flag for flag in NATIVE_BF16_FLAGS if flag in device.cpu_flags)
+    if native and device.onednn and device.onednn_isa in ONEDNN_ISAS_WITHOUT_BF16:
+        return "float32", (f"the CPU has {', '.join(native)} but oneDNN is held to "
+                           f"{device.onednn_isa} (ONEDNN_MAX_CPU_ISA), which has no bfloat16")
     if native and device.onednn:
         return "bfloat16", f"the CPU computes bfloat16 natively ({', '.join(native)}, oneDNN on)"
     if native:

@@ -31,10 +31,23 @@ AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
     (Device((), AVX512_BF16, False), "float32", "oneDNN is off"),
     (Device((), AVX2_ONLY, False), "float32", "no native bfloat16"),
     (Device((), AVX2_ONLY, True), "float32", "no native bfloat16"),
+    # oneDNN held to AVX2 (emulating an AVX2-only CPU) cannot create bfloat16 convolutions.
+    (Device((), AMX, True, (), "AVX2"), "float32", "held to AVX2 (ONEDNN_MAX_CPU_ISA)"),
+    (Device((), AVX512_BF16, True, (), "AVX512_CORE"), "float32", "held to AVX512_CORE"),
+    (Device((), AVX512_BF16, True, (), "AVX512_CORE_BF16"), "bfloat16", "avx512_bf16"),
+    (Device((), AMX, True, (), "AVX512_CORE_AMX"), "bfloat16", "amx_bf16"),
 ])
 def test_auto_resolves_per_device(device, expected, words):
     chosen, reason = precisions.resolve("auto", device)
     assert chosen == expected and words in reason
+
+
+def test_onednn_isa_cap_is_read_from_either_variable(monkeypatch):
+    assert precisions.onednn_isa_cap({}) == ""
+    assert precisions.onednn_isa_cap({"ONEDNN_MAX_CPU_ISA": " avx2 "}) == "AVX2"
+    assert precisions.onednn_isa_cap({"DNNL_MAX_CPU_ISA": "avx512_core"}) == "AVX512_CORE"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert precisions.Device.current().onednn_isa == "AVX2"
 
 
 def test_explicit_precisions_pass_through_and_bad_ones_are_named():
