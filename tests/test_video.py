@@ -458,3 +458,16 @@ def test_a_long_run_of_frames_without_timestamps_follows_the_last_timed_frame():
     assert [untimed_start.time_of(index) for index in range(4)] == [
         (0, Fraction(1, 25)), (Fraction(1, 25), Fraction(1, 25)),
         (Fraction(2, 25), Fraction(1, 25)), (Fraction(1, 10), Fraction(1, 25))]
+
+
+@pytest.mark.parametrize("time_ns,duration_ns,size", [
+    (0, 40_000_000, 12), (123_456_789_012, 1, 3 * 1704 * 960), (5, 0, 200)])
+def test_frame_clusters_wrap_the_pixels_as_nested_matroska_elements(time_ns, duration_ns, size):
+    # The pixels go to ffmpeg unwrapped, between a prefix and a suffix; together they must be
+    # the cluster > block group > (simple block, duration) nesting, sizes included.
+    pixels = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    block = video._element(b"\xa1", b"\x81\x00\x00\x00" + pixels)
+    group = video._element(b"\xa0", block + video._unsigned(b"\x9b", max(duration_ns, 1)))
+    cluster = video._element(b"\x1f\x43\xb6\x75", video._unsigned(b"\xe7", time_ns) + group)
+    prefix, suffix = video._Matroska.frame_around(time_ns, duration_ns, size)
+    assert prefix + pixels + suffix == cluster
