@@ -14,14 +14,25 @@ def scaled_he_normal(scale):
     )
 
 
-def dense_block(inputs, kernels, biases, residual_scale):
-    """One residual dense block on tensors: the five convolutions' kernels and biases given."""
+def dense_block(inputs, convs, residual_scale):
+    """One residual dense block on tensors; `convs` its five convolutions, each a function of
+    its input: the block's Conv2D layers, or `conv_over` their weights."""
     features = [inputs]
-    for kernel, bias in zip(kernels[:4], biases[:4]):
-        outputs = tf.nn.conv2d(ops.concatenate(features, axis=-1), kernel, 1, "SAME")
-        features.append(ops.leaky_relu(tf.nn.bias_add(outputs, bias), negative_slope=0.2))
-    residual = tf.nn.conv2d(ops.concatenate(features, axis=-1), kernels[4], 1, "SAME")
-    return tf.nn.bias_add(residual, biases[4]) * residual_scale + inputs
+    for conv in convs[:4]:
+        features.append(
+            ops.leaky_relu(conv(ops.concatenate(features, axis=-1)), negative_slope=0.2)
+        )
+    residual = convs[4](ops.concatenate(features, axis=-1))
+    return residual * residual_scale + inputs
+
+
+def conv_over(kernel, bias):
+    """A 'same' 3x3 convolution with bias over given weight tensors, as a Conv2D layer computes."""
+    return lambda images: tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "SAME"), bias)
+
+
+def convs_over(kernels, biases):
+    return [conv_over(kernel, bias) for kernel, bias in zip(kernels, biases)]
 
 
 def shared_graph(function):
@@ -37,7 +48,11 @@ def shared_graph(function):
                        experimental_attributes={"_noinline": True})
 
 
-traced_dense_block = shared_graph(dense_block)
+def _dense_block_over(inputs, kernels, biases, residual_scale):
+    return dense_block(inputs, convs_over(kernels, biases), residual_scale)
+
+
+traced_dense_block = shared_graph(_dense_block_over)
 
 _tracing = threading.local()
 
@@ -125,13 +140,7 @@ class ResidualDenseBlock(keras.layers.Layer):
 
     def call(self, inputs):
         if tracing_per_layer():
-            features = [inputs]
-            for conv in self.convs[:4]:
-                features.append(
-                    ops.leaky_relu(conv(ops.concatenate(features, axis=-1)), negative_slope=0.2)
-                )
-            residual = self.convs[4](ops.concatenate(features, axis=-1))
-            return residual * self.residual_scale + inputs
+            return dense_block(inputs, self.convs, self.residual_scale)
         # The conv layers hold the weights (and their names in checkpoints and weight files);
         # the computation is one traced graph shared by all blocks (see traced_dense_block).
         kernels, biases = conv_weights(self.convs)

@@ -1,25 +1,37 @@
+import functools
+
 import keras
 
 from keras_sr.layers.residual_dense_block import (
     ResidualDenseBlock,
     conv_weights,
+    convs_over,
     dense_block,
     shared_graph,
     tracing_per_layer,
 )
 
 
-def residual_in_residual(inputs, kernels, biases, residual_scale):
-    """Three dense blocks and the outer skip on tensors: per block, its five kernels and biases."""
+def residual_in_residual(inputs, blocks, residual_scale):
+    """Three dense blocks and the outer skip on tensors; `blocks` each a function of its input."""
     outputs = inputs
-    for block_kernels, block_biases in zip(kernels, biases):
-        outputs = dense_block(outputs, block_kernels, block_biases, residual_scale)
+    for block in blocks:
+        outputs = block(outputs)
     return outputs * residual_scale + inputs
+
+
+def _traced_blocks(inputs, kernels, biases, residual_scale):
+    blocks = [
+        functools.partial(dense_block, convs=convs_over(block_kernels, block_biases),
+                          residual_scale=residual_scale)
+        for block_kernels, block_biases in zip(kernels, biases)
+    ]
+    return residual_in_residual(inputs, blocks, residual_scale)
 
 
 # One graph for every RRDB of a shape (see shared_graph): RRDBNet's 23 blocks trace 15
 # convolutions once instead of 345 Keras layer calls.
-traced_residual_in_residual = shared_graph(residual_in_residual)
+traced_residual_in_residual = shared_graph(_traced_blocks)
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
@@ -66,10 +78,7 @@ class RRDB(keras.layers.Layer):
 
     def call(self, inputs):
         if tracing_per_layer():  # see residual_dense_block.per_layer_ops
-            outputs = inputs
-            for block in self.blocks:
-                outputs = block(outputs)
-            return outputs * self.residual_scale + inputs
+            return residual_in_residual(inputs, self.blocks, self.residual_scale)
         weights = [conv_weights(block.convs) for block in self.blocks]
         return traced_residual_in_residual(
             inputs,
