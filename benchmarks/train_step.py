@@ -9,6 +9,11 @@ the recipe, batch `--batch` of the recipe's HR patch size (128 for both ESRGAN s
 `--steps` timed steps on random data. ESRGAN uses a random-weight VGG19 perceptual network of the
 real size (timing does not depend on its values). Reports the median step time, steps/s,
 HR patches/s and the process's peak resident memory.
+
+The processes start with the environment switches `python -m training.fit` sets on this CPU
+(`keras_sr.startup.workload_switches("train")`: oneDNN where TensorFlow leaves it off, or the
+BFC arena; a variable you set is kept), so that the figures are the command's; the header names
+them. `--tensorflow-defaults` runs without them.
 """
 
 import argparse
@@ -85,18 +90,24 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--precision", default="float32",
                         choices=("auto", "float32", "bfloat16", "float16"))
+    parser.add_argument("--tensorflow-defaults", action="store_true",
+                        help="without the switches training.fit sets on this CPU")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure in this process
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one, args.batch, args.steps, args.precision)))
         return 0
+    from keras_sr.startup import workload_switches
+
+    switches = {} if args.tensorflow_defaults else {
+        variable: value for variable, (value, _) in workload_switches("train").items()}
     rows = []
     for experiment in args.experiments:
         result = subprocess.run(
             [sys.executable, "-m", "benchmarks.train_step", "--one", experiment,
              "--batch", str(args.batch), "--steps", str(args.steps), "--precision",
              args.precision],
-            capture_output=True, text=True, check=False)
+            capture_output=True, text=True, check=False, env={**os.environ, **switches})
         if result.returncode:
             print(result.stderr[-3000:], file=sys.stderr)
             return result.returncode
@@ -107,7 +118,9 @@ def main(argv=None):
 
     print(f"{rows[0]['precision']}, batch {args.batch}, median of {args.steps} steps after the "
           f"first; TensorFlow "
-          f"{tf.__version__}, {platform.machine()}, {os.cpu_count()} cores, no GPU")
+          f"{tf.__version__}, {platform.machine()}, {os.cpu_count()} cores, no GPU; switches "
+          f"set as training.fit does: "
+          f"{' '.join(f'{k}={v}' for k, v in switches.items()) or 'none'}")
     print("| experiment | HR patch | first step (trace) s | step s | steps/s | patches/s "
           "| peak RSS GB |")
     print("|---|---|---|---|---|---|---|")

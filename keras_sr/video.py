@@ -2,8 +2,10 @@
 are (tiles, precision, --scale-out), encoded by a second ffmpeg, then muxed with the source's
 audio and subtitle streams.
 
-- Streamed: a bounded queue holds a few decoded frames, so memory stays flat with the clip's
-  length; decoding and encoding run in their own processes beside the model.
+- Streamed: bounded queues hold a few decoded frames and a few upscaled ones, so memory stays
+  flat with the clip's length; decoding and encoding run in their own processes beside the
+  model, and a writer thread quantizes, times and pipes the upscaled frames to the encoder,
+  so that the model's thread never waits on ffmpeg.
 - Timing: every frame keeps its own timestamp and duration (variable frame rate included).
   The decoder reports them (ffmpeg's `showinfo`), and the frames go to the encoder in a
   minimal Matroska stream (`_Matroska`) that carries them in nanoseconds, encoded with the
@@ -394,6 +396,50 @@ class _SegmentEncoder:
         return text[-1] if text else f"exit status {self.process.returncode}"
 
 
+def quantized(frame):
+    """A float frame in [0, 1] as uint8, rounded (as still images are written)."""
+    return np.round(np.clip(frame, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+class _Writer:
+    """The encoding side on a thread of its own: upscaled frames wait in a bounded queue
+    (`QUEUE_FRAMES`) while `write_frame(index, frame)` quantizes, times and encodes each, so
+    that the model's thread does not wait on ffmpeg or spend its time on anything but the
+    model. An error on the writer's thread is raised on the model's at its next `put` or at
+    `close`."""
+
+    def __init__(self, write_frame):
+        self.write_frame, self.error = write_frame, None
+        self.queue = queue.Queue(QUEUE_FRAMES)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while (item := self.queue.get()) is not None:
+            if self.error is None:  # after an error, frames are only taken off the queue
+                try:
+                    self.write_frame(*item)
+                except BaseException as error:  # noqa: BLE001 - raised on the model's thread
+                    self.error = error
+
+    def put(self, index, frame):
+        self._raise()
+        self.queue.put((index, frame))
+
+    def close(self, raise_error=True):
+        """Waits until every frame put is written (or the writer failed)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            while self.thread.is_alive():  # a join that Ctrl-C can interrupt
+                self.thread.join(timeout=0.2)
+        if raise_error:
+            self._raise()
+
+    def _raise(self):
+        if self.error is not None:
+            raise self.error
+
+
 def _stop(process):
     if process.poll() is None:
         process.kill()
@@ -516,14 +562,16 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
                   progress=None, ffmpeg=None, *, settings=None, resume=False, batch=1,
                   segment_seconds=SEGMENT_SECONDS, log=print):
     """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, 3)
-    uint8 frames, at most `batch` -> the list of their (sH, sW, 3) uint8 results; `scale` the
-    ratio of sizes), each at its source timestamp, encoded with `codec` (default H.264, CRF 18,
-    yuv420p; VP9 for .webm), then the source's audio and subtitle streams added.
+    uint8 frames, at most `batch` -> the list of their (sH, sW, 3) results, uint8 or float in
+    [0, 1], which the writer's thread quantizes; `scale` the ratio of sizes), each at its
+    source timestamp, encoded with `codec` (default H.264, CRF 18, yuv420p; VP9 for .webm),
+    then the source's audio and subtitle streams added.
 
     `settings`: what else decides the frames (model, tiles, precision), kept with the parts
-    so that `resume=True` continues only a run made the same way. `progress(done, total)` after
-    each batch. Returns the number of frames. On failure or interruption the complete
-    segments stay in `<target>.parts` (for `resume`) and no ffmpeg process is left.
+    so that `resume=True` continues only a run made the same way. `progress(done, total)`
+    after each frame written (on the writer's thread). Returns the number of frames. On
+    failure or interruption the frames already upscaled are written, the complete segments
+    stay in `<target>.parts` (for `resume`) and no ffmpeg process is left.
     """
     ffmpeg = ffmpeg or ffmpeg_executable()
     if os.path.abspath(source) == os.path.abspath(target):
@@ -540,49 +588,51 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     parts, done = _prepare_parts(target, _source_state(source, encoding, settings,
                                                        segment_frames), resume, log)
     decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate)
-    segment, boundaries, pending, total = None, {}, [], 0
+    boundaries, pending, total = {}, [], 0
+    state = {"segment": None, "first_pts": None}
 
-    def encoding_failed():
+    def encoding_failed(segment):
         raise VideoError(f"{target}: encoding with {encoding.codec} / {encoding.pix_fmt} "
                          f"failed: {segment.failure()}") from None
 
-    def finish_segment():
-        nonlocal segment
+    def write_frame(index, result):
+        """On the writer's thread: one upscaled frame quantized, timed and encoded."""
+        if result.dtype != np.uint8 and np.issubdtype(result.dtype, np.floating):
+            result = quantized(result)
+        if result.shape != (out_height, out_width, 3) or result.dtype != np.uint8:
+            raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
+                             f"not ({out_height}, {out_width}, 3) uint8")
+        pts, duration = decoder.time_of(index)
+        time_ns = _ticks(pts - state["first_pts"], 10**9)
+        segment = state["segment"]
+        if segment is None:
+            segment = state["segment"] = _SegmentEncoder(
+                ffmpeg, parts, index, time_ns, encoding, out_width, out_height,
+                decoder.time_base)
         try:
-            segment.finish()
-        except BrokenPipeError:
-            encoding_failed()
-        segment = None
-
-    def flush():
-        nonlocal segment
-        frames = [frame for _, frame in pending]
-        results = upscale_frames(frames)
-        for (index, _), result in zip(pending, results):
-            if result.shape != (out_height, out_width, 3) or result.dtype != np.uint8:
-                raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
-                                 f"not ({out_height}, {out_width}, 3) uint8")
-            pts, duration = decoder.time_of(index)
-            time_ns = _ticks(pts - first_pts, 10**9)
-            if segment is None:
-                segment = _SegmentEncoder(ffmpeg, parts, index, time_ns, encoding, out_width,
-                                          out_height, decoder.time_base)
-            try:
-                segment.write(time_ns, _ticks(duration, 10**9), np.ascontiguousarray(result))
-            except BrokenPipeError:
-                encoding_failed()
+            segment.write(time_ns, _ticks(duration, 10**9), result)
             if segment.count == segment_frames:
-                finish_segment()
-        pending.clear()
+                segment.finish()
+                state["segment"] = None
+        except BrokenPipeError:
+            encoding_failed(segment)
         if progress:
             progress(index + 1, info.frames)
+
+    writer = _Writer(write_frame)
+
+    def flush():
+        results = upscale_frames([frame for _, frame in pending])
+        for (index, _), result in zip(pending, results):
+            writer.put(index, result)
+        pending.clear()
 
     try:
         for index, frame in decoder:
             if index == 0:
-                first_pts = decoder.time_of(0)[0]
+                state["first_pts"] = decoder.time_of(0)[0]
             if index % segment_frames == 0:
-                boundaries[index] = decoder.time_of(index)[0] - first_pts
+                boundaries[index] = decoder.time_of(index)[0] - state["first_pts"]
             total = index + 1
             if index < done:
                 continue
@@ -591,20 +641,29 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
                 flush()
         if pending:
             flush()
+        writer.close()
         decoder.finish()
         if total < done:
             raise VideoError(f"{source}: has {total} frames, fewer than the {done} the "
                              f"interrupted run in {parts} had done; delete that folder")
-        if segment is not None:
-            finish_segment()
+        if state["segment"] is not None:
+            try:
+                state["segment"].finish()
+            except BrokenPipeError:
+                encoding_failed(state["segment"])
+            state["segment"] = None
         last_pts, last_duration = decoder.time_of(total - 1)
-        boundaries[total] = last_pts + last_duration - first_pts
-        _mux(ffmpeg, parts, _segments(parts), boundaries, first_pts, source, target, log)
+        boundaries[total] = last_pts + last_duration - state["first_pts"]
+        _mux(ffmpeg, parts, _segments(parts), boundaries, state["first_pts"], source, target,
+             log)
         shutil.rmtree(parts)
         return total
     except BaseException:
-        if segment is not None:
-            segment.abandon()
+        # The frames already upscaled are written first (complete segments are kept), unless
+        # the writer itself failed; then the unfinished segment is thrown away.
+        writer.close(raise_error=False)
+        if state["segment"] is not None:
+            state["segment"].abandon()
         kept = _segments(parts)
         if kept:
             log(f"{target}: stopped; {kept[-1][1]} frames are kept in {parts} (run again with "

@@ -309,12 +309,20 @@ def test_an_interrupted_run_keeps_its_segments_and_resumes_to_the_same_video(
 
 
 KILLED_RUN = """
-import os, signal, sys
+import os, re, signal, sys, time
 from keras_sr import cli, inference
 real, calls = inference.upscale_image, []
+def complete_segments():
+    parts = sys.argv[sys.argv.index("-o") + 1] + ".parts"
+    return [name for name in os.listdir(parts) if re.fullmatch(r"\\d{8}-\\d{8}\\.mov", name)]
 def counting(*args, **kwargs):
     calls.append(1)
     if len(calls) == int(sys.argv[1]):
+        # The writer's thread encodes behind the model: the kill comes once the frames
+        # upscaled so far fill two segments, as it would land in a longer run.
+        deadline = time.monotonic() + 60
+        while len(complete_segments()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
 inference.upscale_image = counting
@@ -471,3 +479,60 @@ def test_frame_clusters_wrap_the_pixels_as_nested_matroska_elements(time_ns, dur
     cluster = video._element(b"\x1f\x43\xb6\x75", video._unsigned(b"\xe7", time_ns) + group)
     prefix, suffix = video._Matroska.frame_around(time_ns, duration_ns, size)
     assert prefix + pixels + suffix == cluster
+
+
+def nearest_x2(frames):
+    """A stand-in model for `video.upscale_video`: each pixel doubled, as floats in [0, 1]."""
+    return [np.repeat(np.repeat(frame, 2, 0), 2, 1).astype(np.float32) / 255 for frame in frames]
+
+
+def test_the_model_thread_runs_ahead_while_the_encoder_is_busy(tmp_path, monkeypatch):
+    """Upscaled frames wait in the writer's queue: with the first write held, the model goes on
+    with the next QUEUE_FRAMES frames (not one, as when it wrote each frame itself)."""
+    import threading
+
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    held, calls = threading.Event(), []
+    real_write = video._SegmentEncoder.write
+
+    def held_write(self, *args):
+        assert held.wait(timeout=60)
+        return real_write(self, *args)
+
+    def model(frames):
+        calls.append(len(frames))
+        if len(calls) == video.QUEUE_FRAMES + 2:
+            held.set()  # the model ran QUEUE_FRAMES + 1 frames ahead of the first write
+        return nearest_x2(frames)
+
+    monkeypatch.setattr(video._SegmentEncoder, "write", held_write)
+    fired = []  # a model thread that waited for each write would never reach the set above
+    watchdog = threading.Timer(20, lambda: fired.append(1) or held.set())
+    watchdog.start()
+    try:
+        assert video.upscale_video(str(source), str(tmp_path / "out.mkv"), model, 2,
+                                   codec="ffv1", pix_fmt="bgr0", log=lambda line: None) == 10
+    finally:
+        watchdog.cancel()
+    assert not fired and len(calls) == 10
+    assert np.array_equal(frames_of(tmp_path / "out.mkv", 48, 32),
+                          np.round(np.stack(nearest_x2(frames_of(source, 24, 16))) * 255))
+
+
+def test_a_frame_the_writer_refuses_is_named_and_nothing_is_left(tmp_path, capsys):
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=2)
+    target = tmp_path / "out.mkv"
+
+    def wrong_after_five(frames, seen=[]):
+        seen.extend(frames)
+        return nearest_x2(frames) if len(seen) <= 5 else [frame[:, :, :2] for frame in frames]
+
+    with pytest.raises(video.VideoError, match=r"a frame came back \(16, 24, 2\) uint8, not "
+                                               r"\(32, 48, 3\) uint8"):
+        video.upscale_video(str(source), str(target), wrong_after_five, 2, codec="ffv1",
+                            pix_fmt="bgr0", segment_seconds=0.5, log=print)
+    assert "5 frames are kept" in capsys.readouterr().out
+    assert sorted(os.listdir(f"{target}.parts")) == ["00000000-00000005.mov", "run.json"]
+    assert not target.exists() and ffmpeg_children() == []
