@@ -127,8 +127,9 @@ def test_every_entry_point_is_a_keras_sr_command(tmp_path, capsys):
     assert cli.main(["train", "--list"]) == 0
     listing = capsys.readouterr().out
     assert "quick" in listing and "esrgan_x4" in listing
-    assert "about two on an AVX2-only one (measured with oneDNN held to AVX2, which training " \
-        "turns on there; four with Eigen); `chelsea.png` is held out for validation." in listing
+    assert "three to four on an AVX2-only one (213 s on a 2-core AMD Zen 3 with oneDNN, " \
+        "which training turns on there; 472 s with Eigen before); `chelsea.png` is held out " \
+        "for validation." in listing
     (tmp_path / "hr").mkdir()
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "hr" / "a.png")
     assert cli.main(["evaluate", "--model", "bicubic", "--data", str(tmp_path / "hr"),

@@ -139,9 +139,9 @@ def realesrgan_x4():
 
 def quick():
     """The default run: a small PSNR-oriented RRDBNet x4 on the bundled sample photos, under a
-    minute on a 2-core CPU with native bfloat16, about two on an AVX2-only one (measured with
-    oneDNN held to AVX2, which training turns on there; four with Eigen); `chelsea.png` is
-    held out for validation."""
+    minute on a 2-core CPU with native bfloat16, three to four on an AVX2-only one (213 s on a
+    2-core AMD Zen 3 with oneDNN, which training turns on there; 472 s with Eigen before);
+    `chelsea.png` is held out for validation."""
     return ExperimentConfig(
         name="quick",
         model=ModelConfig(generator="rrdbnet", scale=4, num_blocks=1, num_features=32,
