@@ -4,8 +4,8 @@ audio and subtitle streams.
 
 - Streamed: bounded queues hold a few decoded frames and a few upscaled ones, so memory stays
   flat with the clip's length; decoding and encoding run in their own processes beside the
-  model, and a writer thread quantizes, times and pipes the upscaled frames to the encoder,
-  so that the model's thread never waits on ffmpeg.
+  model, and a writer thread times the upscaled frames and pipes them to the encoder, so
+  that the model's thread never waits on ffmpeg.
 - Timing: every frame keeps its own timestamp and duration (variable frame rate included).
   The decoder reports them (ffmpeg's `showinfo`), and the frames go to the encoder in a
   minimal Matroska stream (`_Matroska`) that carries them in nanoseconds, encoded with the
@@ -403,10 +403,9 @@ def quantized(frame):
 
 class _Writer:
     """The encoding side on a thread of its own: upscaled frames wait in a bounded queue
-    (`QUEUE_FRAMES`) while `write_frame(index, frame)` quantizes, times and encodes each, so
-    that the model's thread does not wait on ffmpeg or spend its time on anything but the
-    model. An error on the writer's thread is raised on the model's at its next `put` or at
-    `close`."""
+    (`QUEUE_FRAMES`) while `write_frame(index, frame)` times and encodes each (quantizing a
+    float frame first), so that the model's thread does not wait on ffmpeg. An error on the
+    writer's thread is raised on the model's at its next `put` or at `close`."""
 
     def __init__(self, write_frame):
         self.write_frame, self.error = write_frame, None
@@ -562,8 +561,9 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
                   progress=None, ffmpeg=None, *, settings=None, resume=False, batch=1,
                   segment_seconds=SEGMENT_SECONDS, log=print):
     """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, 3)
-    uint8 frames, at most `batch` -> the list of their (sH, sW, 3) results, uint8 or float in
-    [0, 1], which the writer's thread quantizes; `scale` the ratio of sizes), each at its
+    uint8 frames, at most `batch` -> the list of their (sH, sW, 3) results, uint8, or float in
+    [0, 1], which the writer's thread quantizes at four times the bytes in its queue; `scale`
+    the ratio of sizes), each at its
     source timestamp, encoded with `codec` (default H.264, CRF 18, yuv420p; VP9 for .webm),
     then the source's audio and subtitle streams added.
 

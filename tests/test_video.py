@@ -536,3 +536,23 @@ def test_a_frame_the_writer_refuses_is_named_and_nothing_is_left(tmp_path, capsy
     assert "5 frames are kept" in capsys.readouterr().out
     assert sorted(os.listdir(f"{target}.parts")) == ["00000000-00000005.mov", "run.json"]
     assert not target.exists() and ffmpeg_children() == []
+
+
+def test_the_command_queues_8_bit_frames_for_the_writer(model_file, tmp_path, monkeypatch):
+    """A float frame would hold four times the bytes in the writer's queue (79 MB for a 480p
+    frame at x4): `keras-sr upscale` quantizes on the model's thread, untiled or tiled."""
+    _, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    real_put, queued = video._Writer.put, []
+
+    def recording_put(self, index, frame):
+        queued.append(frame.dtype)
+        return real_put(self, index, frame)
+
+    monkeypatch.setattr(video._Writer, "put", recording_put)
+    for tile in ("0", "16"):
+        assert cli.main(["upscale", str(source), "-o", str(tmp_path / f"t{tile}.mkv"),
+                         "--model", str(weights), "--precision", "float32", "--no-progress",
+                         "--tile", tile, *LOSSLESS]) == 0
+    assert queued == [np.dtype(np.uint8)] * 20
