@@ -563,9 +563,8 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, 3)
     uint8 frames, at most `batch` -> the list of their (sH, sW, 3) results, uint8, or float in
     [0, 1], which the writer's thread quantizes at four times the bytes in its queue; `scale`
-    the ratio of sizes), each at its
-    source timestamp, encoded with `codec` (default H.264, CRF 18, yuv420p; VP9 for .webm),
-    then the source's audio and subtitle streams added.
+    the ratio of sizes), each at its source timestamp, encoded with `codec` (default H.264,
+    CRF 18, yuv420p; VP9 for .webm), then the source's audio and subtitle streams added.
 
     `settings`: what else decides the frames (model, tiles, precision), kept with the parts
     so that `resume=True` continues only a run made the same way. `progress(done, total)`
