@@ -594,6 +594,13 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         raise VideoError(f"{target}: encoding with {encoding.codec} / {encoding.pix_fmt} "
                          f"failed: {segment.failure()}") from None
 
+    def finish_segment():
+        try:
+            state["segment"].finish()
+        except BrokenPipeError:
+            encoding_failed(state["segment"])
+        state["segment"] = None
+
     def write_frame(index, result):
         """On the writer's thread: one upscaled frame quantized, timed and encoded."""
         if result.dtype != np.uint8 and np.issubdtype(result.dtype, np.floating):
@@ -610,11 +617,10 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
                 decoder.time_base)
         try:
             segment.write(time_ns, _ticks(duration, 10**9), result)
-            if segment.count == segment_frames:
-                segment.finish()
-                state["segment"] = None
         except BrokenPipeError:
             encoding_failed(segment)
+        if segment.count == segment_frames:
+            finish_segment()
         if progress:
             progress(index + 1, info.frames)
 
@@ -646,11 +652,7 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
             raise VideoError(f"{source}: has {total} frames, fewer than the {done} the "
                              f"interrupted run in {parts} had done; delete that folder")
         if state["segment"] is not None:
-            try:
-                state["segment"].finish()
-            except BrokenPipeError:
-                encoding_failed(state["segment"])
-            state["segment"] = None
+            finish_segment()
         last_pts, last_duration = decoder.time_of(total - 1)
         boundaries[total] = last_pts + last_duration - state["first_pts"]
         _mux(ffmpeg, parts, _segments(parts), boundaries, state["first_pts"], source, target,
