@@ -25,6 +25,12 @@ import sets none:
   (1.9x; `benchmarks.allocator`, 300 steps, 2-core AMD EPYC with oneDNN off). With oneDNN it
   changes nothing (22.0 s vs 21.8 s), and inference is left as it is (the arena keeps what it
   took, which a long tiled upscale does not need).
+- training with oneDNN on an x86 CPU without AVX-512 (oneDNN's AVX2 kernels):
+  `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`, the weight gradients of 3x3 convolutions with 32 or
+  more channels as nine matrix products instead of oneDNN's `jit:avx2` backward-weights kernel
+  (keras_sr.layers.conv2d; `benchmarks.weight_gradient`: RRDBNet's forward and backward
+  0.83x the time on a 2-core AMD EPYC Zen 3). Not set where oneDNN has its AVX-512 kernels
+  (not measured there) nor on GPUs (the layers look for one when they are traced).
 """
 
 import os
@@ -32,6 +38,9 @@ import sys
 
 PARSING = "KERAS_SR_PARSING"
 ALLOCATOR = "TF_CPU_ALLOCATOR_USE_BFC"
+# How 3x3 convolutions take their weight gradient in training (keras_sr.layers.conv2d).
+WEIGHT_GRADIENT = "KERAS_SR_CONV_WEIGHT_GRADIENT"
+WEIGHT_GRADIENT_CHOICES = ("tensorflow", "matmul")
 # What load() set, and why, for the command's status line.
 SWITCHES = {}
 
@@ -67,19 +76,27 @@ def workload_switches(workload, environ=None, flags=None):
     """`{variable: (value, why)}`: the switches `workload` ("train", or None) runs faster with
     on this machine (see the module docstring; `flags`: the CPU's, read when None), less any
     the user set."""
-    from keras_sr.precision import ONEDNN_VARIABLE, onednn_enabled, x86_linux
+    from keras_sr.precision import ONEDNN_VARIABLE, cpu_flags, onednn_enabled, x86_linux
 
     environ = os.environ if environ is None else environ
+    flags = cpu_flags() if flags is None else flags
     switches = {}
-    if workload != "train" or onednn_enabled(flags=flags, environ=environ):
+    if workload != "train":
         return switches
-    if ONEDNN_VARIABLE not in environ and x86_linux():
-        switches[ONEDNN_VARIABLE] = (
-            "1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: its convolutions "
-                 "train about 1.2x faster than Eigen's here")
-    elif ALLOCATOR not in environ:
-        switches[ALLOCATOR] = ("true", "TensorFlow's BFC arena: Eigen's kernels, which run "
-                               "here, train about 1.9x faster with it than with malloc")
+    if not onednn_enabled(flags=flags, environ=environ):
+        if ONEDNN_VARIABLE not in environ and x86_linux():
+            switches[ONEDNN_VARIABLE] = (
+                "1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: its "
+                     "convolutions train about 1.2x faster than Eigen's here")
+        elif ALLOCATOR not in environ:
+            switches[ALLOCATOR] = ("true", "TensorFlow's BFC arena: Eigen's kernels, which run "
+                                   "here, train about 1.9x faster with it than with malloc")
+    onednn = ONEDNN_VARIABLE in switches or onednn_enabled(flags=flags, environ=environ)
+    if onednn and x86_linux() and "avx512f" not in flags and WEIGHT_GRADIENT not in environ:
+        switches[WEIGHT_GRADIENT] = (
+            WEIGHT_GRADIENT_CHOICES[1],
+            "3x3 convolutions' weight gradients as matrix products: oneDNN's AVX2 kernel for "
+            "them is slower, RRDBNet's forward and backward take ~0.83x the time with them")
     return switches
 
 

@@ -213,14 +213,21 @@ AVX2_ONLY = frozenset({"avx", "avx2", "fma", "sse4_2"})
 BFLOAT16_CPU = AVX2_ONLY | {"avx512f", "avx512_vnni", "avx512_bf16"}
 
 
+MATMUL = {"KERAS_SR_CONV_WEIGHT_GRADIENT": "matmul"}
+
+
 @pytest.mark.parametrize("flags,environ,expected", [
-    # TensorFlow leaves oneDNN off on an AVX2-only CPU: training turns it on, not the arena.
-    (AVX2_ONLY, {}, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    # TensorFlow leaves oneDNN off on an AVX2-only CPU: training turns it on, not the arena,
+    # and takes 3x3 weight gradients as matrix products (oneDNN's AVX2 kernel is slow).
+    (AVX2_ONLY, {}, {"TF_ENABLE_ONEDNN_OPTS": "1", **MATMUL}),
     # The user chose Eigen: kept, with the arena Eigen's kernels want.
     (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true"}),
     (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "false"}, {}),
-    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "1"}, {}),
-    # oneDNN on by TensorFlow's own default: nothing to set.
+    # The user turned oneDNN on: its AVX2 kernels run, so the weight gradients are switched.
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "1"}, MATMUL),
+    # ... unless the user chose TensorFlow's own.
+    (AVX2_ONLY, {"KERAS_SR_CONV_WEIGHT_GRADIENT": "tensorflow"}, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    # oneDNN on by TensorFlow's own default, with its AVX-512 kernels: nothing to set.
     (BFLOAT16_CPU, {}, {}),
 ])
 def test_training_switches_follow_the_cpu_and_the_users_settings(monkeypatch, flags, environ,

@@ -1,9 +1,12 @@
 import contextlib
+import functools
 import threading
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+from keras_sr.layers.conv2d import Conv2D, conv3x3, shared_graph, weight_gradient_mode
 
 
 def scaled_he_normal(scale):
@@ -26,30 +29,18 @@ def dense_block(inputs, convs, residual_scale):
     return residual * residual_scale + inputs
 
 
-def conv_over(kernel, bias):
-    """A 'same' 3x3 convolution with bias over given weight tensors, as a Conv2D layer computes."""
-    return lambda images: tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "SAME"), bias)
+def conv_over(kernel, bias, gradient=None):
+    """A 'same' 3x3 convolution with bias over given weight tensors, as a Conv2D layer computes;
+    `gradient`: keras_sr.layers.conv2d.weight_gradient_mode's choice."""
+    return lambda images: conv3x3(images, kernel, bias, gradient)
 
 
-def convs_over(kernels, biases):
-    return [conv_over(kernel, bias) for kernel, bias in zip(kernels, biases)]
+def convs_over(kernels, biases, gradient=None):
+    return [conv_over(kernel, bias, gradient) for kernel, bias in zip(kernels, biases)]
 
 
-def shared_graph(function):
-    """`function` traced once per input shape and dtype, then called as one nested graph.
-
-    RRDBNet's trunk is 23 RRDBs of 3 dense blocks of 5 convolutions. Calling every conv layer
-    of every block cost its training step ~3 s of tracing (forward and gradient), and the 20k
-    nodes of the inlined graph ~2 s more of Grappler, before the first step ran. Traced once,
-    the blocks share one graph (and one gradient graph); kept as a call (`_noinline`), Grappler
-    optimises (and fuses) its ~150 nodes once instead of 23 copies. The kernels are the same.
-    """
-    return tf.function(function, autograph=False, reduce_retracing=True,
-                       experimental_attributes={"_noinline": True})
-
-
-def _dense_block_over(inputs, kernels, biases, residual_scale):
-    return dense_block(inputs, convs_over(kernels, biases), residual_scale)
+def _dense_block_over(inputs, kernels, biases, residual_scale, gradient=None):
+    return dense_block(inputs, convs_over(kernels, biases, gradient), residual_scale)
 
 
 traced_dense_block = shared_graph(_dense_block_over)
@@ -115,7 +106,7 @@ class ResidualDenseBlock(keras.layers.Layer):
         # Named attributes, not a list: TensorFlow checkpoints (tf.train.Checkpoint) do not
         # descend into the list wrappers Keras 3 puts around list attributes.
         for index in range(5):
-            setattr(self, f"conv{index + 1}", keras.layers.Conv2D(
+            setattr(self, f"conv{index + 1}", Conv2D(
                 growth_channels if index < 4 else num_features,
                 3,
                 padding="same",
@@ -138,13 +129,15 @@ class ResidualDenseBlock(keras.layers.Layer):
         for index, conv in enumerate(self.convs):
             conv.build(spatial + (self.num_features + index * self.growth_channels,))
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         if tracing_per_layer():
-            return dense_block(inputs, self.convs, self.residual_scale)
+            return dense_block(inputs, [functools.partial(conv, training=training)
+                                        for conv in self.convs], self.residual_scale)
         # The conv layers hold the weights (and their names in checkpoints and weight files);
         # the computation is one traced graph shared by all blocks (see traced_dense_block).
         kernels, biases = conv_weights(self.convs)
-        return traced_dense_block(inputs, kernels, biases, self.residual_scale)
+        return traced_dense_block(inputs, kernels, biases, self.residual_scale,
+                                  weight_gradient_mode(training))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -2,6 +2,7 @@ import functools
 
 import keras
 
+from keras_sr.layers.conv2d import weight_gradient_mode
 from keras_sr.layers.residual_dense_block import (
     ResidualDenseBlock,
     conv_weights,
@@ -20,9 +21,9 @@ def residual_in_residual(inputs, blocks, residual_scale):
     return outputs * residual_scale + inputs
 
 
-def _traced_blocks(inputs, kernels, biases, residual_scale):
+def _traced_blocks(inputs, kernels, biases, residual_scale, gradient=None):
     blocks = [
-        functools.partial(dense_block, convs=convs_over(block_kernels, block_biases),
+        functools.partial(dense_block, convs=convs_over(block_kernels, block_biases, gradient),
                           residual_scale=residual_scale)
         for block_kernels, block_biases in zip(kernels, biases)
     ]
@@ -76,15 +77,18 @@ class RRDB(keras.layers.Layer):
         for block in self.blocks:
             block.build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         if tracing_per_layer():  # see residual_dense_block.per_layer_ops
-            return residual_in_residual(inputs, self.blocks, self.residual_scale)
+            return residual_in_residual(
+                inputs, [functools.partial(block, training=training) for block in self.blocks],
+                self.residual_scale)
         weights = [conv_weights(block.convs) for block in self.blocks]
         return traced_residual_in_residual(
             inputs,
             [kernels for kernels, _ in weights],
             [biases for _, biases in weights],
             self.residual_scale,
+            weight_gradient_mode(training),
         )
 
     def compute_output_shape(self, input_shape):

@@ -2,6 +2,7 @@ import keras
 
 from keras_sr.architectures import RRDBNET_UNSHUFFLE_FACTORS
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
+from keras_sr.layers.conv2d import Conv2D
 from keras_sr.layers.crop_to_scaled_size import CropToScaledSize
 from keras_sr.layers.nearest_upsampling import NearestUpsampling
 from keras_sr.layers.pixel_unshuffle import PixelUnshuffle
@@ -66,7 +67,7 @@ class RRDBNet(FromPreset, keras.Model):
 
         # === Layers ===
         def conv(filters, name):
-            return keras.layers.Conv2D(filters, 3, padding="same", dtype=dtype, name=name)
+            return Conv2D(filters, 3, padding="same", dtype=dtype, name=name)
 
         def leaky_relu(name):
             return keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=name)

@@ -1,0 +1,121 @@
+"""3x3 weight gradients: TensorFlow's `Conv2DBackpropFilter` against nine matrix products
+(keras_sr.layers.conv2d), per convolution shape and in RRDBNet's forward and backward.
+
+    python -m benchmarks.weight_gradient [--rounds 6] [--repeats 15] [--threads 2]
+
+Runs in this process with the kernels it starts with (run it with `TF_ENABLE_ONEDNN_OPTS=1` on
+a CPU where TensorFlow leaves oneDNN off, as `training.fit` does). Shapes: RRDB's trunk
+convolutions at batch 4 of 32 x 32 (rrdb_psnr_x4's LR patches), the x4 convolutions at 64 and
+128, and conv_last (3 channels out). Then RRDBNet x4 (23 blocks, random weights) forward and
+backward on batch 4 of 32 x 32 with either choice, both traced here and called in alternation
+(`--rounds` each), so that the host's drift falls on both: median times and the median of the
+pairwise ratios.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+SHAPES = ((4, 32, 64, 32), (4, 32, 96, 32), (4, 32, 128, 32), (4, 32, 160, 32),
+          (4, 32, 192, 64), (4, 32, 64, 64), (4, 64, 64, 64), (4, 128, 64, 64), (4, 128, 64, 3))
+
+
+def median_ms(function, repeats):
+    function()
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function().numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def per_shape(repeats):
+    import tensorflow as tf
+
+    from keras_sr.layers.conv2d import matmul_weight_gradient
+
+    print("| batch, size, in -> out | TensorFlow ms | matrix products ms | ratio |")
+    print("|---|---|---|---|")
+    for batch, size, channels_in, channels_out in SHAPES:
+        images = tf.random.normal([batch, size, size, channels_in])
+        output_gradient = tf.random.normal([batch, size, size, channels_out])
+        tensorflow = tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=images, filter_sizes=[3, 3, channels_in, channels_out],
+            out_backprop=output_gradient, strides=[1, 1, 1, 1], padding="SAME"))
+        matmul = tf.function(lambda: matmul_weight_gradient(images, output_gradient))
+        # Alternated three times; the middle of the three medians.
+        ours, theirs = [], []
+        for _ in range(3):
+            theirs.append(median_ms(tensorflow, repeats))
+            ours.append(median_ms(matmul, repeats))
+        theirs, ours = sorted(theirs)[1], sorted(ours)[1]
+        print(f"| {batch}, {size}, {channels_in} -> {channels_out} | {theirs:.2f} | {ours:.2f} "
+              f"| {ours / theirs:.2f} |", flush=True)
+
+
+def whole_network(rounds):
+    import tensorflow as tf
+
+    from keras_sr.layers.conv2d import VARIABLE
+    from keras_sr.models.rrdbnet import RRDBNet
+
+    model = RRDBNet()
+    lr = tf.random.uniform([4, 32, 32, 3])
+    hr = tf.random.uniform([4, 128, 128, 3])
+    steps, first = {}, {}
+    for choice in ("tensorflow", "matmul"):
+        os.environ[VARIABLE] = choice  # read when the step is traced
+
+        @tf.function
+        def step(lr, hr):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.abs(model(lr, training=True) - hr))
+            return tape.gradient(loss, model.trainable_variables)
+
+        start = time.perf_counter()
+        [gradient.numpy() for gradient in step(lr, hr)]
+        first[choice] = time.perf_counter() - start
+        steps[choice] = step
+    times = {choice: [] for choice in steps}
+    for round_ in range(rounds):
+        for choice in (("tensorflow", "matmul") if round_ % 2 == 0 else ("matmul", "tensorflow")):
+            start = time.perf_counter()
+            [gradient.numpy() for gradient in steps[choice](lr, hr)]
+            times[choice].append(time.perf_counter() - start)
+    print("\nRRDBNet x4 forward + backward, batch 4 of 32 x 32 (L1 to 128 x 128):")
+    print("| weight gradient | first call (trace) s | median s | calls s |")
+    print("|---|---|---|---|")
+    for choice, values in times.items():
+        print(f"| {choice} | {first[choice]:.1f} | {statistics.median(values):.2f} | "
+              + ", ".join(f"{value:.2f}" for value in values) + " |")
+    ratios = [ours / theirs for ours, theirs in zip(times["matmul"], times["tensorflow"])]
+    print(f"matmul / tensorflow: median of {rounds} pairwise ratios "
+          f"{statistics.median(ratios):.3f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    from keras_sr import startup
+
+    startup.load()
+    import tensorflow as tf
+
+    from keras_sr.precision import cpu_name, onednn_enabled
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    print(f"{cpu_name() or platform.processor()}, {args.threads} threads, TensorFlow "
+          f"{tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}\n")
+    per_shape(args.repeats)
+    whole_network(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
