@@ -8,6 +8,8 @@ import tensorflow as tf
 from keras_sr.layers import conv2d
 from keras_sr.layers.residual_dense_block import per_layer_ops
 from keras_sr.models.rrdbnet import RRDBNet
+from keras_sr.models.srresnet import SRResNet
+from keras_sr.models.srvgg_compact import SRVGGNetCompact
 
 
 @pytest.mark.parametrize("shape,channels_out", [((2, 5, 7, 3), 4), ((1, 1, 1, 2), 3),
@@ -66,6 +68,25 @@ def test_rrdbnet_trains_on_the_same_gradients_with_either_choice(monkeypatch, co
     # conv_hr; not conv_first (3 channels in) nor conv_last (3 out).
     assert len(counted) == 19, counted
     assert all(min(shape[2:]) >= conv2d.MIN_CHANNELS for shape in counted)
+    for name, a, b in zip([v.path for v in model.trainable_variables], got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("build,convolutions", [
+    # conv_1 and conv_2; not conv_first (3 channels in) nor conv_last (12 out at x2).
+    (lambda: SRVGGNetCompact(scale=2, num_convs=2, num_features=32, dtype="float64"), 2),
+    # The block's two, conv_body and conv_up1 (32 -> 128); not the 9x9 conv_first / conv_last.
+    (lambda: SRResNet(scale=2, num_blocks=1, num_features=32, dtype="float64"), 4),
+])
+def test_the_other_generators_train_on_the_same_gradients(monkeypatch, counted, build,
+                                                          convolutions):
+    model = build()
+    images = tf.constant(np.random.default_rng(2).uniform(size=(2, 5, 6, 3)))
+    monkeypatch.setenv(conv2d.VARIABLE, "tensorflow")
+    expected = gradients(model, images)
+    monkeypatch.setenv(conv2d.VARIABLE, "matmul")
+    got = gradients(model, images)
+    assert len(counted) == convolutions, counted
     for name, a, b in zip([v.path for v in model.trainable_variables], got, expected):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
 

@@ -1,6 +1,7 @@
 import keras
 
 from keras_sr.layers import pytorch_defaults
+from keras_sr.layers.conv2d import Conv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
@@ -22,10 +23,10 @@ class ResidualBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_features = num_features
         dtype = self.dtype_policy
-        self.conv1 = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv1")
+        self.conv1 = Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv1")
         self.bn1 = pytorch_defaults.batch_norm(dtype, "bn1")
         self.prelu = pytorch_defaults.prelu(dtype, "prelu")
-        self.conv2 = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv2")
+        self.conv2 = Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv2")
         self.bn2 = pytorch_defaults.batch_norm(dtype, "bn2")
 
     def build(self, input_shape):

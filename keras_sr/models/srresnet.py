@@ -3,6 +3,7 @@ import keras
 from keras_sr.architectures import SRRESNET_UPSAMPLE_FACTORS
 from keras_sr.layers import pytorch_defaults
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
+from keras_sr.layers.conv2d import Conv2D
 from keras_sr.layers.pixel_shuffle import PixelShuffle
 from keras_sr.layers.residual_block import ResidualBlock
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
@@ -53,14 +54,13 @@ class SRResNet(keras.Model):
         prelu_first = prelu("prelu_first")
         blocks = [ResidualBlock(num_features, dtype=dtype, name=f"body_{index}")
                   for index in range(num_blocks)]
-        conv_body = keras.layers.Conv2D(num_features, 3, padding="same", dtype=dtype,
-                                        name="conv_body")
+        conv_body = Conv2D(num_features, 3, padding="same", dtype=dtype, name="conv_body")
         bn_body = pytorch_defaults.batch_norm(dtype, "bn_body")
         add_skip = keras.layers.Add(dtype=dtype, name="long_skip")
         upsamplers = [
             (
-                keras.layers.Conv2D(num_features * factor * factor, 3, padding="same",
-                                    dtype=dtype, name=f"conv_up{index + 1}"),
+                Conv2D(num_features * factor * factor, 3, padding="same", dtype=dtype,
+                       name=f"conv_up{index + 1}"),
                 PixelShuffle(factor, dtype=dtype, name=f"pixel_shuffle{index + 1}"),
                 prelu(f"prelu_up{index + 1}"),
             )

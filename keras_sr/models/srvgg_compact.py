@@ -2,6 +2,7 @@ import keras
 
 from keras_sr.layers import pytorch_defaults
 from keras_sr.layers.clip_to_unit_range import ClipToUnitRange
+from keras_sr.layers.conv2d import Conv2D
 from keras_sr.layers.nearest_upsampling import NearestUpsampling
 from keras_sr.layers.pixel_shuffle import PixelShuffle
 from keras_sr.models.dtypes import keep_dtype_policy, output_dtype
@@ -56,7 +57,7 @@ class SRVGGNetCompact(FromPreset, keras.Model):
 
         # === Layers ===
         def conv(filters, name):
-            return keras.layers.Conv2D(filters, 3, padding="same", dtype=dtype, name=name)
+            return Conv2D(filters, 3, padding="same", dtype=dtype, name=name)
 
         def activation_layer(name):
             if activation == "prelu":
