@@ -78,20 +78,21 @@ def workload_switches(workload, environ=None, flags=None):
     the user set."""
     from keras_sr.precision import ONEDNN_VARIABLE, cpu_flags, onednn_enabled, x86_linux
 
-    environ = os.environ if environ is None else environ
-    flags = cpu_flags() if flags is None else flags
     switches = {}
     if workload != "train":
         return switches
-    if not onednn_enabled(flags=flags, environ=environ):
+    environ = os.environ if environ is None else environ
+    flags = cpu_flags() if flags is None else flags
+    onednn = onednn_enabled(flags=flags, environ=environ)
+    if not onednn:
         if ONEDNN_VARIABLE not in environ and x86_linux():
             switches[ONEDNN_VARIABLE] = (
                 "1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: its "
                      "convolutions train about 1.2x faster than Eigen's here")
+            onednn = True
         elif ALLOCATOR not in environ:
             switches[ALLOCATOR] = ("true", "TensorFlow's BFC arena: Eigen's kernels, which run "
                                    "here, train about 1.9x faster with it than with malloc")
-    onednn = ONEDNN_VARIABLE in switches or onednn_enabled(flags=flags, environ=environ)
     if onednn and x86_linux() and "avx512f" not in flags and WEIGHT_GRADIENT not in environ:
         switches[WEIGHT_GRADIENT] = (
             WEIGHT_GRADIENT_CHOICES[1],

@@ -9,9 +9,9 @@ and takes 2.3x less). The same sum written as nine matrix products, one per kern
     dW[i, j] = shifted_i,j(x)^T . dy,   x: [N*H*W, C_in] shifted by (i - 1, j - 1),
     dy: [N*H*W, C_out],
 
-runs on oneDNN's matmul: 0.67-0.78x the time at RRDB's trunk shapes and 0.51x at 128 x 128 with
-64 channels (`benchmarks.weight_gradient`, 2-core AMD EPYC Zen 3), but 1.5x slower with 3 output
-channels and slower under Eigen. So it is used only where `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`
+runs on oneDNN's matmul: 0.65-0.98x the time at RRDB's trunk shapes and 0.56x at 128 x 128 with
+64 channels (`benchmarks.weight_gradient`, 2-core AMD EPYC Zen 3), but 1.49x with 3 output
+channels, and slower under Eigen. So it is used only where `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`
 (set by `python -m training.fit` on such CPUs, see keras_sr.startup), in training
 (`training=True`), with no GPU visible, for 3x3 stride-1 'same' convolutions with at least
 MIN_CHANNELS channels in and out. The forward pass and the input gradient are TensorFlow's.
@@ -86,9 +86,13 @@ def matmul_weight_gradient(images, output_gradient):
 traced_matmul_weight_gradient = shared_graph(matmul_weight_gradient)
 
 
+def _conv3x3(images, kernel, bias):
+    return tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "SAME"), bias)
+
+
 @tf.custom_gradient
 def _conv3x3_matmul_gradient(images, kernel, bias):
-    outputs = tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "SAME"), bias)
+    outputs = _conv3x3(images, kernel, bias)
 
     def gradient(output_gradient):
         return (
@@ -105,7 +109,7 @@ def conv3x3(images, kernel, bias, gradient=None):
     gradient as matrix products where `gradient` is MATMUL and the kernel's shape applies."""
     if gradient == MATMUL and applies(kernel.shape):
         return _conv3x3_matmul_gradient(images, kernel, bias)
-    return tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "SAME"), bias)
+    return _conv3x3(images, kernel, bias)
 
 
 @keras.saving.register_keras_serializable(package="keras_sr")
