@@ -108,6 +108,12 @@ def load(workload=None):
     from keras_sr import _quiet
 
     os.environ.pop(PARSING, None)
+    chosen = os.environ.get(WEIGHT_GRADIENT, "").strip().lower()
+    if chosen and chosen not in WEIGHT_GRADIENT_CHOICES:
+        # Said before any work starts (the layers would say it only when a step is traced).
+        raise SystemExit(f"{WEIGHT_GRADIENT}={os.environ[WEIGHT_GRADIENT]!r} is not a "
+                         f"weight-gradient choice; expected one of "
+                         f"{', '.join(WEIGHT_GRADIENT_CHOICES)}")
     if "tensorflow" not in sys.modules:  # a switch read at TensorFlow's start
         for variable, (value, why) in workload_switches(workload).items():
             os.environ[variable] = value

@@ -270,3 +270,16 @@ def test_training_sets_the_allocator_per_cpu_before_tensorflow_and_keeps_a_users
                              "'TF_CPU_ALLOCATOR_USE_BFC'))"], capture_output=True, text=True,
                             timeout=120, env=dict(base, **environ))
     assert result.stdout.strip() == str(environ.get("TF_CPU_ALLOCATOR_USE_BFC"))
+
+
+def test_a_wrong_weight_gradient_choice_stops_a_command_with_one_line(tmp_path):
+    code = "from keras_sr import startup; startup.load('train'); print('loaded')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path,
+                            env=dict(os.environ, KERAS_SR_PARSING="1",
+                                     KERAS_SR_CONV_WEIGHT_GRADIENT="fast"))
+    assert result.returncode == 1 and "loaded" not in result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "KERAS_SR_CONV_WEIGHT_GRADIENT='fast' is not a weight-gradient choice; expected one of "
+        "tensorflow, matmul"], result.stderr
+    assert list(tmp_path.iterdir()) == []
