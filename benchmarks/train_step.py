@@ -28,7 +28,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def measure(experiment, batch, steps, precision="float32"):
+def build_step(experiment, batch, precision="float32"):
+    """`(step, generator, chosen precision, hr patch size)`: `experiment`'s full-size networks,
+    trainer and optimizers as `training.fit` builds them, and a `tf.function` running one
+    training step on a fixed random batch (`step()` returns the generator loss)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -66,6 +69,13 @@ def measure(experiment, batch, steps, precision="float32"):
         strategy.run(trainer.train_step, args=(data,))
         return trainer.trackers["g_loss"].result()
 
+    return step, generator, chosen, size
+
+
+def measure(experiment, batch, steps, precision="float32"):
+    import keras
+
+    step, generator, chosen, size = build_step(experiment, batch, precision)
     start = time.perf_counter()
     step().numpy()
     trace_seconds = time.perf_counter() - start
