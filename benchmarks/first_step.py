@@ -4,47 +4,24 @@ forward and backward, traced and first called apart.
     python -m benchmarks.first_step [--experiments rrdb_psnr_x4] [--batch 4] [--steps 3]
 
 For each experiment, in one process: `training.fit`'s networks, trainer and optimizers
-(`benchmarks.train_step.build_step`, float32): the step's trace (Python building the graph),
-its first call (Grappler, TensorFlow's graph passes, the executor's set-up, and one step) and
-its graph's node count, then the median of `--steps` further steps; then the same generator's
-forward pass, L1 loss and gradients alone (no optimizer, no EMA, no trainer), measured the same
-way. The bare row is a floor for the whole step's first call: what the model costs before any
-training machinery. Run it with the switches `training.fit` sets on the CPU (e.g.
-`TF_ENABLE_ONEDNN_OPTS=1 KERAS_SR_CONV_WEIGHT_GRADIENT=matmul` on an AVX2-only one).
+(`benchmarks.train_step.build_step`, float32; timed by its `timed`): the step's trace (Python
+building the graph), its first call (Grappler, TensorFlow's graph passes, the executor's set-up,
+and one step) and its graph's node count, then the median of `--steps` further steps; then the
+same generator's forward pass, L1 loss and gradients alone (no optimizer, no EMA, no trainer),
+measured the same way. The bare row is a floor for the whole step's first call: what the model
+costs before any training machinery. Run it with the switches `training.fit` sets on the CPU
+(e.g. `TF_ENABLE_ONEDNN_OPTS=1 KERAS_SR_CONV_WEIGHT_GRADIENT=matmul` on an AVX2-only one).
 """
 
 import argparse
 import os
 import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def timed(step, steps):
-    start = time.perf_counter()
-    graph = step.get_concrete_function().graph
-    trace = time.perf_counter() - start
-    start = time.perf_counter()
-    step().numpy()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step().numpy()
-        times.append(time.perf_counter() - start)
-    return {"nodes": len(graph.as_graph_def().node), "trace_s": trace, "first_call_s": first,
-            "step_s": statistics.median(times)}
-
-
-def bare_step(generator, batch, size, scale):
-    import numpy as np
+def bare_step(generator, lr_images, hr_images):
     import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    lr_images = tf.constant(rng.random((batch, size // scale, size // scale, 3), np.float32))
-    hr_images = tf.constant(rng.random((batch, size, size, 3), np.float32))
 
     @tf.function
     def step():
@@ -65,7 +42,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import tensorflow as tf
 
-    from benchmarks.train_step import build_step
+    from benchmarks.train_step import build_step, timed
 
     print(f"float32, batch {args.batch}, median of {args.steps} steps after the first; "
           f"TensorFlow {tf.__version__}, {platform.machine()}, {os.cpu_count()} cores; "
@@ -76,10 +53,10 @@ def main(argv=None):
           "| step s |")
     print("|---|---|---|---|---|---|---|")
     for experiment in args.experiments:
-        step, generator, _, size = build_step(experiment, args.batch)
+        step, generator, _, data = build_step(experiment, args.batch)
         rows = [("whole step", timed(step, args.steps)),
                 ("generator forward + backward only",
-                 timed(bare_step(generator, args.batch, size, generator.scale), args.steps))]
+                 timed(bare_step(generator, *data), args.steps))]
         for what, row in rows:
             print(f"| {experiment} | {what} | {row['nodes']:,} | {row['trace_s']:.1f} "
                   f"| {row['first_call_s']:.1f} | {row['trace_s'] + row['first_call_s']:.1f} "

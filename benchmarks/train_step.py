@@ -29,9 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_step(experiment, batch, precision="float32"):
-    """`(step, generator, chosen precision, hr patch size)`: `experiment`'s full-size networks,
-    trainer and optimizers as `training.fit` builds them, and a `tf.function` running one
-    training step on a fixed random batch (`step()` returns the generator loss)."""
+    """`(step, generator, chosen precision, (lr_images, hr_images))`: `experiment`'s full-size
+    networks, trainer and optimizers as `training.fit` builds them, and a `tf.function` running
+    one training step on that fixed random batch (`step()` returns the generator loss)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -69,26 +69,37 @@ def build_step(experiment, batch, precision="float32"):
         strategy.run(trainer.train_step, args=(data,))
         return trainer.trackers["g_loss"].result()
 
-    return step, generator, chosen, size
+    return step, generator, chosen, data
 
 
-def measure(experiment, batch, steps, precision="float32"):
-    import keras
-
-    step, generator, chosen, size = build_step(experiment, batch, precision)
+def timed(step, steps):
+    """`step`'s graph node count, trace and first call (seconds, apart) and the median of
+    `steps` further calls."""
+    start = time.perf_counter()
+    graph = step.get_concrete_function().graph
+    trace = time.perf_counter() - start
     start = time.perf_counter()
     step().numpy()
-    trace_seconds = time.perf_counter() - start
+    first = time.perf_counter() - start
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step().numpy()
         times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {"experiment": experiment, "precision": chosen, "batch": batch, "hr_patch": size,
-            "generator_parameters": generator.count_params(),
-            "first_step_s": trace_seconds, "step_s": median, "steps_per_s": 1 / median,
-            "patches_per_s": batch / median,
+    return {"nodes": len(graph.as_graph_def().node), "trace_s": trace, "first_call_s": first,
+            "step_s": statistics.median(times)}
+
+
+def measure(experiment, batch, steps, precision="float32"):
+    import keras
+
+    step, generator, chosen, (_, hr_images) = build_step(experiment, batch, precision)
+    row = timed(step, steps)
+    median = row["step_s"]
+    return {"experiment": experiment, "precision": chosen, "batch": batch,
+            "hr_patch": hr_images.shape[1], "generator_parameters": generator.count_params(),
+            "first_step_s": row["trace_s"] + row["first_call_s"], "step_s": median,
+            "steps_per_s": 1 / median, "patches_per_s": batch / median,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
             "keras": keras.__version__}
 

@@ -41,6 +41,17 @@ ALLOCATOR = "TF_CPU_ALLOCATOR_USE_BFC"
 # How 3x3 convolutions take their weight gradient in training (keras_sr.layers.conv2d).
 WEIGHT_GRADIENT = "KERAS_SR_CONV_WEIGHT_GRADIENT"
 WEIGHT_GRADIENT_CHOICES = ("tensorflow", "matmul")
+
+
+def weight_gradient_choice():
+    """`KERAS_SR_CONV_WEIGHT_GRADIENT`'s value, lower-cased ("tensorflow" when unset); a value
+    that is not a choice is a ValueError naming it and the choices."""
+    chosen = os.environ.get(WEIGHT_GRADIENT, "").strip().lower() or WEIGHT_GRADIENT_CHOICES[0]
+    if chosen not in WEIGHT_GRADIENT_CHOICES:
+        raise ValueError(f"{WEIGHT_GRADIENT}={os.environ[WEIGHT_GRADIENT]!r} is not a "
+                         f"weight-gradient choice; expected one of "
+                         f"{', '.join(WEIGHT_GRADIENT_CHOICES)}")
+    return chosen
 # What load() set, and why, for the command's status line.
 SWITCHES = {}
 
@@ -108,12 +119,11 @@ def load(workload=None):
     from keras_sr import _quiet
 
     os.environ.pop(PARSING, None)
-    chosen = os.environ.get(WEIGHT_GRADIENT, "").strip().lower()
-    if chosen and chosen not in WEIGHT_GRADIENT_CHOICES:
+    try:
         # Said before any work starts (the layers would say it only when a step is traced).
-        raise SystemExit(f"{WEIGHT_GRADIENT}={os.environ[WEIGHT_GRADIENT]!r} is not a "
-                         f"weight-gradient choice; expected one of "
-                         f"{', '.join(WEIGHT_GRADIENT_CHOICES)}")
+        weight_gradient_choice()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     if "tensorflow" not in sys.modules:  # a switch read at TensorFlow's start
         for variable, (value, why) in workload_switches(workload).items():
             os.environ[variable] = value

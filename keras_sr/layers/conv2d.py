@@ -17,13 +17,13 @@ channels, and slower under Eigen. So it is used only where `KERAS_SR_CONV_WEIGHT
 MIN_CHANNELS channels in and out. The forward pass and the input gradient are TensorFlow's.
 """
 
-import os
 
 import keras
 import tensorflow as tf
 
-from keras_sr.startup import WEIGHT_GRADIENT as VARIABLE
+from keras_sr.startup import WEIGHT_GRADIENT as VARIABLE  # noqa: F401 (the variable, for callers)
 from keras_sr.startup import WEIGHT_GRADIENT_CHOICES as CHOICES
+from keras_sr.startup import weight_gradient_choice
 
 MATMUL = CHOICES[1]
 # Below this, in or out, oneDNN's own kernel was as fast or faster (3 channels: 1.5x faster).
@@ -35,12 +35,7 @@ def weight_gradient_mode(training):
     (see the module docstring), else None."""
     if not training:
         return None
-    value = os.environ.get(VARIABLE, "").strip().lower() or "tensorflow"
-    if value not in CHOICES:
-        raise ValueError(
-            f"{VARIABLE}={os.environ[VARIABLE]!r} is not a weight-gradient choice; expected one "
-            f"of {', '.join(CHOICES)}"
-        )
+    value = weight_gradient_choice()
     if value != MATMUL or tf.config.list_logical_devices("GPU"):
         return None
     return MATMUL
