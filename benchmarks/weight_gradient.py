@@ -2,6 +2,7 @@
 (keras_sr.layers.conv2d), per convolution shape and in RRDBNet's forward and backward.
 
     python -m benchmarks.weight_gradient [--rounds 6] [--repeats 15] [--threads 2]
+        [--precision float32|bfloat16]
 
 Runs in this process with the kernels it starts with (run it with `TF_ENABLE_ONEDNN_OPTS=1` on
 a CPU where TensorFlow leaves oneDNN off, as `training.fit` does). Shapes: RRDB's trunk
@@ -9,7 +10,8 @@ convolutions at batch 4 of 32 x 32 (rrdb_psnr_x4's LR patches), the x4 convoluti
 128, and conv_last (3 channels out). Then RRDBNet x4 (23 blocks, random weights) forward and
 backward on batch 4 of 32 x 32 with either choice, both traced here and called in alternation
 (`--rounds` each), so that the host's drift falls on both: median times and the median of the
-pairwise ratios.
+pairwise ratios. `--precision bfloat16` runs both in bfloat16 (the shapes' tensors, and the
+network under Keras' mixed_bfloat16 policy, as training on a bfloat16 CPU runs it).
 """
 
 import argparse
@@ -33,7 +35,7 @@ def median_ms(function, repeats):
     return statistics.median(times) * 1e3
 
 
-def per_shape(repeats):
+def per_shape(repeats, dtype="float32"):
     import tensorflow as tf
 
     from keras_sr.layers.conv2d import matmul_weight_gradient
@@ -41,8 +43,8 @@ def per_shape(repeats):
     print("| batch, size, in -> out | TensorFlow ms | matrix products ms | ratio |")
     print("|---|---|---|---|")
     for batch, size, channels_in, channels_out in SHAPES:
-        images = tf.random.normal([batch, size, size, channels_in])
-        output_gradient = tf.random.normal([batch, size, size, channels_out])
+        images = tf.random.normal([batch, size, size, channels_in], dtype=dtype)
+        output_gradient = tf.random.normal([batch, size, size, channels_out], dtype=dtype)
         tensorflow = tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
             input=images, filter_sizes=[3, 3, channels_in, channels_out],
             out_backprop=output_gradient, strides=[1, 1, 1, 1], padding="SAME"))
@@ -57,12 +59,15 @@ def per_shape(repeats):
               f"| {ours / theirs:.2f} |", flush=True)
 
 
-def whole_network(rounds):
+def whole_network(rounds, dtype="float32"):
+    import keras
     import tensorflow as tf
 
+    from keras_sr import precision
     from keras_sr.layers.conv2d import VARIABLE
     from keras_sr.models.rrdbnet import RRDBNet
 
+    keras.config.set_dtype_policy(precision.policy(dtype))
     model = RRDBNet()
     lr = tf.random.uniform([4, 32, 32, 3])
     hr = tf.random.uniform([4, 128, 128, 3])
@@ -73,7 +78,8 @@ def whole_network(rounds):
         @tf.function
         def step(lr, hr):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.abs(model(lr, training=True) - hr))
+                outputs = tf.cast(model(lr, training=True), tf.float32)
+                loss = tf.reduce_mean(tf.abs(outputs - hr))
             return tape.gradient(loss, model.trainable_variables)
 
         start = time.perf_counter()
@@ -86,7 +92,8 @@ def whole_network(rounds):
             start = time.perf_counter()
             [gradient.numpy() for gradient in steps[choice](lr, hr)]
             times[choice].append(time.perf_counter() - start)
-    print("\nRRDBNet x4 forward + backward, batch 4 of 32 x 32 (L1 to 128 x 128):")
+    print(f"\nRRDBNet x4 forward + backward ({model.dtype_policy.name}), batch 4 of 32 x 32 "
+          "(L1 to 128 x 128):")
     print("| weight gradient | first call (trace) s | median s | calls s |")
     print("|---|---|---|---|")
     for choice, values in times.items():
@@ -102,19 +109,23 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args(argv)
     from keras_sr import startup
 
     startup.load()
     import tensorflow as tf
 
-    from keras_sr.precision import cpu_name, onednn_enabled
+    from benchmarks.precision import machine
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    print(f"{cpu_name() or platform.processor()}, {args.threads} threads, TensorFlow "
-          f"{tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}\n")
-    per_shape(args.repeats)
-    whole_network(args.rounds)
+    facts = machine()
+    flags = ", ".join(flag for flag, present in facts["flags"].items() if present) or "none"
+    print(f"{facts['cpu'] or platform.processor()} ({flags}), {args.threads} threads, "
+          f"TensorFlow {tf.__version__}, oneDNN {'on' if facts['onednn'] else 'off'}, "
+          f"{args.precision}\n")
+    per_shape(args.repeats, args.precision)
+    whole_network(args.rounds, args.precision)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ import sets none:
   `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`, the weight gradients of 3x3 convolutions with 32 or
   more channels as nine matrix products instead of oneDNN's `jit:avx2` backward-weights kernel
   (keras_sr.layers.conv2d; `benchmarks.weight_gradient`: RRDBNet's forward and backward
-  0.83x the time on a 2-core AMD EPYC Zen 3). Not set where oneDNN has its AVX-512 kernels
-  (not measured there) nor on GPUs (the layers look for one when they are traced).
+  0.83x the time on a 2-core AMD EPYC Zen 3). Not set where oneDNN has its AVX-512 kernels:
+  there the products were slower (RRDBNet's forward and backward 1.10x the time in float32,
+  1.16x in bfloat16, on a 2-core AMD EPYC Zen 5 with AVX512_BF16), nor on GPUs (the layers look
+  for one when they are traced).
 """
 
 import os
@@ -41,6 +43,8 @@ ALLOCATOR = "TF_CPU_ALLOCATOR_USE_BFC"
 # How 3x3 convolutions take their weight gradient in training (keras_sr.layers.conv2d).
 WEIGHT_GRADIENT = "KERAS_SR_CONV_WEIGHT_GRADIENT"
 WEIGHT_GRADIENT_CHOICES = ("tensorflow", "matmul")
+# What load() set, and why, for the command's status line.
+SWITCHES = {}
 
 
 def weight_gradient_choice():
@@ -52,8 +56,6 @@ def weight_gradient_choice():
                          f"weight-gradient choice; expected one of "
                          f"{', '.join(WEIGHT_GRADIENT_CHOICES)}")
     return chosen
-# What load() set, and why, for the command's status line.
-SWITCHES = {}
 
 
 def parsing():

@@ -11,10 +11,12 @@ and takes 2.3x less). The same sum written as nine matrix products, one per kern
 
 runs on oneDNN's matmul: 0.65-0.98x the time at RRDB's trunk shapes and 0.56x at 128 x 128 with
 64 channels (`benchmarks.weight_gradient`, 2-core AMD EPYC Zen 3), but 1.49x with 3 output
-channels, and slower under Eigen. So it is used only where `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`
-(set by `python -m training.fit` on such CPUs, see keras_sr.startup), in training
-(`training=True`), with no GPU visible, for 3x3 stride-1 'same' convolutions with at least
-MIN_CHANNELS channels in and out. The forward pass and the input gradient are TensorFlow's.
+channels, and slower under Eigen and with oneDNN's AVX-512 kernels (RRDBNet's forward and
+backward 1.10x the time in float32, 1.16x in bfloat16 on an AMD EPYC Zen 5). So it is used
+only where `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul` (set by `python -m training.fit` on such CPUs,
+see keras_sr.startup), in training (`training=True`), with no GPU visible, for 3x3 stride-1
+'same' convolutions with at least MIN_CHANNELS channels in and out. The forward pass and the
+input gradient are TensorFlow's.
 """
 
 
