@@ -140,7 +140,8 @@ def upscale_video_file(upscaler, source, target, args, log):
         quantizing takes ~1% of a frame's time (13 ms at 1704 x 960 on a Zen 3)."""
         if out_scale != scale:
             result = resize(result, (round(width * out_scale), round(height * out_scale)))
-        return video.quantized(result) if result.dtype != np.uint8 else result
+        return result if result.dtype == np.uint8 else inference.quantize(result,
+                                                                          overwrite=True)
 
     def upscale_frames(frames):
         height, width = frames[0].shape[:2]
@@ -236,19 +237,18 @@ def upscale_file(upscaler, source, target, fmt, args, log):
     if min(size) < 1:
         raise ValueError(f"{source}: --scale-out {args.scale_out:g} leaves no pixel of its "
                          f"{width}x{height}")
-    peak = float(np.iinfo(out_dtype).max)
     if resized:
         out = resize(out, size)
     if decoded.gray:
         # The model saw the gray channel three times; its three outputs agree to rounding.
         out = out.mean(axis=-1, keepdims=True) if out.dtype.kind == "f" else out[..., :1]
     if out.dtype.kind == "f":
-        out = np.round(np.clip(out, 0.0, 1.0) * peak).astype(out_dtype)
+        out = inference.quantize(out, out_dtype, overwrite=True)
     if decoded.alpha is not None:
         if fmt == "jpg":
             log(f"{source}: JPEG has no alpha channel; the transparency is dropped")
         else:
-            alpha = np.round(np.clip(resize(decoded.alpha, size), 0, 1) * peak).astype(out_dtype)
+            alpha = inference.quantize(resize(decoded.alpha, size), out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
     atomic.write_bytes(target, encode_image(out, fmt, bits))
 

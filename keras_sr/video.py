@@ -33,6 +33,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from keras_sr.inference import quantize
+
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 # The encoder and pixel format when --codec / --pix-fmt are not given: what every player
 # takes (WebM holds only VP8 / VP9 / AV1).
@@ -396,11 +398,6 @@ class _SegmentEncoder:
         return text[-1] if text else f"exit status {self.process.returncode}"
 
 
-def quantized(frame):
-    """A float frame in [0, 1] as uint8, rounded (as still images are written)."""
-    return np.round(np.clip(frame, 0.0, 1.0) * 255).astype(np.uint8)
-
-
 class _Writer:
     """The encoding side on a thread of its own: upscaled frames wait in a bounded queue
     (`QUEUE_FRAMES`) while `write_frame(index, frame)` times and encodes each (quantizing a
@@ -604,7 +601,7 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     def write_frame(index, result):
         """On the writer's thread: one upscaled frame quantized, timed and encoded."""
         if result.dtype != np.uint8 and np.issubdtype(result.dtype, np.floating):
-            result = quantized(result)
+            result = quantize(result)
         if result.shape != (out_height, out_width, 3) or result.dtype != np.uint8:
             raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
                              f"not ({out_height}, {out_width}, 3) uint8")

@@ -40,6 +40,34 @@ def test_integer_outputs_are_rounded_per_tile():
     np.testing.assert_array_equal(as_uint16, np.round(as_float * 65535).astype(np.uint16))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_quantize_clips_and_rounds_halves_to_even(dtype):
+    peak = np.iinfo(dtype).max
+    # Out of range, exact levels, halves between levels (to even: 0 and 2), and a float64 value
+    # that float32 would round to the level below.
+    values = np.array([-0.3, 0.0, 0.5 / peak, 1.5 / peak, 1.0, 1.7,
+                       (3.5 - 1e-9) / peak], np.float64)
+    expected = np.array([0, 0, 0, 2, peak, peak, 3], dtype)
+    np.testing.assert_array_equal(inference.quantize(values, dtype), expected)
+    assert values[0] == -0.3  # not overwritten unless asked
+
+
+def test_quantize_overwrites_only_a_writeable_float_array_when_asked():
+    image = random_images((1, 9, 7, 3))[0] * 1.4 - 0.2
+    expected = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    frozen = image.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(inference.quantize(frozen, overwrite=True), expected)
+    out = np.zeros((9, 7, 3), np.uint8)
+    assert inference.quantize(image.copy(), out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    scratch = image.copy()
+    np.testing.assert_array_equal(inference.quantize(scratch, overwrite=True), expected)
+    assert not np.array_equal(scratch, image)  # computed in place
+    np.testing.assert_array_equal(inference.quantize((image > 0.5).astype(np.uint8)),
+                                  (image > 0.5) * 255)
+
+
 def test_auto_tile_follows_the_memory_budget():
     assert inference.auto_tile(100, 100, 4, memory_budget_mb=1024) is None
     tile = inference.auto_tile(2000, 2000, 4, memory_budget_mb=1024, tile_pad=16)
