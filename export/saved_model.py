@@ -42,6 +42,7 @@ def serving_functions(model, max_pixels, memory_budget_mb=None, tile_pad=None):
 
     from keras_sr import inference
     from keras_sr.data.image_header import check_decode_cost, refuse_unless
+    from keras_sr.outputs import DEFAULT_PNG_COMPRESSION
 
     scale = getattr(model, "scale", None)
     if scale is None:
@@ -87,7 +88,10 @@ def serving_functions(model, max_pixels, memory_budget_mb=None, tile_pad=None):
         image = tf.cond(tf.shape(image)[-1] < 3,
                         lambda: tf.repeat(image[..., :1], 3, axis=-1), lambda: image[..., :3])
         image = tf.ensure_shape(image, [None, None, 3])
-        return tf.io.encode_png(upscale(tf.cast(image, tf.float32) / 255.0, tf.uint8))
+        # zlib level 1, as `keras-sr upscale` writes PNG (keras_sr.outputs): 3-4.5x faster
+        # than TensorFlow's default of 6 for ~15% more bytes.
+        return tf.io.encode_png(upscale(tf.cast(image, tf.float32) / 255.0, tf.uint8),
+                                compression=DEFAULT_PNG_COMPRESSION)
 
     def upscale_image(images):
         # Every header is read and checked before the first image is decoded.

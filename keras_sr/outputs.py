@@ -9,6 +9,14 @@ import argparse
 import os
 import tempfile
 
+# zlib's level for PNG output, 0 (none) to 9. Level 1 is OpenCV's default (what Real-ESRGAN's
+# scripts write with); Pillow's and zlib's default, 6, took 2.9-4.5x as long for files 12-20%
+# smaller: 190-384 against 66-92 ms for the bundled photos at 1704 x 960
+# (`benchmarks.png_compression`, AMD EPYC Zen 5), where realesr-animevideov3 made such a frame
+# in ~210 ms in bfloat16.
+DEFAULT_PNG_COMPRESSION = 1
+PNG_COMPRESSION_LEVELS = range(10)
+
 
 def first_paragraph(text):
     """A docstring's first paragraph on one line: what a command's --help says it does (its

@@ -250,7 +250,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         else:
             alpha = inference.quantize(resize(decoded.alpha, size), out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
-    atomic.write_bytes(target, encode_image(out, fmt, bits))
+    atomic.write_bytes(target, encode_image(out, fmt, bits, args.png_compression))
 
 
 def main(args):

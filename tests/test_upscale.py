@@ -56,6 +56,35 @@ def test_every_model_form_gives_the_same_result(model_files, tmp_path, rng, form
     assert np.abs(result.astype(int) - expected).max() <= 1
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_compression_changes_the_file_size_not_the_pixels(model_files, tmp_path, rng, bits,
+                                                              capsys):
+    _, folder = model_files
+    peak = 2 ** bits - 1
+    image = (photo(rng, 24, 32)[..., 0] * peak).astype(np.uint8 if bits == 8 else np.uint16)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    sizes, pixels, files = {}, {}, {}
+    for level in (None, 0, 1, 9):
+        out = tmp_path / f"out{level}"
+        options = [] if level is None else ["--png-compression", level]
+        assert upscale(tmp_path / "in.png", "-o", out, "--model", folder / "g.keras",
+                       *options) == 0
+        files[level] = (out / "in.png").read_bytes()
+        sizes[level] = len(files[level])
+        with Image.open(out / "in.png") as result:
+            pixels[level] = np.asarray(result)
+    np.testing.assert_array_equal(pixels[0], pixels[None])
+    np.testing.assert_array_equal(pixels[9], pixels[None])
+    assert pixels[None].max() > (255 if bits == 16 else 0)
+    assert sizes[0] > max(sizes[1], sizes[9])
+    assert files[None] == files[1]  # the default is level 1
+    with pytest.raises(SystemExit):
+        upscale(tmp_path / "in.png", "-o", tmp_path / "bad", "--model", folder / "g.keras",
+                "--png-compression", "10")
+    assert "--png-compression: invalid choice: 10" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_gray_alpha_16_bit_and_formats_are_kept(model_files, tmp_path, rng):
     _, folder = model_files
     inputs = tmp_path / "in"

@@ -15,6 +15,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from keras_sr.outputs import DEFAULT_PNG_COMPRESSION, PNG_COMPRESSION_LEVELS
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 # What Pillow raises for a file that is not an image, truncated, corrupt or absurdly large.
 PILLOW_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -183,12 +185,14 @@ def _decoded(color, alpha, gray, bits):
     return DecodedImage(np.ascontiguousarray(color, np.float32) / peak, alpha, gray, bits)
 
 
-def encode_image(pixels, format, bits=8):
+def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
     """Encodes `(H, W)`, `(H, W, 1|3|4)` pixels (uint8, or uint16 with bits=16 for PNG) as
-    "png", "jpg" or "webp" bytes. 16-bit goes through TF's PNG encoder, which Pillow lacks for
-    colour."""
+    "png", "jpg" or "webp" bytes; `png_compression`: zlib's level for PNG (0-9). 16-bit goes
+    through TF's PNG encoder, which Pillow lacks for colour."""
     import io
 
+    if png_compression not in PNG_COMPRESSION_LEVELS:
+        raise ValueError(f"PNG compression must be 0-9, got {png_compression!r}")
     if bits == 16:
         if format != "png":
             raise ValueError("16-bit output is PNG only")
@@ -196,12 +200,13 @@ def encode_image(pixels, format, bits=8):
 
         if pixels.ndim == 2:
             pixels = pixels[..., None]
-        return tf.io.encode_png(np.ascontiguousarray(pixels, np.uint16)).numpy()
+        return tf.io.encode_png(np.ascontiguousarray(pixels, np.uint16),
+                                compression=png_compression).numpy()
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     image = Image.fromarray(np.ascontiguousarray(pixels, np.uint8))
     buffer = io.BytesIO()
     options = {"jpg": {"format": "JPEG", "quality": 95}, "webp": {"format": "WEBP",
-               "quality": 95}, "png": {"format": "PNG"}}[format]
+               "quality": 95}, "png": {"format": "PNG", "compress_level": png_compression}}[format]
     image.save(buffer, **options)
     return buffer.getvalue()
