@@ -1,8 +1,8 @@
 """The whole `keras-sr upscale` command on each engine (TensorFlow, LiteRT/XNNPACK, auto) against
 ncnn doing the same job, each in a fresh process.
 
-    python -m benchmarks.engines [--preset realesrgan-x4plus] [--photos 6] [--size 128]
-        [--repeats 3] [--threads N] [--json OUT]
+    python -m benchmarks.engines [--preset realesrgan-x4plus] [--model-file PATH] [--photos 6]
+        [--size 128] [--repeats 3] [--threads N] [--json OUT]
 
 The job: `--photos` PNG crops of `--size` x `--size` from the bundled photos, upscaled into a
 folder by `keras-sr upscale FOLDER -o OUT --model PRESET --engine E` (import, model load,
@@ -13,6 +13,11 @@ preset's ncnn files in a fresh Python process (import, load, run, PNG writing), 
 the same thread count. Run it with `TF_ENABLE_ONEDNN_OPTS=0` to see what an AVX2-only CPU's
 TensorFlow does (Eigen); LiteRT and ncnn pick their kernels for the CPU they run on, so only a
 real AVX2 CPU gives their AVX2 figures.
+
+`--model-file` runs keras-sr on that `.keras` file (the preset's weights) instead of the preset
+name: the name needs its official weights converted in the cache to start without TensorFlow
+(`keras_sr.engines.load_without_tensorflow`), and a machine that cannot fetch them tries on
+every run, then falls back to the ncnn package's copy, through TensorFlow.
 """
 
 import argparse
@@ -84,6 +89,8 @@ def timed(command, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="realesrgan-x4plus")
+    parser.add_argument("--model-file", help="a .keras file of the preset's weights, run "
+                        "instead of the preset name (see above)")
     parser.add_argument("--photos", type=int, default=6)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
@@ -110,7 +117,8 @@ def main(argv=None):
                 command = [sys.executable, "-c", NCNN_JOB, args.preset, folder, out,
                            str(threads)]
             else:
-                command = [console, "upscale", folder, "-o", out, "--model", args.preset,
+                command = [console, "upscale", folder, "-o", out, "--model",
+                           args.model_file or args.preset,
                            "--engine", engine, "--threads", str(threads), "--overwrite",
                            "--no-progress"]
             first, median, said = timed(command, args.repeats)
@@ -128,7 +136,8 @@ def main(argv=None):
                 for name in outputs["ncnn"])
             print(f"LiteRT against ncnn, 8-bit outputs: worst photo {float(worst):.1f} dB")
     flags = precisions.cpu_flags()
-    print(f"\n{args.preset}, {args.photos} photos of {args.size} x {args.size}, whole command in a "
+    print(f"\n{args.preset}{f' ({args.model_file})' if args.model_file else ''}, "
+          f"{args.photos} photos of {args.size} x {args.size}, whole command in a "
           f"fresh process, median of {args.repeats} after a first run; {precisions.cpu_name()}, "
           f"{threads} threads; flags: "
           + ", ".join(f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags)

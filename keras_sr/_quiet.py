@@ -75,3 +75,12 @@ def import_tensorflow_quietly():
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:
         pass
+
+
+def tensorflow():
+    """The `tensorflow` module, imported quietly where it has not started yet (a command that
+    began without it: `keras-sr upscale` on LiteRT reading a 16-bit PNG)."""
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    return tf

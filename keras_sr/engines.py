@@ -145,9 +145,70 @@ def _model_key(spec):
         path = os.path.join(spec, presets.WEIGHTS_FILE)
     else:
         path = presets.keras_path(spec)  # a preset or weights file: converted on first use
+    return _file_key(path, tf.__version__)
+
+
+def _file_key(path, tensorflow_version):
     stat = os.stat(path)
     return "|".join([os.path.abspath(path), str(stat.st_size), str(stat.st_mtime_ns),
-                     tf.__version__])
+                     tensorflow_version])
+
+
+def installed_tensorflow_version():
+    """TensorFlow's version as its package says, without importing it (None when no package
+    by a known name holds it); for a release, what `tf.__version__` says."""
+    from importlib import metadata
+
+    for name in ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _flatbuffer_path(model_key):
+    from keras_sr import presets
+
+    digest = hashlib.sha256(model_key.encode()).hexdigest()[:20]
+    return os.path.join(presets.cache_dir(), "litert", f"{digest}.tflite")
+
+
+def load_without_tensorflow(spec, engine="auto", precision="auto", num_threads=None):
+    """What `load` returns where that is LiteRT and finding it out needs no TensorFlow (whose
+    start is ~3 s of a command on a 2-core CPU: importing TensorFlow and Keras), else None:
+    a `.tflite` model, or a `.keras` model or preset (weights on disk: presets.weights_on_disk)
+    whose flatbuffer is cached, with `--engine litert` or with `auto` on a machine where no GPU
+    can be (precision.gpu_possible), `auto` precision is float32 and the cached verdict for
+    this model, CPU and thread count is LiteRT. None too when TensorFlow has started already.
+    """
+    import sys
+
+    from keras_sr import inference, presets
+    from keras_sr import precision as precisions
+    from keras_sr.atomic import read_entry
+
+    if ("tensorflow" in sys.modules or engine not in ("auto", "litert")
+            or precision not in ("auto", "float32") or not litert_available()):
+        return None
+    if os.fspath(spec).endswith(".tflite"):
+        inference.check_model_spec(spec)
+        return load(spec, engine, precision, num_threads)
+    weights, version = presets.weights_on_disk(spec), installed_tensorflow_version()
+    if weights is None or version is None:
+        return None
+    model_key = _file_key(weights, version)
+    if not os.path.isfile(_flatbuffer_path(model_key)):
+        return None
+    threads = num_threads or default_threads()
+    if engine == "litert":
+        return _litert_upscaler(spec, threads, "--engine litert", model_key)
+    if precisions.gpu_possible() or precisions.resolve(precision)[0] != "float32":
+        return None
+    verdict = read_entry(_verdicts_path(), _verdict_key(model_key, threads))
+    if not verdict or verdict.get("engine") != "litert":
+        return None
+    return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key)
 
 
 def converted(spec, model_key=None):
@@ -165,8 +226,7 @@ def converted(spec, model_key=None):
     from keras_sr.atomic import write_bytes
     from keras_sr.precision import with_precision
 
-    digest = hashlib.sha256((model_key or _model_key(spec)).encode()).hexdigest()[:20]
-    path = os.path.join(presets.cache_dir(), "litert", f"{digest}.tflite")
+    path = _flatbuffer_path(model_key or _model_key(spec))
     costing = os.path.splitext(path)[0] + ".json"
     try:
         with open(path, "rb") as file:

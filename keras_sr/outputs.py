@@ -18,6 +18,11 @@ DEFAULT_PNG_COMPRESSION = 1
 PNG_COMPRESSION_LEVELS = range(10)
 
 
+def physical_memory_bytes():
+    """This machine's memory (ValueError / OSError / AttributeError where sysconf lacks it)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def first_paragraph(text):
     """A docstring's first paragraph on one line: what a command's --help says it does (its
     first line alone can stop mid-sentence)."""

@@ -97,6 +97,19 @@ def onednn_enabled(flags=None, environ=None):
     return x86_linux() and any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
 
 
+# Device nodes through which TensorFlow reaches a GPU on Linux: NVIDIA's driver, ROCm's, and
+# WSL's (DirectML).
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_possible():
+    """Whether TensorFlow could find a GPU here, told without starting it: anywhere but Linux
+    (Metal and other plugins), and on Linux where a GPU driver's device node exists."""
+    if platform.system() != "Linux":
+        return True
+    return any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Device:
     """What `auto` looks at: GPUs' compute capabilities (empty on a CPU-only machine), the CPU
@@ -110,13 +123,18 @@ class Device:
 
     @classmethod
     def current(cls):
-        import tensorflow as tf
+        """This machine; TensorFlow is asked for its GPUs unless it has not started and no GPU
+        can be there (gpu_possible), which a command that runs without it relies on."""
+        import sys
 
         capabilities, names = [], []
-        for gpu in tf.config.list_physical_devices("GPU"):
-            details = tf.config.experimental.get_device_details(gpu)
-            capabilities.append(tuple(details.get("compute_capability", (0, 0))))
-            names.append(details.get("device_name", gpu.name))
+        if "tensorflow" in sys.modules or gpu_possible():
+            import tensorflow as tf
+
+            for gpu in tf.config.list_physical_devices("GPU"):
+                details = tf.config.experimental.get_device_details(gpu)
+                capabilities.append(tuple(details.get("compute_capability", (0, 0))))
+                names.append(details.get("device_name", gpu.name))
         flags = cpu_flags()
         return cls(tuple(capabilities), flags, onednn_enabled(flags), tuple(names),
                    onednn_isa_cap())

@@ -128,6 +128,22 @@ def keras_path(spec):
     return os.fspath(spec)
 
 
+def weights_on_disk(spec):
+    """The file `keras_path(spec)` would read the weights from, where that needs nothing
+    fetched, converted or imported (TensorFlow included): a `.keras` file, a preset directory's
+    weights, a preset whose official file is converted already; else None."""
+    spec = os.fspath(spec)
+    if is_remote(spec) or is_weights_file(spec):
+        return None
+    if is_preset(spec):
+        converted = zoo.converted_path(zoo.RELEASES[zoo.canonical(spec)])
+        return converted if os.path.isfile(converted) else None
+    if os.path.isdir(spec):
+        weights = os.path.join(spec, WEIGHTS_FILE)
+        return weights if os.path.isfile(weights) else None
+    return spec if os.path.isfile(spec) else None
+
+
 DENOISE_PRESET = "realesr-general-x4v3"
 
 

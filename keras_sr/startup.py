@@ -114,10 +114,12 @@ def workload_switches(workload, environ=None, flags=None):
     return switches
 
 
-def load(workload=None):
+def load(workload=None, tensorflow=True):
     """For entry points, once their arguments are parsed: the switches `workload` ("train", or
     None) runs faster with set, TensorFlow imported quietly (unless verbose: keras_sr._quiet)
-    and everything registered. Does nothing the second time."""
+    and everything registered. Does nothing the second time. `tensorflow=False`: the command
+    mode alone (parsing over, TensorFlow's and LiteRT's chatter hidden), for a run that may
+    need no TensorFlow at all; a later `load()` starts it."""
     from keras_sr import _quiet
 
     os.environ.pop(PARSING, None)
@@ -126,10 +128,12 @@ def load(workload=None):
         weight_gradient_choice()
     except ValueError as error:
         raise SystemExit(str(error)) from None
+    _quiet.in_command = True
+    if not tensorflow:
+        return
     if "tensorflow" not in sys.modules:  # a switch read at TensorFlow's start
         for variable, (value, why) in workload_switches(workload).items():
             os.environ[variable] = value
             SWITCHES[variable] = (value, why)
-    _quiet.in_command = True
     _quiet.import_tensorflow_quietly()
     register_everything()

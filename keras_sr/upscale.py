@@ -76,10 +76,8 @@ def check_result_fits(source, height, width, scale_out, channels, bytes_per_valu
     the model's activations small; the whole result is still held once)."""
     out_values = round(height * scale_out) * round(width * scale_out) * channels
     needed = out_values * bytes_per_value
-    from keras_sr.data.pipeline import physical_memory_bytes
-
     try:
-        available = physical_memory_bytes()
+        available = outputs.physical_memory_bytes()
     except (ValueError, OSError, AttributeError):  # no sysconf for it on this platform
         return
     if needed > 0.8 * available:
@@ -271,13 +269,17 @@ def main(args):
     if strength is not None and zoo.canonical(args.model) != presets.DENOISE_PRESET:
         raise ValueError(f"--denoise-strength goes with --model {presets.DENOISE_PRESET}, "
                          f"not {args.model}")
-    from keras_sr import startup  # the inputs and outputs are good: TensorFlow starts
+    from keras_sr import startup  # the inputs and outputs are good: the work starts
 
-    startup.load()
-    model = args.model if strength is None else presets.denoise_path(strength)
-    upscaler = engines.load(model, engine=getattr(args, "engine", "auto"),
-                            precision=getattr(args, "precision", "float32"),
-                            num_threads=args.threads, log=log)
+    engine, precision = getattr(args, "engine", "auto"), getattr(args, "precision", "float32")
+    startup.load(tensorflow=False)
+    upscaler = None if strength is not None else engines.load_without_tensorflow(
+        args.model, engine, precision, args.threads)
+    if upscaler is None:
+        startup.load()
+        model = args.model if strength is None else presets.denoise_path(strength)
+        upscaler = engines.load(model, engine=engine, precision=precision,
+                                num_threads=args.threads, log=log)
     shown = args.model if strength is None else f"{args.model} (denoise strength {strength:g})"
     log(f"keras-sr upscale: {shown} on {describe_device()} at {upscaler.precision} "
         f"({upscaler.precision_reason}), through {upscaler.engine} ({upscaler.engine_reason})")

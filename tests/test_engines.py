@@ -195,3 +195,80 @@ def test_a_model_litert_cannot_run_stays_in_tensorflow(tmp_path, rng, monkeypatc
     monkeypatch.setattr(engines, "converted", lambda spec: pytest.fail("converted again"))
     again = engines.load(path, "auto", precision="float32", device=AVX2_CPU)
     assert again.engine == "TensorFlow" and "cannot run it" in again.engine_reason
+
+
+# A `keras-sr upscale` in a fresh Python, as the console script starts it; prints its exit
+# status and whether TensorFlow and Keras were imported.
+FRESH_UPSCALE = """
+import os, sys
+os.environ["KERAS_SR_PARSING"] = "1"
+from keras_sr import cli
+status = cli.main(["upscale", *sys.argv[1:], "--no-progress", "--overwrite"])
+print(status, "tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+
+
+def fresh_upscale(*args, **environment):
+    import subprocess
+    import sys
+
+    # As a user starts it: TF_CPP_MIN_LOG_LEVEL is the command's to choose (tests set 2).
+    inherited = {name: value for name, value in os.environ.items()
+                 if name != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", FRESH_UPSCALE, *map(str, args)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**inherited, "TF_ENABLE_ONEDNN_OPTS": "0", **environment})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split()[-3:], result.stderr
+
+
+def test_a_cached_litert_run_never_starts_tensorflow(model_file, tmp_path, rng):
+    _, path = model_file
+    Image.fromarray((rng.random((12, 10, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    deep = (rng.random((9, 11)) * 65535).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    # The first run converts the model: TensorFlow starts.
+    said, _ = fresh_upscale(tmp_path / "a.png", "-o", tmp_path / "first", "--model", path,
+                            "--engine", "litert")
+    assert said == ["0", "True", "True"]
+    # With the flatbuffer cached, LiteRT runs alone, and writes the same file.
+    said, err = fresh_upscale(tmp_path / "a.png", "-o", tmp_path / "second", "--model", path,
+                              "--engine", "litert")
+    assert said == ["0", "False", "False"], err
+    assert "through LiteRT/XNNPACK" in err and "(--engine litert)" in err
+    assert ((tmp_path / "first" / "a.png").read_bytes()
+            == (tmp_path / "second" / "a.png").read_bytes())
+    # `auto` (float32 here: oneDNN off) follows the verdict kept for this model and CPU.
+    threads = engines.default_threads()
+    key = engines._verdict_key(engines._file_key(path, engines.installed_tensorflow_version()),
+                               threads)
+    verdicts = os.path.join(os.environ["KERAS_SR_CACHE"], "engines.json")
+    for engine, started in (("litert", "False"), ("tensorflow", "True")):
+        with open(verdicts, "w") as file:
+            json.dump({key: {"engine": engine, "tensorflow_s": 0.2, "litert_s": 0.1,
+                             "psnr_db": 99.0}}, file)
+        said, err = fresh_upscale(tmp_path / "a.png", "-o", tmp_path / engine, "--model", path)
+        assert said == ["0", started, started], err
+        assert "timed once" in err
+    # A 16-bit PNG needs TensorFlow's codec: it starts then, as quietly as at the start.
+    said, err = fresh_upscale(tmp_path / "deep.png", "-o", tmp_path / "deep", "--model", path,
+                              "--engine", "litert")
+    assert said == ["0", "True", "True"]
+    assert "oneDNN" not in err and "cuda" not in err.lower()
+    with Image.open(tmp_path / "deep" / "deep.png") as result:
+        assert result.mode.startswith("I") and np.asarray(result).max() > 255
+
+
+def test_gpu_possible_looks_for_a_driver_without_tensorflow(monkeypatch):
+    from keras_sr import precision
+
+    monkeypatch.setattr(precision.platform, "system", lambda: "Linux")
+    nodes = set()
+    monkeypatch.setattr(precision.os.path, "exists", lambda path: path in nodes)
+    assert not precision.gpu_possible()
+    for node in precision.GPU_DEVICE_NODES:
+        nodes = {node}
+        assert precision.gpu_possible()
+    monkeypatch.setattr(precision.platform, "system", lambda: "Darwin")
+    nodes = set()
+    assert precision.gpu_possible()

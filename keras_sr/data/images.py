@@ -15,6 +15,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from keras_sr import _quiet
 from keras_sr.outputs import DEFAULT_PNG_COMPRESSION, PNG_COMPRESSION_LEVELS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -81,7 +82,7 @@ def _is_16_bit_color_png(image):
 
 
 def _read_16_bit_color_png(path):
-    import tensorflow as tf
+    tf = _quiet.tensorflow()
 
     with open(path, "rb") as handle:
         contents = handle.read()
@@ -149,7 +150,7 @@ def read_image_exact(path):
     try:
         with Image.open(path) as image:
             if _is_16_bit_color_png(image):
-                import tensorflow as tf
+                tf = _quiet.tensorflow()
 
                 with open(path, "rb") as handle:
                     array = tf.io.decode_png(handle.read(), channels=0, dtype=tf.uint16).numpy()
@@ -196,7 +197,7 @@ def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION
     if bits == 16:
         if format != "png":
             raise ValueError("16-bit output is PNG only")
-        import tensorflow as tf
+        tf = _quiet.tensorflow()
 
         if pixels.ndim == 2:
             pixels = pixels[..., None]

@@ -13,7 +13,6 @@ shards, DATA otherwise).
 """
 
 import logging
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -24,15 +23,12 @@ from keras_sr.data.transforms import (
     random_flip_rotate,
     random_flip_rotate_pair,
 )
+from keras_sr.outputs import physical_memory_bytes
 
 logger = logging.getLogger("keras_sr.data")
 
 # Share of physical memory the decoded-image cache may take under cache="auto".
 CACHE_MEMORY_SHARE = 0.4
-
-
-def physical_memory_bytes():
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def should_cache(source, cache):
