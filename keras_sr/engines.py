@@ -105,7 +105,9 @@ def _tensorflow_upscaler(spec, num_threads, precision, reason):
     return upscaler
 
 
-def _litert_upscaler(spec, num_threads, reason, model_key=None):
+def _litert_upscaler(spec, num_threads, reason, model_key=None, convert=True):
+    """LiteRT over `spec`'s flatbuffer, converted now where the cache has none or one that
+    does not load; with `convert=False` None instead of converting (that needs TensorFlow)."""
     from keras_sr import inference
 
     threads = num_threads or default_threads()
@@ -118,6 +120,8 @@ def _litert_upscaler(spec, num_threads, reason, model_key=None):
         if not cached:
             raise
         os.remove(cached)
+        if not convert:
+            return None
         flatbuffer, _, bytes_per_pixel = converted(spec, model_key)
         upscaler = inference.flatbuffer_upscaler(flatbuffer, os.fspath(spec), threads)
     upscaler.bytes_per_pixel = bytes_per_pixel
@@ -202,13 +206,14 @@ def load_without_tensorflow(spec, engine="auto", precision="auto", num_threads=N
         return None
     threads = num_threads or default_threads()
     if engine == "litert":
-        return _litert_upscaler(spec, threads, "--engine litert", model_key)
+        return _litert_upscaler(spec, threads, "--engine litert", model_key, convert=False)
     if precisions.gpu_possible() or precisions.resolve(precision)[0] != "float32":
         return None
     verdict = read_entry(_verdicts_path(), _verdict_key(model_key, threads))
     if not verdict or verdict.get("engine") != "litert":
         return None
-    return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key)
+    return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key,
+                            convert=False)
 
 
 def converted(spec, model_key=None):
@@ -320,7 +325,8 @@ def _measured(spec, num_threads, precision, log):
     verdict = read_entry(_verdicts_path(), key)
     if verdict:
         if verdict["engine"] == "litert":
-            return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key)
+            return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key,
+                            convert=False)
         return _tensorflow_upscaler(spec, num_threads, precision, _verdict_reason(verdict, False))
     if log:
         log("keras-sr: timing TensorFlow and LiteRT on this model once (converting it to "

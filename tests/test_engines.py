@@ -250,6 +250,16 @@ def test_a_cached_litert_run_never_starts_tensorflow(model_file, tmp_path, rng):
         said, err = fresh_upscale(tmp_path / "a.png", "-o", tmp_path / engine, "--model", path)
         assert said == ["0", started, started], err
         assert "timed once" in err
+    # A cached flatbuffer that does not load is converted again, by TensorFlow.
+    folder = os.path.join(os.environ["KERAS_SR_CACHE"], "litert")
+    (entry,) = [name for name in os.listdir(folder) if name.endswith(".tflite")]
+    with open(os.path.join(folder, entry), "wb") as file:
+        file.write(b"not a flatbuffer")
+    said, err = fresh_upscale(tmp_path / "a.png", "-o", tmp_path / "again", "--model", path,
+                              "--engine", "litert")
+    assert said == ["0", "True", "True"], err
+    assert ((tmp_path / "first" / "a.png").read_bytes()
+            == (tmp_path / "again" / "a.png").read_bytes())
     # A 16-bit PNG needs TensorFlow's codec: it starts then, as quietly as at the start.
     said, err = fresh_upscale(tmp_path / "deep.png", "-o", tmp_path / "deep", "--model", path,
                               "--engine", "litert")
