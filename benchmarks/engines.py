@@ -15,9 +15,8 @@ TensorFlow does (Eigen); LiteRT and ncnn pick their kernels for the CPU they run
 real AVX2 CPU gives their AVX2 figures.
 
 `--model-file` runs keras-sr on that `.keras` file (the preset's weights) instead of the preset
-name: the name needs its official weights converted in the cache to start without TensorFlow
-(`keras_sr.engines.load_without_tensorflow`), and a machine that cannot fetch them tries on
-every run, then falls back to the ncnn package's copy, through TensorFlow.
+name, which tries to fetch the official weights on every run until it has them (then falls
+back to the ncnn package's copy).
 """
 
 import argparse

