@@ -325,8 +325,7 @@ def _measured(spec, num_threads, precision, log):
     verdict = read_entry(_verdicts_path(), key)
     if verdict:
         if verdict["engine"] == "litert":
-            return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key,
-                            convert=False)
+            return _litert_upscaler(spec, threads, _verdict_reason(verdict, False), model_key)
         return _tensorflow_upscaler(spec, num_threads, precision, _verdict_reason(verdict, False))
     if log:
         log("keras-sr: timing TensorFlow and LiteRT on this model once (converting it to "

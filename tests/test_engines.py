@@ -69,6 +69,23 @@ def test_a_changed_or_corrupt_cache_entry_is_converted_again(model_file, rng, tm
     assert len([name for name in os.listdir(folder) if name.endswith(".tflite")]) == 2
 
 
+def test_auto_converts_a_corrupt_cache_entry_again_under_a_kept_verdict(model_file, rng,
+                                                                        monkeypatch):
+    model, path = model_file
+    image = lr_images(rng)
+    monkeypatch.setattr(engines, "compare", lambda *args: {
+        "engine": "litert", "tensorflow_s": 0.2, "litert_s": 0.1, "psnr_db": 99.0})
+    assert engines.load(path, "auto", precision="float32", device=AVX2_CPU).engine.startswith(
+        "LiteRT")
+    folder = os.path.join(os.environ["KERAS_SR_CACHE"], "litert")
+    (entry,) = [name for name in os.listdir(folder) if name.endswith(".tflite")]
+    with open(os.path.join(folder, entry), "wb") as file:
+        file.write(b"not a flatbuffer")
+    again = engines.load(path, "auto", precision="float32", device=AVX2_CPU)
+    assert again.engine.startswith("LiteRT") and "timed once" in again.engine_reason
+    np.testing.assert_allclose(again(image), model(image).numpy(), atol=1e-5)
+
+
 class Fake:
     def __init__(self, seconds, output):
         self.seconds, self.output = seconds, output
