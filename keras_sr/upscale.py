@@ -248,7 +248,8 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         else:
             alpha = inference.quantize(resize(decoded.alpha, size), out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
-    atomic.write_bytes(target, encode_image(out, fmt, bits, args.png_compression))
+    atomic.write_bytes(target, encode_image(out, fmt, bits, getattr(
+        args, "png_compression", outputs.DEFAULT_PNG_COMPRESSION)))
 
 
 def main(args):
