@@ -188,16 +188,19 @@ def load_without_tensorflow(spec, engine="auto", precision="auto", num_threads=N
     """
     import sys
 
-    from keras_sr import inference, presets
     from keras_sr import precision as precisions
+    from keras_sr import presets
     from keras_sr.atomic import read_entry
 
     if ("tensorflow" in sys.modules or engine not in ("auto", "litert")
             or precision not in ("auto", "float32") or not litert_available()):
         return None
     if os.fspath(spec).endswith(".tflite"):
-        inference.check_model_spec(spec)
         return load(spec, engine, precision, num_threads)
+    # Before the weights are looked for: an offline preset tries a fetch there.
+    if engine == "auto" and (precisions.gpu_possible()
+                             or precisions.resolve(precision)[0] != "float32"):
+        return None
     weights, version = presets.weights_on_disk(spec), installed_tensorflow_version()
     if weights is None or version is None:
         return None
@@ -207,8 +210,6 @@ def load_without_tensorflow(spec, engine="auto", precision="auto", num_threads=N
     threads = num_threads or default_threads()
     if engine == "litert":
         return _litert_upscaler(spec, threads, "--engine litert", model_key, convert=False)
-    if precisions.gpu_possible() or precisions.resolve(precision)[0] != "float32":
-        return None
     verdict = read_entry(_verdicts_path(), _verdict_key(model_key, threads))
     if not verdict or verdict.get("engine") != "litert":
         return None
