@@ -46,9 +46,9 @@ def main(argv=None):
 
     print(f"float32, batch {args.batch}, median of {args.steps} steps after the first; "
           f"TensorFlow {tf.__version__}, {platform.machine()}, {os.cpu_count()} cores; "
-          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
-          f"KERAS_SR_CONV_WEIGHT_GRADIENT="
-          f"{os.environ.get('KERAS_SR_CONV_WEIGHT_GRADIENT', 'unset')}")
+          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}"
+          + "".join(f", {variable}={os.environ.get(variable, 'unset')}" for variable in (
+              "KERAS_SR_CONV_WEIGHT_GRADIENT", "KERAS_SR_DENSE_BLOCK")))
     print("| experiment | what | graph nodes | trace s | first call s | trace + first call s "
           "| step s |")
     print("|---|---|---|---|---|---|---|")

@@ -59,21 +59,27 @@ def per_shape(repeats, dtype="float32"):
               f"| {ours / theirs:.2f} |", flush=True)
 
 
-def whole_network(rounds, dtype="float32"):
+def whole_network(rounds, dtype="float32", variable=None, choices=None, what="weight gradient"):
+    """RRDBNet x4's forward and backward with `variable` (an environment choice read when a
+    step is traced; KERAS_SR_CONV_WEIGHT_GRADIENT when None) set to each of its two `choices`
+    in turn: both traced, then called in alternation, `rounds` each."""
     import keras
     import tensorflow as tf
 
-    from keras_sr import precision
-    from keras_sr.layers.conv2d import VARIABLE
+    from keras_sr import precision, startup
     from keras_sr.models.rrdbnet import RRDBNet
+
+    variable = variable or startup.WEIGHT_GRADIENT
+    first_choice, second_choice = choices or startup.WEIGHT_GRADIENT_CHOICES
 
     keras.config.set_dtype_policy(precision.policy(dtype))
     model = RRDBNet()
     lr = tf.random.uniform([4, 32, 32, 3])
     hr = tf.random.uniform([4, 128, 128, 3])
     steps, first = {}, {}
-    for choice in ("tensorflow", "matmul"):
-        os.environ[VARIABLE] = choice  # read when the step is traced
+    previous = os.environ.get(variable)
+    for choice in (first_choice, second_choice):
+        os.environ[variable] = choice  # read when the step is traced
 
         @tf.function
         def step(lr, hr):
@@ -88,20 +94,46 @@ def whole_network(rounds, dtype="float32"):
         steps[choice] = step
     times = {choice: [] for choice in steps}
     for round_ in range(rounds):
-        for choice in (("tensorflow", "matmul") if round_ % 2 == 0 else ("matmul", "tensorflow")):
+        for choice in ((first_choice, second_choice) if round_ % 2 == 0
+                       else (second_choice, first_choice)):
             start = time.perf_counter()
             [gradient.numpy() for gradient in steps[choice](lr, hr)]
             times[choice].append(time.perf_counter() - start)
     print(f"\nRRDBNet x4 forward + backward ({model.dtype_policy.name}), batch 4 of 32 x 32 "
           "(L1 to 128 x 128):")
-    print("| weight gradient | first call (trace) s | median s | calls s |")
+    print(f"| {what} | first call (trace) s | median s | calls s |")
     print("|---|---|---|---|")
     for choice, values in times.items():
         print(f"| {choice} | {first[choice]:.1f} | {statistics.median(values):.2f} | "
               + ", ".join(f"{value:.2f}" for value in values) + " |")
-    ratios = [ours / theirs for ours, theirs in zip(times["matmul"], times["tensorflow"])]
-    print(f"matmul / tensorflow: median of {rounds} pairwise ratios "
+    ratios = [ours / theirs for ours, theirs in zip(times[second_choice], times[first_choice])]
+    print(f"{second_choice} / {first_choice}: median of {rounds} pairwise ratios "
           f"{statistics.median(ratios):.3f}")
+    if previous is None:
+        os.environ.pop(variable)
+    else:
+        os.environ[variable] = previous
+
+
+def start(threads, precision):
+    """Loads keras-sr and TensorFlow (with the kernels this process's environment chooses),
+    sets `threads` and prints the machine, the kernels and `precision`."""
+    from keras_sr import startup
+
+    startup.load()
+    import tensorflow as tf
+
+    from benchmarks.precision import machine
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    facts = machine()
+    flags = ", ".join(flag for flag, present in facts["flags"].items() if present) or "none"
+    chosen = ", ".join(f"{variable}={os.environ[variable]}" for variable in (
+        startup.WEIGHT_GRADIENT, startup.DENSE_BLOCK, startup.ALLOCATOR,
+        "ONEDNN_MAX_CPU_ISA") if variable in os.environ)
+    print(f"{facts['cpu'] or platform.processor()} ({flags}), {threads} threads, "
+          f"TensorFlow {tf.__version__}, oneDNN {'on' if facts['onednn'] else 'off'}, "
+          f"{precision}{', ' + chosen if chosen else ''}\n")
 
 
 def main(argv=None):
@@ -111,19 +143,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args(argv)
-    from keras_sr import startup
-
-    startup.load()
-    import tensorflow as tf
-
-    from benchmarks.precision import machine
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    facts = machine()
-    flags = ", ".join(flag for flag, present in facts["flags"].items() if present) or "none"
-    print(f"{facts['cpu'] or platform.processor()} ({flags}), {args.threads} threads, "
-          f"TensorFlow {tf.__version__}, oneDNN {'on' if facts['onednn'] else 'off'}, "
-          f"{args.precision}\n")
+    start(args.threads, args.precision)
     per_shape(args.repeats, args.precision)
     whole_network(args.rounds, args.precision)
 

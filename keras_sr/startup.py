@@ -24,7 +24,14 @@ import sets none:
   kernel time that costs went from 63 s to 17 s and the whole `quick` command from 89 s to 48 s
   (1.9x; `benchmarks.allocator`, 300 steps, 2-core AMD EPYC with oneDNN off). With oneDNN it
   changes nothing (22.0 s vs 21.8 s), and inference is left as it is (the arena keeps what it
-  took, which a long tiled upscale does not need).
+  took, which a long tiled upscale does not need). And `KERAS_SR_DENSE_BLOCK=split`: residual
+  dense blocks as split sums (keras_sr.layers.residual_dense_block.split_dense_block), as
+  Eigen's backward pass over the concatenated inputs is slow: RRDBNet's forward and backward
+  0.74x the time, the rrdb_psnr_x4 and esrgan_x4 steps 0.74-0.85x, 0.4-0.5 GB less memory
+  (`benchmarks.dense_block`, `benchmarks.train_step`; 2-core AMD EPYC Zen 5, oneDNN off;
+  0.82x with Eigen's matrix products held to AVX2). With oneDNN's kernels the split form was
+  slower (1.06x with oneDNN held to AVX2, 1.11x with its AVX-512 kernels), so it is not set
+  there.
 - training with oneDNN on an x86 CPU without AVX-512 (oneDNN's AVX2 kernels):
   `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`, the weight gradients of 3x3 convolutions with 32 or
   more channels as nine matrix products instead of oneDNN's `jit:avx2` backward-weights kernel
@@ -43,19 +50,31 @@ ALLOCATOR = "TF_CPU_ALLOCATOR_USE_BFC"
 # How 3x3 convolutions take their weight gradient in training (keras_sr.layers.conv2d).
 WEIGHT_GRADIENT = "KERAS_SR_CONV_WEIGHT_GRADIENT"
 WEIGHT_GRADIENT_CHOICES = ("tensorflow", "matmul")
+# How residual dense blocks are computed in training (keras_sr.layers.residual_dense_block).
+DENSE_BLOCK = "KERAS_SR_DENSE_BLOCK"
+DENSE_BLOCK_CHOICES = ("concatenate", "split")
 # What load() set, and why, for the command's status line.
 SWITCHES = {}
 
 
-def weight_gradient_choice():
-    """`KERAS_SR_CONV_WEIGHT_GRADIENT`'s value, lower-cased ("tensorflow" when unset); a value
-    that is not a choice is a ValueError naming it and the choices."""
-    chosen = os.environ.get(WEIGHT_GRADIENT, "").strip().lower() or WEIGHT_GRADIENT_CHOICES[0]
-    if chosen not in WEIGHT_GRADIENT_CHOICES:
-        raise ValueError(f"{WEIGHT_GRADIENT}={os.environ[WEIGHT_GRADIENT]!r} is not a "
-                         f"weight-gradient choice; expected one of "
-                         f"{', '.join(WEIGHT_GRADIENT_CHOICES)}")
+def _choice(variable, choices, what):
+    """`variable`'s value, lower-cased (the first of `choices` when unset); a value that is not
+    one of them is a ValueError naming it and the choices."""
+    chosen = os.environ.get(variable, "").strip().lower() or choices[0]
+    if chosen not in choices:
+        raise ValueError(f"{variable}={os.environ[variable]!r} is not a {what} choice; "
+                         f"expected one of {', '.join(choices)}")
     return chosen
+
+
+def weight_gradient_choice():
+    """`KERAS_SR_CONV_WEIGHT_GRADIENT`'s value ("tensorflow" when unset; see _choice)."""
+    return _choice(WEIGHT_GRADIENT, WEIGHT_GRADIENT_CHOICES, "weight-gradient")
+
+
+def dense_block_choice():
+    """`KERAS_SR_DENSE_BLOCK`'s value ("concatenate" when unset; see _choice)."""
+    return _choice(DENSE_BLOCK, DENSE_BLOCK_CHOICES, "dense-block")
 
 
 def parsing():
@@ -103,9 +122,16 @@ def workload_switches(workload, environ=None, flags=None):
                 "1", "oneDNN's kernels, which TensorFlow leaves off on this CPU: its "
                      "convolutions train about 1.2x faster than Eigen's here")
             onednn = True
-        elif ALLOCATOR not in environ:
-            switches[ALLOCATOR] = ("true", "TensorFlow's BFC arena: Eigen's kernels, which run "
-                                   "here, train about 1.9x faster with it than with malloc")
+        else:
+            if ALLOCATOR not in environ:
+                switches[ALLOCATOR] = (
+                    "true", "TensorFlow's BFC arena: Eigen's kernels, which run here, train "
+                            "about 1.9x faster with it than with malloc")
+            if DENSE_BLOCK not in environ:
+                switches[DENSE_BLOCK] = (
+                    DENSE_BLOCK_CHOICES[1],
+                    "dense blocks as split sums: Eigen's backward pass over concatenated "
+                    "inputs is slow, RRDBNet's forward and backward take ~0.75x the time")
     if onednn and x86_linux() and "avx512f" not in flags and WEIGHT_GRADIENT not in environ:
         switches[WEIGHT_GRADIENT] = (
             WEIGHT_GRADIENT_CHOICES[1],
@@ -126,6 +152,7 @@ def load(workload=None, tensorflow=True):
     try:
         # Said before any work starts (the layers would say it only when a step is traced).
         weight_gradient_choice()
+        dense_block_choice()
     except ValueError as error:
         raise SystemExit(str(error)) from None
     _quiet.in_command = True

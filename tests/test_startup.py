@@ -214,15 +214,20 @@ BFLOAT16_CPU = AVX2_ONLY | {"avx512f", "avx512_vnni", "avx512_bf16"}
 
 
 MATMUL = {"KERAS_SR_CONV_WEIGHT_GRADIENT": "matmul"}
+SPLIT = {"KERAS_SR_DENSE_BLOCK": "split"}
 
 
 @pytest.mark.parametrize("flags,environ,expected", [
     # TensorFlow leaves oneDNN off on an AVX2-only CPU: training turns it on, not the arena,
     # and takes 3x3 weight gradients as matrix products (oneDNN's AVX2 kernel is slow).
     (AVX2_ONLY, {}, {"TF_ENABLE_ONEDNN_OPTS": "1", **MATMUL}),
-    # The user chose Eigen: kept, with the arena Eigen's kernels want.
-    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true"}),
-    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "false"}, {}),
+    # The user chose Eigen: kept, with the arena and the split dense blocks Eigen's kernels
+    # want, each unless the user set it.
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true", **SPLIT}),
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "false"}, SPLIT),
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_SR_DENSE_BLOCK": "concatenate"},
+     {"TF_CPU_ALLOCATOR_USE_BFC": "true"}),
+    (BFLOAT16_CPU, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true", **SPLIT}),
     # The user turned oneDNN on: its AVX2 kernels run, so the weight gradients are switched.
     (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "1"}, MATMUL),
     # ... unless the user chose TensorFlow's own.
@@ -272,14 +277,19 @@ def test_training_sets_the_allocator_per_cpu_before_tensorflow_and_keeps_a_users
     assert result.stdout.strip() == str(environ.get("TF_CPU_ALLOCATOR_USE_BFC"))
 
 
-def test_a_wrong_weight_gradient_choice_stops_a_command_with_one_line(tmp_path):
+@pytest.mark.parametrize("variable,message", [
+    ("KERAS_SR_CONV_WEIGHT_GRADIENT",
+     "KERAS_SR_CONV_WEIGHT_GRADIENT='fast' is not a weight-gradient choice; expected one of "
+     "tensorflow, matmul"),
+    ("KERAS_SR_DENSE_BLOCK",
+     "KERAS_SR_DENSE_BLOCK='fast' is not a dense-block choice; expected one of "
+     "concatenate, split"),
+])
+def test_a_wrong_training_choice_stops_a_command_with_one_line(tmp_path, variable, message):
     code = "from keras_sr import startup; startup.load('train'); print('loaded')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, cwd=tmp_path,
-                            env=dict(os.environ, KERAS_SR_PARSING="1",
-                                     KERAS_SR_CONV_WEIGHT_GRADIENT="fast"))
+                            env=dict(os.environ, KERAS_SR_PARSING="1", **{variable: "fast"}))
     assert result.returncode == 1 and "loaded" not in result.stdout
-    assert result.stderr.strip().splitlines() == [
-        "KERAS_SR_CONV_WEIGHT_GRADIENT='fast' is not a weight-gradient choice; expected one of "
-        "tensorflow, matmul"], result.stderr
+    assert result.stderr.strip().splitlines() == [message], result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -32,15 +32,18 @@ MATMUL = CHOICES[1]
 MIN_CHANNELS = 32
 
 
+def cpu_training_choice(training, choice, value):
+    """`value` where this call trains (`training`), `choice()` (an environment choice read
+    from keras_sr.startup) is `value` and no GPU is visible, else None."""
+    if not training or choice() != value or tf.config.list_logical_devices("GPU"):
+        return None
+    return value
+
+
 def weight_gradient_mode(training):
     """MATMUL where this call's 3x3 convolutions take their weight gradient as matrix products
     (see the module docstring), else None."""
-    if not training:
-        return None
-    value = weight_gradient_choice()
-    if value != MATMUL or tf.config.list_logical_devices("GPU"):
-        return None
-    return MATMUL
+    return cpu_training_choice(training, weight_gradient_choice, MATMUL)
 
 
 def applies(kernel_shape):

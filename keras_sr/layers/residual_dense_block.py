@@ -6,7 +6,22 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_sr.layers.conv2d import Conv2D, conv3x3, shared_graph, weight_gradient_mode
+from keras_sr.layers.conv2d import (
+    Conv2D,
+    conv3x3,
+    cpu_training_choice,
+    shared_graph,
+    weight_gradient_mode,
+)
+from keras_sr.startup import DENSE_BLOCK_CHOICES, dense_block_choice
+
+SPLIT = DENSE_BLOCK_CHOICES[1]
+
+
+def training_form(training):
+    """SPLIT where this call's dense blocks train in split_dense_block's form
+    (`KERAS_SR_DENSE_BLOCK=split`, in training, with no GPU visible), else None."""
+    return cpu_training_choice(training, dense_block_choice, SPLIT)
 
 
 def scaled_he_normal(scale):
@@ -29,6 +44,37 @@ def dense_block(inputs, convs, residual_scale):
     return residual * residual_scale + inputs
 
 
+def split_dense_block(inputs, kernels, biases, residual_scale):
+    """dense_block over weight tensors, without concatenating feature maps.
+
+    Conv k sees feature maps 0..k; its sum over them splits into one convolution per map. So
+    each map is convolved once, with the slices of every later kernel that read it stacked
+    along the output channels, and each conv's output is the sum of its slices' parts: the
+    same products and sums, the same weights (the slices are taken from the block's kernels),
+    no concatenated inputs. Under Eigen (oneDNN off) the backward pass over the concatenated
+    inputs is slow, and this form trains faster there; with oneDNN's kernels, and in
+    inference, it is not faster (keras_sr.startup says by how much; `training_form` says
+    where it is used).
+    """
+    num_features, growth_channels = kernels[0].shape[2:]
+    widths = [num_features] + [growth_channels] * 4
+    starts = [sum(widths[:index]) for index in range(5)]
+    sums = [None] * 5
+    feature = inputs
+    for index in range(5):
+        later = range(index, 5)  # the convs that read feature map `index`
+        kernel = tf.concat([kernels[conv][:, :, starts[index]:starts[index] + widths[index], :]
+                            for conv in later], axis=-1)
+        parts = tf.split(tf.nn.conv2d(feature, kernel, 1, "SAME"),
+                         [kernels[conv].shape[-1] for conv in later], axis=-1)
+        for conv, part in zip(later, parts):
+            sums[conv] = part if sums[conv] is None else sums[conv] + part
+        outputs = tf.nn.bias_add(sums[index], biases[index])
+        if index < 4:
+            feature = ops.leaky_relu(outputs, negative_slope=0.2)
+    return outputs * residual_scale + inputs
+
+
 def conv_over(kernel, bias, gradient=None):
     """A 'same' 3x3 convolution with bias over given weight tensors, as a Conv2D layer computes;
     `gradient`: keras_sr.layers.conv2d.weight_gradient_mode's choice."""
@@ -39,11 +85,29 @@ def convs_over(kernels, biases, gradient=None):
     return [conv_over(kernel, bias, gradient) for kernel, bias in zip(kernels, biases)]
 
 
-def _dense_block_over(inputs, kernels, biases, residual_scale, gradient=None):
+def kernel_shapes(convs):
+    """The convolutions' kernel shapes, as Python tuples (for dense_block_over)."""
+    return tuple(tuple(conv.kernel.shape) for conv in convs)
+
+
+def dense_block_over(inputs, kernels, biases, residual_scale, gradient=None, form=None,
+                     shapes=None):
+    """A dense block over weight tensors: split_dense_block's form where `form` is SPLIT
+    (training_form's choice), else dense_block's.
+
+    `shapes`: the kernels' static shapes (kernel_shapes), put back on them. Traced by
+    shared_graph, a second trace with other widths makes TensorFlow relax the tensor
+    arguments' shapes to unknown, and the kernels' channel counts decide the split and the
+    weight gradient; as Python values the shapes are part of the trace's key instead.
+    """
+    if shapes is not None:
+        kernels = [tf.ensure_shape(kernel, shape) for kernel, shape in zip(kernels, shapes)]
+    if form == SPLIT:
+        return split_dense_block(inputs, kernels, biases, residual_scale)
     return dense_block(inputs, convs_over(kernels, biases, gradient), residual_scale)
 
 
-traced_dense_block = shared_graph(_dense_block_over)
+traced_dense_block = shared_graph(dense_block_over)
 
 _tracing = threading.local()
 
@@ -137,7 +201,8 @@ class ResidualDenseBlock(keras.layers.Layer):
         # the computation is one traced graph shared by all blocks (see traced_dense_block).
         kernels, biases = conv_weights(self.convs)
         return traced_dense_block(inputs, kernels, biases, self.residual_scale,
-                                  weight_gradient_mode(training))
+                                  weight_gradient_mode(training), training_form(training),
+                                  kernel_shapes(self.convs))
 
     def compute_output_shape(self, input_shape):
         return input_shape

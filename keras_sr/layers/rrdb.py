@@ -6,10 +6,11 @@ from keras_sr.layers.conv2d import weight_gradient_mode
 from keras_sr.layers.residual_dense_block import (
     ResidualDenseBlock,
     conv_weights,
-    convs_over,
-    dense_block,
+    dense_block_over,
+    kernel_shapes,
     shared_graph,
     tracing_per_layer,
+    training_form,
 )
 
 
@@ -21,11 +22,14 @@ def residual_in_residual(inputs, blocks, residual_scale):
     return outputs * residual_scale + inputs
 
 
-def _traced_blocks(inputs, kernels, biases, residual_scale, gradient=None):
+def _traced_blocks(inputs, kernels, biases, residual_scale, gradient=None, form=None,
+                   shapes=None):
     blocks = [
-        functools.partial(dense_block, convs=convs_over(block_kernels, block_biases, gradient),
-                          residual_scale=residual_scale)
-        for block_kernels, block_biases in zip(kernels, biases)
+        functools.partial(dense_block_over, kernels=block_kernels, biases=block_biases,
+                          residual_scale=residual_scale, gradient=gradient, form=form,
+                          shapes=block_shapes)
+        for block_kernels, block_biases, block_shapes in zip(
+            kernels, biases, shapes or (None,) * len(kernels))
     ]
     return residual_in_residual(inputs, blocks, residual_scale)
 
@@ -89,6 +93,8 @@ class RRDB(keras.layers.Layer):
             [biases for _, biases in weights],
             self.residual_scale,
             weight_gradient_mode(training),
+            training_form(training),
+            tuple(kernel_shapes(block.convs) for block in self.blocks),
         )
 
     def compute_output_shape(self, input_shape):
