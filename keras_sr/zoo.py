@@ -12,6 +12,7 @@ Environment:
 
 import dataclasses
 import os
+import time
 
 from keras_sr import pretrained_files
 
@@ -159,10 +160,18 @@ def verified(release, path):
     return pretrained_files.file_digest(path).startswith(release.sha256)
 
 
+# A fetch that failed is not tried again for this long in the same process: one command can
+# look for a preset's weights more than once (the engine choice, then the model), and on a
+# network that never answers each try waits out the download timeout.
+FAILED_FETCH_MEMORY_SECONDS = 60.0
+_failed_fetches = {}  # (url, target): (time.monotonic() of the failure, its message)
+
+
 def weights_file(release):
     """The path of `release`'s checked file: the cached copy, else fetched into the cache (a
     copy with another hash is fetched again). ReleaseUnavailable, in one line, when neither
-    works: the URL, the hash and where to put the file by hand."""
+    works: the URL, the hash and where to put the file by hand. A fetch that failed less than
+    FAILED_FETCH_MEMORY_SECONDS ago in this process fails again with its message, untried."""
     target = weights_path(release)
     if os.path.isfile(target) and verified(release, target):
         return target
@@ -178,10 +187,14 @@ def weights_file(release):
         raise unavailable(f"no copy of {release.file}")
     if offline():
         raise unavailable(f"no copy of {release.file} and KERAS_SR_OFFLINE is set")
+    failed = _failed_fetches.get((url, target))
+    if failed and time.monotonic() - failed[0] < FAILED_FETCH_MEMORY_SECONDS:
+        raise unavailable(failed[1])
     try:
         return pretrained_files.download_verified(
             url, target, lambda path: verified(release, path))
     except pretrained_files.DownloadFailed as failure:
+        _failed_fetches[(url, target)] = (time.monotonic(), str(failure))
         raise unavailable(str(failure)) from None
 
 

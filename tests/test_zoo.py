@@ -162,6 +162,28 @@ def test_a_body_cut_short_leaves_no_file(zoo_server):
     assert not os.path.exists(folder) or not os.listdir(folder)
 
 
+def test_a_failed_fetch_is_not_tried_again_at_once(zoo_server, monkeypatch):
+    server, models = zoo_server
+    release = zoo.RELEASES["realesrgan-x2plus"]
+    server.truncate.add(release.file)
+    messages = []
+    for _ in range(2):
+        with pytest.raises(presets.PresetUnavailable, match="IncompleteRead") as caught:
+            presets.load_model("realesrgan-x2plus")
+        messages.append(str(caught.value))
+    # The second look (as a command's engine choice and then its model make) asks no one.
+    assert server.requests == 1 and messages[0] == messages[1]
+    # Other files are fetched as before; and once the memory has passed, this one again.
+    presets.load_model("realesrgan-x4plus")
+    assert server.requests == 2
+    server.truncate.clear()
+    monkeypatch.setattr(zoo, "FAILED_FETCH_MEMORY_SECONDS", 0.0)
+    images = random_images((1, 5, 6, 3))
+    np.testing.assert_allclose(presets.load_model("realesrgan-x2plus")(images),
+                               models["realesrgan-x2plus"](images), atol=1e-5)
+    assert server.requests == 3
+
+
 def test_the_ncnn_package_stands_in_when_the_release_cannot_be_had(zoo_server, fake_package):
     server, _ = zoo_server
     server.truncate.add(zoo.RELEASES["realesr-animevideov3"].file)
