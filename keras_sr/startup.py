@@ -31,7 +31,8 @@ import sets none:
   (`benchmarks.dense_block`, `benchmarks.train_step`; 2-core AMD EPYC Zen 5, oneDNN off;
   0.82x with Eigen's matrix products held to AVX2). With oneDNN's kernels the split form was
   slower (1.06x with oneDNN held to AVX2, 1.11x with its AVX-512 kernels), so it is not set
-  there.
+  there; nor on other machines (ARM, macOS, Windows), where it has not been measured and where
+  TensorFlow may run oneDNN by its own default (e.g. on Linux for Arm Neoverse V1).
 - training with oneDNN on an x86 CPU without AVX-512 (oneDNN's AVX2 kernels):
   `KERAS_SR_CONV_WEIGHT_GRADIENT=matmul`, the weight gradients of 3x3 convolutions with 32 or
   more channels as nine matrix products instead of oneDNN's `jit:avx2` backward-weights kernel
@@ -127,7 +128,7 @@ def workload_switches(workload, environ=None, flags=None):
                 switches[ALLOCATOR] = (
                     "true", "TensorFlow's BFC arena: Eigen's kernels, which run here, train "
                             "about 1.9x faster with it than with malloc")
-            if DENSE_BLOCK not in environ:
+            if DENSE_BLOCK not in environ and x86_linux():
                 switches[DENSE_BLOCK] = (
                     DENSE_BLOCK_CHOICES[1],
                     "dense blocks as split sums: Eigen's backward pass over concatenated "

@@ -248,6 +248,17 @@ def test_training_switches_follow_the_cpu_and_the_users_settings(monkeypatch, fl
     assert startup.workload_switches(None, environ=environ, flags=flags) == {}
 
 
+def test_split_dense_blocks_are_chosen_on_x86_linux_only(monkeypatch):
+    # Measured there; elsewhere TensorFlow may run oneDNN by its own default (Arm Neoverse V1).
+    from keras_sr import startup
+
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    switches = startup.workload_switches("train", environ={}, flags=frozenset())
+    assert {variable: value for variable, (value, _) in switches.items()} == {
+        "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+
+
 @pytest.mark.parametrize("environ,expected", [
     ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "true"),  # Eigen kernels: the BFC arena
     ({"TF_ENABLE_ONEDNN_OPTS": "1"}, None),  # oneDNN: measured to change nothing, left alone
