@@ -54,7 +54,9 @@ def split_dense_block(inputs, kernels, biases, residual_scale):
     no concatenated inputs. Under Eigen (oneDNN off) the backward pass over the concatenated
     inputs is slow, and this form trains faster there; with oneDNN's kernels, and in
     inference, it is not faster (keras_sr.startup says by how much; `training_form` says
-    where it is used).
+    where it is used). Its convolutions keep TensorFlow's weight gradient, whatever
+    KERAS_SR_CONV_WEIGHT_GRADIENT says: tried once, the matrix products made this form slower
+    under Eigen and with oneDNN held to AVX2 (BENCHMARKS.md).
     """
     num_features, growth_channels = kernels[0].shape[2:]
     widths = [num_features] + [growth_channels] * 4
