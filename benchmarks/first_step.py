@@ -42,13 +42,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import tensorflow as tf
 
+    from benchmarks.precision import switch_settings
     from benchmarks.train_step import build_step, timed
 
     print(f"float32, batch {args.batch}, median of {args.steps} steps after the first; "
           f"TensorFlow {tf.__version__}, {platform.machine()}, {os.cpu_count()} cores; "
-          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}"
-          + "".join(f", {variable}={os.environ.get(variable, 'unset')}" for variable in (
-              "KERAS_SR_CONV_WEIGHT_GRADIENT", "KERAS_SR_DENSE_BLOCK")))
+          f"switches: {switch_settings()}")
     print("| experiment | what | graph nodes | trace s | first call s | trace + first call s "
           "| step s |")
     print("|---|---|---|---|---|---|---|")

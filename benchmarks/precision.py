@@ -54,6 +54,18 @@ FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx5
 PRESET = "realesrgan-x4plus"
 
 
+# The environment variables that choose the kernels and forms a benchmark measures.
+SWITCHES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "TF_CPU_ALLOCATOR_USE_BFC",
+            "KERAS_SR_CONV_WEIGHT_GRADIENT", "KERAS_SR_DENSE_BLOCK")
+
+
+def switch_settings(environ=None):
+    """`SWITCHES` as this process has them, "NAME=value" joined by spaces (unset ones left
+    out), or "none": for a benchmark's header."""
+    environ = os.environ if environ is None else environ
+    return " ".join(f"{name}={environ[name]}" for name in SWITCHES if name in environ) or "none"
+
+
 def machine():
     flags = precisions.cpu_flags()
     chosen, reason = precisions.resolve("auto")

@@ -137,11 +137,13 @@ def main(argv=None):
 
     import tensorflow as tf
 
+    from benchmarks.precision import switch_settings
+
     print(f"{rows[0]['precision']}, batch {args.batch}, median of {args.steps} steps after the "
           f"first; TensorFlow "
           f"{tf.__version__}, {platform.machine()}, {os.cpu_count()} cores, no GPU; switches "
-          f"set as training.fit does: "
-          f"{' '.join(f'{k}={v}' for k, v in switches.items()) or 'none'}")
+          f"(yours, and those training.fit sets here): "
+          f"{switch_settings({**os.environ, **switches})}")
     print("| experiment | HR patch | first step (trace) s | step s | steps/s | patches/s "
           "| peak RSS GB |")
     print("|---|---|---|---|---|---|---|")

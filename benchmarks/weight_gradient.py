@@ -123,17 +123,14 @@ def start(threads, precision):
     startup.load()
     import tensorflow as tf
 
-    from benchmarks.precision import machine
+    from benchmarks.precision import machine, switch_settings
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     facts = machine()
     flags = ", ".join(flag for flag, present in facts["flags"].items() if present) or "none"
-    chosen = ", ".join(f"{variable}={os.environ[variable]}" for variable in (
-        startup.WEIGHT_GRADIENT, startup.DENSE_BLOCK, startup.ALLOCATOR,
-        "ONEDNN_MAX_CPU_ISA") if variable in os.environ)
     print(f"{facts['cpu'] or platform.processor()} ({flags}), {threads} threads, "
           f"TensorFlow {tf.__version__}, oneDNN {'on' if facts['onednn'] else 'off'}, "
-          f"{precision}{', ' + chosen if chosen else ''}\n")
+          f"{precision}; switches: {switch_settings()}\n")
 
 
 def main(argv=None):
