@@ -22,14 +22,12 @@ def residual_in_residual(inputs, blocks, residual_scale):
     return outputs * residual_scale + inputs
 
 
-def _traced_blocks(inputs, kernels, biases, residual_scale, gradient=None, form=None,
-                   shapes=None):
+def _traced_blocks(inputs, kernels, biases, residual_scale, gradient, form, shapes):
     blocks = [
         functools.partial(dense_block_over, kernels=block_kernels, biases=block_biases,
                           residual_scale=residual_scale, gradient=gradient, form=form,
                           shapes=block_shapes)
-        for block_kernels, block_biases, block_shapes in zip(
-            kernels, biases, shapes or (None,) * len(kernels))
+        for block_kernels, block_biases, block_shapes in zip(kernels, biases, shapes)
     ]
     return residual_in_residual(inputs, blocks, residual_scale)
 
