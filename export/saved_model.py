@@ -215,7 +215,8 @@ def main(argv=None, prog="python -m export.saved_model"):
 
     parser = argparse.ArgumentParser(prog=prog, description=outputs.first_paragraph(__doc__))
     parser.add_argument("--model", required=True, help=".keras file or preset name")
-    parser.add_argument("--out", required=True, help="TF-Serving model folder, e.g. models/NAME")
+    parser.add_argument("-o", "--out", required=True,
+                        help="TF-Serving model folder, e.g. models/NAME")
     parser.add_argument("--version", type=outputs.int_at_least(1),
                         help="version number (default: next free)")
     parser.add_argument("--max-pixels", type=outputs.int_at_least(1), default=DEFAULT_MAX_PIXELS,

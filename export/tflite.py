@@ -180,7 +180,7 @@ def main(argv=None, prog="python -m export.tflite"):
         description="Convert a generator to TFLite (builtin ops only) and report its parity "
         "with the Keras model on real photos.")
     parser.add_argument("--model", required=True, help=".keras file or preset name")
-    parser.add_argument("--out", required=True, help="output .tflite file")
+    parser.add_argument("-o", "--out", required=True, help="output .tflite file")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
     parser.add_argument("--input-size", type=outputs.int_at_least(1), nargs=2,
                         metavar=("H", "W"),

@@ -19,6 +19,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import warnings
 
 # Set by keras_sr.startup.load(): this process is a keras-sr command, whose terminal stays quiet.
 # A library user's process is left as it is.
@@ -49,6 +50,31 @@ def _stderr_captured():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _command_warning(message, category, filename, lineno, file=None, line=None):
+    """warnings.showwarning in a command: keras-sr's own warnings (a preset falling back to
+    another copy of its weights) as one line, "keras-sr: warning: ...", instead of Python's
+    file:line form with a line of keras-sr's source under it; any other warning, and every
+    warning when verbose, as Python shows it."""
+    if category.__module__.split(".")[0] != "keras_sr" or verbose():
+        _python_showwarning(message, category, filename, lineno, file, line)
+        return
+    try:
+        print(f"keras-sr: warning: {message}", file=sys.stderr if file is None else file)
+    except OSError:
+        pass  # as Python's: a warning never stops the command
+
+
+_python_showwarning = warnings.showwarning
+
+
+def show_command_warnings():
+    """keras-sr's own warnings shown as one line each (see _command_warning): for commands."""
+    global _python_showwarning
+    if warnings.showwarning is not _command_warning:
+        _python_showwarning = warnings.showwarning
+        warnings.showwarning = _command_warning
 
 
 def runtime_chatter_hidden():

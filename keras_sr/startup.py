@@ -157,6 +157,7 @@ def load(workload=None, tensorflow=True):
     except ValueError as error:
         raise SystemExit(str(error)) from None
     _quiet.in_command = True
+    _quiet.show_command_warnings()
     if not tensorflow:
         return
     if "tensorflow" not in sys.modules:  # a switch read at TensorFlow's start

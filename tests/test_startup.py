@@ -48,6 +48,12 @@ ANSWERED_BEFORE_TENSORFLOW = [
     (["export", "saved-model", "--help"], 0, "usage: keras-sr export saved-model"),
     (["export", "tflite", "--quantize", "x"], 2, "invalid choice: 'x'"),
     (["export", "client", "--help"], 0, "usage: keras-sr export client"),
+    # Every command's output is -o, as upscale's and convert's.
+    (["export", "saved-model", "--model", "m.keras"], 2, "required: -o/--out"),
+    (["export", "tflite", "--model", "m.keras"], 2, "required: -o/--out"),
+    (["make-tfrecords", "--scale", "4"], 2, "required: -o/--out"),
+    (["interpolate", "--help"], 0, "-o OUT, --out OUT"),
+    (["train", "--help"], 0, "-o OUTPUT, --output OUTPUT"),
     (["make-tfrecords", "--help"], 0, "usage: keras-sr make-tfrecords"),
     (["upscale", "--help"], 0, "usage: keras-sr upscale"),
     (["upscale", "no-such.png", "-o", "out", "--model", "realesrgan-x4plus"], 1,
@@ -304,3 +310,30 @@ def test_a_wrong_training_choice_stops_a_command_with_one_line(tmp_path, variabl
     assert result.returncode == 1 and "loaded" not in result.stdout
     assert result.stderr.strip().splitlines() == [message], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+WARNS = ("import warnings, sys; from keras_sr import startup, presets; "
+         "startup.load(tensorflow=False); "
+         "warnings.warn('copy A missing; using copy B', presets.PresetFallbackWarning); "
+         "warnings.warn('not ours', UserWarning); print('went on')")
+
+
+def test_a_command_shows_keras_sr_warnings_as_one_line_and_others_as_python_does(tmp_path):
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("KERAS_SR_VERBOSE", "PYTHONWARNINGS")}
+    result = subprocess.run([sys.executable, "-c", WARNS], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path,
+                            env=dict(environment, KERAS_SR_PARSING="1"))
+    assert result.returncode == 0 and result.stdout == "went on\n", result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "keras-sr: warning: copy A missing; using copy B", result.stderr
+    # Python's own form for a warning that is not keras-sr's: where it came from.
+    assert lines[1].endswith("UserWarning: not ours") and lines[1].startswith("<string>:1:")
+    assert len(lines) == 2, result.stderr
+    # Verbose: every warning as Python shows it, keras-sr's included.
+    loud = subprocess.run([sys.executable, "-c", WARNS], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path,
+                          env=dict(environment, KERAS_SR_PARSING="1", KERAS_SR_VERBOSE="1"))
+    assert loud.returncode == 0
+    assert "<string>:1: PresetFallbackWarning: copy A missing; using copy B" in loud.stderr
+    assert "keras-sr: warning:" not in loud.stderr

@@ -36,7 +36,7 @@ def parse_args(argv, prog="python -m training.fit"):
     parser.add_argument("--config", help="a YAML file of overrides")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one value (repeatable)")
-    parser.add_argument("--output", help="run directory (default runs/<experiment>-<time>)")
+    parser.add_argument("-o", "--output", help="run directory (default runs/<experiment>-<time>)")
     parser.add_argument("--init-from", help="generator to start from: a .keras file or a run "
                                             "directory (the second stage of a recipe)")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")

@@ -79,7 +79,7 @@ def main(argv=None, prog="python -m training.interpolate"):
                       help="0 = PSNR model, 1 = GAN (with --out)")
     mode.add_argument("--sweep", type=parse_alphas,
                       help="alphas to evaluate, e.g. 0,0.2,0.4,0.6,0.8,1 (with --data)")
-    parser.add_argument("--out", help="output .keras file (with --alpha)")
+    parser.add_argument("-o", "--out", help="output .keras file (with --alpha)")
     parser.add_argument("--data", action="append", help="folder of HR images (with --sweep; "
                         "repeat for several)")
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="with --sweep")

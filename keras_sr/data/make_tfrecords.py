@@ -92,7 +92,7 @@ def write_shards(sources, out_dir, shards, prefix="train", overwrite=False, prog
 def main(argv=None, prog="python -m keras_sr.data.make_tfrecords"):
     parser = argparse.ArgumentParser(prog=prog, description=outputs.first_paragraph(__doc__))
     parser.add_argument("sources", nargs="+", help="HR image folders, files or globs")
-    parser.add_argument("--out", required=True, help="folder for the shards")
+    parser.add_argument("-o", "--out", required=True, help="folder for the shards")
     parser.add_argument("--shards", type=outputs.int_at_least(1), default=8)
     parser.add_argument("--prefix", default="train", help="shard file name prefix")
     parser.add_argument("--overwrite", action="store_true")
