@@ -106,8 +106,8 @@ def build_parser():
                          help="video encoder, as ffmpeg names it (default libx264; "
                          "libvpx-vp9 for .webm)")
     upscale.add_argument("--crf", type=outputs.int_at_least(0), metavar="N",
-                         help="video quality for libx264 / libx265 / libvpx-vp9, lower is "
-                         "better (default 18)")
+                         help="video quality for libx264 / libx265 (0-51) and libvpx-vp9 / "
+                         "AV1 (0-63), lower is better (default 18)")
     upscale.add_argument("--pix-fmt", metavar="FMT",
                          help="video pixel format (default yuv420p, which every player takes; "
                          "an odd output size is padded by a pixel for it)")

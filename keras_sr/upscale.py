@@ -263,6 +263,10 @@ def main(args):
     if not sources:
         raise FileNotFoundError(f"no image files among the inputs {args.inputs}")
     jobs = plan(args, sources)
+    for _, target, fmt in jobs:
+        if fmt == "video":  # a --crf its encoder cannot take is said now, not per video
+            video.encoding_for(target, getattr(args, "codec", None), getattr(args, "crf", None),
+                               getattr(args, "pix_fmt", None))
     inference.check_model_spec(args.model)
     from keras_sr import engines, presets, zoo
 

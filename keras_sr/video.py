@@ -43,7 +43,11 @@ CONTAINER_CODECS = {".webm": "libvpx-vp9"}
 # The subtitle codec a container takes when it cannot hold the source's (text subtitles).
 TEXT_SUBTITLES = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".webm": "webvtt",
                   ".mkv": "srt"}
-CRF_CODECS = ("libx264", "libx264rgb", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
+# The encoders that take --crf, with the highest value each takes (x264 would turn a larger one
+# into its highest without a word).
+CRF_HIGHEST = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63,
+               "libaom-av1": 63, "libsvtav1": 63}
+CRF_CODECS = tuple(CRF_HIGHEST)
 # Decoded frames waiting for the model (a few frames of memory, whatever the clip's length).
 QUEUE_FRAMES = 4
 SEGMENT_SECONDS = 10.0
@@ -299,6 +303,11 @@ class Encoding:
     codec: str
     crf: object  # int or None
     pix_fmt: str
+
+    def __post_init__(self):
+        highest = CRF_HIGHEST.get(self.codec)
+        if self.crf is not None and highest is not None and self.crf > highest:
+            raise ValueError(f"--crf {self.crf} is above {self.codec}'s highest, {highest}")
 
     def arguments(self, width, height):
         quality = ["-crf", str(DEFAULT_CRF if self.crf is None else self.crf)] \

@@ -159,6 +159,20 @@ def test_an_audio_only_file_and_a_refused_codec_are_named(model_file, tmp_path, 
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
+def test_a_crf_above_the_encoders_highest_stops_the_command_before_any_work(tmp_path, capsys):
+    # x264 would turn 52 into 51 without a word; VP9 takes up to 63.
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out"), "--model",
+                     str(tmp_path / "no-such.keras"), "--crf", "52"]) == 1
+    assert "error: --crf 52 is above libx264's highest, 51" in capsys.readouterr().err
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out" / "a.webm"),
+                     "--model", str(tmp_path / "no-such.keras"), "--crf", "64"]) == 1
+    assert "error: --crf 64 is above libvpx-vp9's highest, 63" in capsys.readouterr().err
+    assert video.encoding_for("a.webm", crf=63).arguments(4, 4)[2:4] == ["-crf", "63"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_output_never_overwrites_the_input(model_file, tmp_path, capsys):
     _, weights = model_file
     source = tmp_path / "clip.mkv"
