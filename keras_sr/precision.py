@@ -86,13 +86,33 @@ def onednn_isa_cap(environ=None):
     return ""
 
 
-def onednn_enabled(flags=None, environ=None):
-    """Whether TensorFlow runs its oneDNN kernels here: `TF_ENABLE_ONEDNN_OPTS` when set, else
-    TensorFlow's own default (on for x86 Linux CPUs with the flags in ONEDNN_DEFAULT_FLAGS)."""
+# The values TensorFlow reads TF_ENABLE_ONEDNN_OPTS as (any case, nothing around them); it
+# ignores any other value, keeping its default, with a log line commands hide.
+ONEDNN_SETTINGS = {"1": True, "true": True, "0": False, "false": False}
+
+
+def onednn_setting(environ=None):
+    """TF_ENABLE_ONEDNN_OPTS as TensorFlow reads it: True or False, or None where it is unset
+    or a value TensorFlow ignores (see ignored_onednn_setting)."""
     environ = os.environ if environ is None else environ
-    setting = environ.get(ONEDNN_VARIABLE)
-    if setting is not None and setting.strip():
-        return setting.strip().lower() in ("1", "true", "yes", "on")
+    return ONEDNN_SETTINGS.get(environ.get(ONEDNN_VARIABLE, "").lower())
+
+
+def ignored_onednn_setting(environ=None):
+    """The value of TF_ENABLE_ONEDNN_OPTS where it is set to one TensorFlow ignores ("yes",
+    " 1"), else None."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(ONEDNN_VARIABLE)
+    return value if value is not None and onednn_setting(environ) is None else None
+
+
+def onednn_enabled(flags=None, environ=None):
+    """Whether TensorFlow runs its oneDNN kernels here: `TF_ENABLE_ONEDNN_OPTS` where it is set
+    to a value TensorFlow reads, else TensorFlow's own default (on for x86 Linux CPUs with the
+    flags in ONEDNN_DEFAULT_FLAGS)."""
+    setting = onednn_setting(environ)
+    if setting is not None:
+        return setting
     flags = cpu_flags() if flags is None else flags
     return x86_linux() and any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
 
@@ -108,6 +128,23 @@ def gpu_possible():
     if platform.system() != "Linux":
         return True
     return any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
+class IgnoredSettingWarning(UserWarning):
+    """An environment switch set to a value the library that reads it ignores."""
+
+
+def warn_of_ignored_onednn_setting(environ=None, flags=None):
+    """A warning naming TF_ENABLE_ONEDNN_OPTS where it is set to a value TensorFlow ignores,
+    and what TensorFlow does instead (`flags`: the CPU's, read when None)."""
+    value = ignored_onednn_setting(environ)
+    if value is not None:
+        import warnings
+
+        state = "on" if onednn_enabled(flags, environ) else "off"
+        warnings.warn(f"{ONEDNN_VARIABLE}={value!r} is not 0, 1, true or false, so TensorFlow "
+                      f"ignores it and keeps its default here: oneDNN {state}",
+                      IgnoredSettingWarning, stacklevel=2)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -158,6 +158,9 @@ def load(workload=None, tensorflow=True):
         raise SystemExit(str(error)) from None
     _quiet.in_command = True
     _quiet.show_command_warnings()
+    from keras_sr.precision import warn_of_ignored_onednn_setting
+
+    warn_of_ignored_onednn_setting()
     if not tensorflow:
         return
     if "tensorflow" not in sys.modules:  # a switch read at TensorFlow's start

@@ -67,6 +67,23 @@ def test_onednn_follows_the_environment_then_tensorflows_rule(monkeypatch):
     assert precisions.onednn_enabled(AVX512_BF16, {})
     assert precisions.onednn_enabled(AMX, {})
     assert not precisions.onednn_enabled(AVX2_ONLY, {})
+    # Values as TensorFlow reads them (any case); any other it ignores, keeping its default.
+    assert precisions.onednn_enabled(AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "TRUE"})
+    assert not precisions.onednn_enabled(AMX, {"TF_ENABLE_ONEDNN_OPTS": "False"})
+    for ignored in ("yes", "on", " 1", "0 ", ""):
+        environ = {"TF_ENABLE_ONEDNN_OPTS": ignored}
+        assert precisions.onednn_enabled(AMX, environ), ignored
+        assert not precisions.onednn_enabled(AVX2_ONLY, environ), ignored
+        assert precisions.ignored_onednn_setting(environ) == ignored
+        with pytest.warns(precisions.IgnoredSettingWarning,
+                          match=f"TF_ENABLE_ONEDNN_OPTS={ignored!r} is not 0, 1, true or "
+                                "false, so TensorFlow ignores it and keeps its default here: "
+                                "oneDNN on"):
+            precisions.warn_of_ignored_onednn_setting(environ, AMX)
+        with pytest.warns(precisions.IgnoredSettingWarning, match="default here: oneDNN off"):
+            precisions.warn_of_ignored_onednn_setting(environ, AVX2_ONLY)
+    assert precisions.ignored_onednn_setting({"TF_ENABLE_ONEDNN_OPTS": "0"}) is None
+    assert precisions.ignored_onednn_setting({}) is None
     monkeypatch.setattr(precisions.platform, "machine", lambda: "aarch64")
     assert not precisions.onednn_enabled(AVX512_BF16, {})
 

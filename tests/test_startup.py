@@ -231,6 +231,8 @@ SPLIT = {"KERAS_SR_DENSE_BLOCK": "split"}
     # want, each unless the user set it.
     (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true", **SPLIT}),
     (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "false"}, SPLIT),
+    # A value TensorFlow ignores ("yes"): its default, oneDNN off here, so Eigen's switches.
+    (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "yes"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true", **SPLIT}),
     (AVX2_ONLY, {"TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_SR_DENSE_BLOCK": "concatenate"},
      {"TF_CPU_ALLOCATOR_USE_BFC": "true"}),
     (BFLOAT16_CPU, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_CPU_ALLOCATOR_USE_BFC": "true", **SPLIT}),
@@ -337,3 +339,17 @@ def test_a_command_shows_keras_sr_warnings_as_one_line_and_others_as_python_does
     assert loud.returncode == 0
     assert "<string>:1: PresetFallbackWarning: copy A missing; using copy B" in loud.stderr
     assert "keras-sr: warning:" not in loud.stderr
+
+
+def test_a_onednn_value_tensorflow_ignores_is_named_in_one_line(tmp_path):
+    code = "from keras_sr import startup; startup.load(tensorflow=False); print('went on')"
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("KERAS_SR_VERBOSE", "PYTHONWARNINGS")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path,
+                            env=dict(environment, KERAS_SR_PARSING="1",
+                                     TF_ENABLE_ONEDNN_OPTS="yes"))
+    assert result.returncode == 0 and result.stdout == "went on\n", result.stderr
+    assert result.stderr.startswith("keras-sr: warning: TF_ENABLE_ONEDNN_OPTS='yes' is not 0, "
+                                    "1, true or false, so TensorFlow ignores it"), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
