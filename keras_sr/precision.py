@@ -26,7 +26,8 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # Quality guard: PSNR (dB, [0, 1] images) of a reduced-precision output against float32.
 MIN_PSNR_DB = 45.0
-# TensorFlow turns oneDNN on by default on x86 Linux CPUs with any of these (TF 2.21).
+# TensorFlow turns oneDNN on by default on x86 Linux CPUs with any of these (TF 2.21), and on
+# Linux on Arm's Neoverse V1 (AWS Graviton 3; DefaultOneDnnPolicy in its core/util/port.cc).
 ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16",
                         "amx_int8")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -77,6 +78,16 @@ def x86_linux():
     return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
 
+# /proc/cpuinfo's "CPU implementer" and "CPU part" of an Arm Neoverse V1.
+NEOVERSE_V1 = ("0x41", "0xd40")
+
+
+def arm_neoverse_v1():
+    """Whether this is Linux on an Arm Neoverse V1 core."""
+    return (platform.system() == "Linux" and platform.machine() in ("aarch64", "arm64")
+            and (_cpuinfo("CPU implementer"), _cpuinfo("CPU part")) == NEOVERSE_V1)
+
+
 def onednn_isa_cap(environ=None):
     """oneDNN's instruction-set cap as the user set it (upper case), or "" where none is set."""
     environ = os.environ if environ is None else environ
@@ -109,12 +120,13 @@ def ignored_onednn_setting(environ=None):
 def onednn_enabled(flags=None, environ=None):
     """Whether TensorFlow runs its oneDNN kernels here: `TF_ENABLE_ONEDNN_OPTS` where it is set
     to a value TensorFlow reads, else TensorFlow's own default (on for x86 Linux CPUs with the
-    flags in ONEDNN_DEFAULT_FLAGS)."""
+    flags in ONEDNN_DEFAULT_FLAGS, and for Linux on an Arm Neoverse V1)."""
     setting = onednn_setting(environ)
     if setting is not None:
         return setting
     flags = cpu_flags() if flags is None else flags
-    return x86_linux() and any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
+    return (x86_linux() and any(flag in flags for flag in ONEDNN_DEFAULT_FLAGS)
+            or arm_neoverse_v1())
 
 
 # Device nodes through which TensorFlow reaches a GPU on Linux: NVIDIA's driver, ROCm's, and

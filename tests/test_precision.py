@@ -85,7 +85,15 @@ def test_onednn_follows_the_environment_then_tensorflows_rule(monkeypatch):
     assert precisions.ignored_onednn_setting({"TF_ENABLE_ONEDNN_OPTS": "0"}) is None
     assert precisions.ignored_onednn_setting({}) is None
     monkeypatch.setattr(precisions.platform, "machine", lambda: "aarch64")
+    # On Arm, TensorFlow's default is on for a Neoverse V1 (Graviton 3) only.
+    cpuinfo = {"CPU implementer": "0x41", "CPU part": "0xd0c"}  # Neoverse N1 (Graviton 2)
+    monkeypatch.setattr(precisions, "_cpuinfo", cpuinfo.get)
     assert not precisions.onednn_enabled(AVX512_BF16, {})
+    cpuinfo["CPU part"] = "0xd40"
+    assert precisions.onednn_enabled(frozenset(), {})
+    assert not precisions.onednn_enabled(frozenset(), {"TF_ENABLE_ONEDNN_OPTS": "0"})
+    monkeypatch.setattr(precisions.platform, "system", lambda: "Darwin")
+    assert not precisions.onednn_enabled(frozenset(), {})
 
 
 def test_this_machine_is_described_from_its_flags():

@@ -262,9 +262,14 @@ def test_split_dense_blocks_are_chosen_on_x86_linux_only(monkeypatch):
 
     monkeypatch.setattr("platform.system", lambda: "Linux")
     monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    monkeypatch.setattr("keras_sr.precision._cpuinfo", {}.get)  # an Arm core, not a V1
     switches = startup.workload_switches("train", environ={}, flags=frozenset())
     assert {variable: value for variable, (value, _) in switches.items()} == {
         "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+    # A Neoverse V1, where TensorFlow runs oneDNN by default: as with oneDNN on x86, nothing.
+    monkeypatch.setattr("keras_sr.precision._cpuinfo",
+                        {"CPU implementer": "0x41", "CPU part": "0xd40"}.get)
+    assert startup.workload_switches("train", environ={}, flags=frozenset()) == {}
 
 
 @pytest.mark.parametrize("environ,expected", [
