@@ -3,6 +3,21 @@
 import keras
 import numpy as np
 
+
+def traced_calls(monkeypatch, module, name, argument):
+    """A list that gets the shape of argument number `argument` of each call of
+    `module.name` (wrapped for the test): which shapes a layer traced on a path."""
+    calls = []
+    original = getattr(module, name)
+
+    def counting(*args, **kwargs):
+        calls.append(args[argument].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
 # The start of a script that compares a GAN's steps on two replicas with one device's, run in a
 # process of its own (collective keys clash between runs in one process): two logical CPUs,
 # and `fit_two_steps(strategy, networks, make_trainer, start, lr, hr)`, which builds the

@@ -10,6 +10,7 @@ from keras_sr.layers.residual_dense_block import per_layer_ops
 from keras_sr.models.rrdbnet import RRDBNet
 from keras_sr.models.srresnet import SRResNet
 from keras_sr.models.srvgg_compact import SRVGGNetCompact
+from tests.helpers import traced_calls
 
 
 @pytest.mark.parametrize("shape,channels_out", [((2, 5, 7, 3), 4), ((1, 1, 1, 2), 3),
@@ -30,15 +31,7 @@ def test_the_matrix_product_weight_gradient_is_tensorflows(shape, channels_out):
 @pytest.fixture
 def counted(monkeypatch):
     """How many convolutions were traced with the matrix-product gradient."""
-    calls = []
-    original = conv2d._conv3x3_matmul_gradient
-
-    def counting(*args):
-        calls.append(args[1].shape)
-        return original(*args)
-
-    monkeypatch.setattr(conv2d, "_conv3x3_matmul_gradient", counting)
-    return calls
+    return traced_calls(monkeypatch, conv2d, "_conv3x3_matmul_gradient", 1)
 
 
 def gradients(model, images, training=True, per_layer=False):

@@ -10,6 +10,7 @@ from keras_sr import startup
 from keras_sr.layers import residual_dense_block
 from keras_sr.layers.residual_dense_block import ResidualDenseBlock, dense_block
 from keras_sr.models.rrdbnet import RRDBNet
+from tests.helpers import traced_calls
 from tests.test_conv2d_weight_gradient import gradients
 
 pytestmark = pytest.mark.numerics  # compares numbers: CI runs it with oneDNN on and off
@@ -46,15 +47,7 @@ def test_the_split_block_computes_the_concatenated_one(num_features, growth_chan
 @pytest.fixture
 def counted(monkeypatch):
     """How many dense blocks were traced in the split form."""
-    calls = []
-    original = residual_dense_block.split_dense_block
-
-    def counting(*args, **kwargs):
-        calls.append(args[0].shape)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(residual_dense_block, "split_dense_block", counting)
-    return calls
+    return traced_calls(monkeypatch, residual_dense_block, "split_dense_block", 0)
 
 
 @pytest.mark.parametrize("weight_gradient", ["tensorflow", "matmul"])
