@@ -293,3 +293,25 @@ def test_without_native_bfloat16_auto_is_the_float32_path_unchanged(tmp_path, mo
                                 "AMX)")
     assert len(builds) == 1 and loaded.dtype_policy.name == "float32"
     assert precisions.with_precision(loaded, "float32") is loaded
+
+
+def test_the_avx2_only_emulation_hides_exactly_the_newer_flags():
+    # tests/avx2_only (README, "Tests"): keras_sr in a process with it on PYTHONPATH reads this
+    # CPU's flags less AVX-512, AMX and AVX-VNNI, and chooses float32.
+    import os
+    import subprocess
+    import sys
+
+    folder = os.path.join(os.path.dirname(__file__), "avx2_only")
+    code = ("from keras_sr import precision; print(' '.join(sorted(precision.cpu_flags()))); "
+            "print(precision.resolve('auto', precision.Device(cpu_flags=precision.cpu_flags(), "
+            "onednn=True))[0])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, KERAS_SR_PARSING="1",
+                                                  PYTHONPATH=folder))
+    assert result.returncode == 0, result.stderr
+    flags, chosen = result.stdout.split("\n")[:2]
+    dropped = ("avx512", "amx", "avx_vnni", "avx_ifma", "avx_ne_convert")
+    assert set(flags.split()) == {flag for flag in precisions.cpu_flags()
+                                  if not flag.startswith(dropped)}
+    assert chosen == "float32"
