@@ -92,8 +92,7 @@ def kernel_shapes(convs):
     return tuple(tuple(conv.kernel.shape) for conv in convs)
 
 
-def dense_block_over(inputs, kernels, biases, residual_scale, gradient=None, form=None,
-                     shapes=None):
+def dense_block_over(inputs, kernels, biases, residual_scale, gradient, form, shapes):
     """A dense block over weight tensors: split_dense_block's form where `form` is SPLIT
     (training_form's choice), else dense_block's.
 
@@ -102,8 +101,7 @@ def dense_block_over(inputs, kernels, biases, residual_scale, gradient=None, for
     arguments' shapes to unknown, and the kernels' channel counts decide the split and the
     weight gradient; as Python values the shapes are part of the trace's key instead.
     """
-    if shapes is not None:
-        kernels = [tf.ensure_shape(kernel, shape) for kernel, shape in zip(kernels, shapes)]
+    kernels = [tf.ensure_shape(kernel, shape) for kernel, shape in zip(kernels, shapes)]
     if form == SPLIT:
         return split_dense_block(inputs, kernels, biases, residual_scale)
     return dense_block(inputs, convs_over(kernels, biases, gradient), residual_scale)
