@@ -79,18 +79,25 @@ def ffmpeg_executable():
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
+    """`width` x `height`: the frames as decoded, i.e. as shown: a stream stored sideways
+    with a display matrix (as phones write portrait video) is turned upright by ffmpeg's
+    decoder, as still images follow their EXIF orientation. `sar`: the shape of a pixel,
+    width / height (1 but for anamorphic video)."""
     width: int
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
     frames: int
     audio: bool
     subtitles: bool
+    sar: Fraction = Fraction(1)
 
 
 def probe(path, ffmpeg=None):
-    """What `path` holds, from `ffmpeg -i` (imageio-ffmpeg ships no ffprobe) and a count of
-    its video frames (a stream copy to nowhere). VideoError for a file that is not a video,
-    has no video stream, or is cut short."""
+    """What `path` holds, from `ffmpeg -i` (imageio-ffmpeg ships no ffprobe), a count of its
+    video frames (a stream copy to nowhere) and its first frame decoded as a run decodes it
+    (its size after any rotation, its pixel shape). VideoError for a file that is not a
+    video, has no video stream, is cut short, or whose frames are above the pixel limit that
+    still images get (before any frame is decoded)."""
     ffmpeg = ffmpeg or ffmpeg_executable()
     if not os.path.isfile(path):
         raise VideoError(f"no such video file: {path}")
@@ -105,15 +112,40 @@ def probe(path, ffmpeg=None):
                                                                     video.group(0))
     if size is None or rate is None:
         raise VideoError(f"{path}: cannot tell the video stream's size and frame rate")
+    limit = frame_pixel_limit()
+    if limit and int(size.group(1)) * int(size.group(2)) > limit:
+        raise VideoError(f"{path}: its {size.group(1)}x{size.group(2)} frames are above the "
+                         f"limit of {limit} pixels that still images get")
     counted = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-i", path, "-map", "0:v:0",
                               "-c", "copy", "-f", "null", "-"], capture_output=True, text=True,
                              errors="replace", stdin=subprocess.DEVNULL)
     frames = re.findall(r"frame=\s*(\d+)", counted.stderr)
-    if counted.returncode != 0 or not frames or int(frames[-1]) == 0:
+    first = _first_frame(ffmpeg, path)
+    if counted.returncode != 0 or not frames or int(frames[-1]) == 0 or first is None:
         raise VideoError(f"{path}: no decodable video frame (truncated or empty?)")
     streams = header[header.find("Stream #"):]
-    return VideoInfo(int(size.group(1)), int(size.group(2)), rate.group(1), int(frames[-1]),
-                     "Audio:" in streams, "Subtitle:" in streams)
+    width, height, sar = first
+    return VideoInfo(width, height, rate.group(1), int(frames[-1]), "Audio:" in streams,
+                     "Subtitle:" in streams, sar)
+
+
+_FRAME_SHAPE = re.compile(r"\bsar:\s*(\d+)/(\d+)\s+s:\s*(\d+)x(\d+)")
+
+
+def _first_frame(ffmpeg, path):
+    """(width, height, sar) of the first video frame as `_Decoder` gets it (the same
+    decoding, with its automatic rotation), from `showinfo`; None when none decodes. An
+    unknown pixel shape (0/1) counts as square."""
+    shown = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-v", "info", "-i", path,
+                            "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo=checksum=0",
+                            "-f", "null", "-"], capture_output=True, text=True,
+                           errors="replace", stdin=subprocess.DEVNULL)
+    found = _FRAME_SHAPE.search(shown.stderr)
+    if shown.returncode != 0 or found is None:
+        return None
+    sar_width, sar_height, width, height = map(int, found.groups())
+    return width, height, Fraction(sar_width, sar_height) if sar_width and sar_height \
+        else Fraction(1)
 
 
 def frame_pixel_limit():
@@ -309,14 +341,21 @@ class Encoding:
         if self.crf is not None and highest is not None and self.crf > highest:
             raise ValueError(f"--crf {self.crf} is above {self.codec}'s highest, {highest}")
 
-    def arguments(self, width, height):
+    def arguments(self, width, height, sar=Fraction(1)):
+        """The encoder's options for frames of `width` x `height` whose pixels are `sar`
+        (width / height) in shape: written into the stream, so that anamorphic video keeps
+        its display shape."""
         quality = ["-crf", str(DEFAULT_CRF if self.crf is None else self.crf)] \
             if self.codec in CRF_CODECS or self.crf is not None else []
+        filters = []
         # 4:2:0 and 4:2:2 need even sides: an odd result gets a row or column of padding.
-        even = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] \
-            if self.pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")) \
-            and (width % 2 or height % 2) else []
-        return [*even, "-c:v", self.codec, *quality, "-pix_fmt", self.pix_fmt]
+        if self.pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")) \
+                and (width % 2 or height % 2):
+            filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
+        if sar != 1:
+            filters.append(f"setsar={sar.numerator}/{sar.denominator}")
+        return [*(["-vf", ",".join(filters)] if filters else []), "-c:v", self.codec,
+                *quality, "-pix_fmt", self.pix_fmt]
 
 
 def encoding_for(target, codec=None, crf=None, pix_fmt=None):
@@ -362,14 +401,15 @@ class _SegmentEncoder:
     demuxer assumes; MOV keeps the source's time base exactly and starts at 0 whatever the
     codec's reordering delay); `finish` renames it `<first>-<end>.mov` once written whole."""
 
-    def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, time_base):
+    def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, sar,
+                 time_base):
         self.parts, self.first, self.count, self.start_ns = parts, first, 0, start_ns
         self.partial = os.path.join(parts, f"{first:08d}.partial.mov")
         self.process = subprocess.Popen(
             [ffmpeg, "-v", "error", "-y", "-f", "matroska", "-i", "-", "-map", "0:v:0",
              "-fps_mode", "passthrough", "-copyts", "-enc_time_base",
              f"{time_base.numerator}:{time_base.denominator}",
-             *encoding.arguments(width, height), "-video_track_timescale",
+             *encoding.arguments(width, height, sar), "-video_track_timescale",
              str(time_base.denominator), "-f", segment_format(encoding.codec), self.partial],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.process.stdin.write(_Matroska.header(width, height))
@@ -582,10 +622,6 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     if os.path.abspath(source) == os.path.abspath(target):
         raise VideoError(f"{source}: the output would overwrite the input")
     info = probe(source, ffmpeg)
-    limit = frame_pixel_limit()
-    if limit and info.width * info.height > limit:
-        raise VideoError(f"{source}: its {info.width}x{info.height} frames are above the limit "
-                         f"of {limit} pixels that still images get")
     out_width, out_height = round(info.width * scale), round(info.height * scale)
     encoding = encoding_for(target, codec, crf, pix_fmt)
     check_encoding(ffmpeg, encoding, target, out_width, out_height)
@@ -619,7 +655,7 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         segment = state["segment"]
         if segment is None:
             segment = state["segment"] = _SegmentEncoder(
-                ffmpeg, parts, index, time_ns, encoding, out_width, out_height,
+                ffmpeg, parts, index, time_ns, encoding, out_width, out_height, info.sar,
                 decoder.time_base)
         try:
             segment.write(time_ns, _ticks(duration, 10**9), result)

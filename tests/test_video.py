@@ -254,6 +254,47 @@ def test_batches_of_frames_equal_single_frames(model_file, tmp_path):
                   - upscaled(model, frames_of(source, 24, 16))).max() <= 1
 
 
+def test_a_sideways_phone_clip_is_upscaled_and_written_upright(model_file, tmp_path):
+    """A stream stored 24 x 16 with a display matrix of 90 degrees (how phones write portrait
+    video) shows 16 x 24: its frames are upscaled upright, as a still image follows its EXIF
+    orientation, and written upright, with no matrix left to turn them again."""
+    model, weights = model_file
+    stored = tmp_path / "stored.mkv"
+    make_clip(stored, seconds=1)
+    source = tmp_path / "phone.mkv"  # Matroska holds the matrix too, and FLAC audio
+    ffmpeg("-display_rotation", 90, "-i", stored, "-c", "copy", source)
+    info = video.probe(str(source))
+    assert (info.width, info.height, info.frames) == (16, 24, 10)
+    target = tmp_path / "out.mkv"
+    assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                     "--precision", "float32", "--no-progress", *LOSSLESS]) == 0
+    info = video.probe(str(target))
+    assert (info.width, info.height, info.frames) == (32, 48, 10) and info.audio
+    header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(target)], capture_output=True,
+                            text=True).stderr
+    assert "rotation" not in header.lower()
+    upright = np.rot90(frames_of(stored, 24, 16), 1, axes=(1, 2))  # 90 degrees anticlockwise
+    assert np.abs(frames_of(target, 32, 48).astype(int) - upscaled(model, upright)).max() <= 1
+
+
+@pytest.mark.parametrize("container,extra", [(".mkv", LOSSLESS), (".mp4", [])])
+def test_anamorphic_pixels_keep_their_shape(model_file, tmp_path, container, extra):
+    """Pixels twice as wide as high (SAR 2:1, as on DVDs): the upscaled video's pixels are
+    too, so that it shows at the source's shape."""
+    _, weights = model_file
+    square = tmp_path / "square.mkv"
+    make_clip(square, seconds=1)
+    source = tmp_path / "wide.mkv"
+    ffmpeg("-i", square, "-vf", "setsar=2/1", "-c:v", "ffv1", "-pix_fmt", "bgr0", "-c:a",
+           "copy", source)
+    assert video.probe(str(source)).sar == 2
+    target = tmp_path / f"out{container}"
+    assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                     "--no-progress", *extra]) == 0
+    info = video.probe(str(target))
+    assert (info.width, info.height, info.frames, info.sar) == (48, 32, 10, 2)
+
+
 def ffmpeg_children():
     """ffmpeg processes whose parent is this one."""
     found = []
