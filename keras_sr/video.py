@@ -77,12 +77,82 @@ def ffmpeg_executable():
     return found
 
 
+# ffmpeg's names of YCbCr matrices as its scale filter takes them (older releases know only
+# these spellings); a matrix outside this table is left to ffmpeg's defaults.
+_SCALE_MATRICES = {"bt709": "bt709", "smpte170m": "smpte170m", "bt470bg": "bt470",
+                   "fcc": "fcc", "smpte240m": "smpte240m", "bt2020nc": "bt2020",
+                   "bt2020c": "bt2020"}
+_RGB_FORMATS = re.compile(r"(rgb|bgr|gbr|argb|abgr|0rgb|0bgr|x2rgb|x2bgr|pal8|mono)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Colors:
+    """How a stream's YCbCr values stand for colours, in ffmpeg's names: `matrix` (`bt709`,
+    `smpte170m`, ...) and `range` (`tv` or `pc`), the source's own or, where it has none,
+    what players assume for its size (`assumed` then says so: BT.709 from 1280 wide or 577
+    lines up, else BT.601, and limited range); `primaries` and `trc` the source's, None where
+    it has none. The output is encoded with the same matrix and range and says so in its
+    stream, so that a player does not guess again from the larger, upscaled size."""
+    matrix: object = "smpte170m"
+    range: str = "tv"
+    primaries: object = None
+    trc: object = None
+    assumed: bool = True
+    rgb_source: bool = False
+
+    def decoding_filter(self):
+        """The conversion of the source's YCbCr into RGB, or None (an RGB source, or a
+        matrix ffmpeg's filter does not name)."""
+        if self.rgb_source or self.matrix not in _SCALE_MATRICES:
+            return None
+        return f"scale=in_color_matrix={_SCALE_MATRICES[self.matrix]}:in_range={self.range}"
+
+    def encoding(self, pix_fmt):
+        """(filters, options) that convert RGB into `pix_fmt` with this matrix and range and
+        write them into the stream; none for an RGB pixel format."""
+        if _RGB_FORMATS.match(pix_fmt) or self.matrix not in _SCALE_MATRICES:
+            return [], []
+        filters = [f"scale=out_color_matrix={_SCALE_MATRICES[self.matrix]}:"
+                   f"out_range={self.range}", f"format={pix_fmt}"]
+        options = ["-colorspace", self.matrix, "-color_range", self.range]
+        stated = [(name, value) for name, value in (("color_primaries", self.primaries),
+                                                    ("color_trc", self.trc)) if value]
+        if stated:  # newer ffmpeg takes these from the frames, older from the options
+            filters.append("setparams=" + ":".join(f"{name}={value}" for name, value in stated))
+            options += [option for name, value in stated for option in (f"-{name}", value)]
+        return filters, options
+
+
+def _colors(stream, width, height):
+    """`Colors` from ffmpeg's line for a video stream: its pixel format and, in brackets
+    after it, whatever of range, matrix / primaries / transfer, field order and chroma
+    position the file states (`yuv420p(tv, bt709, progressive)`,
+    `yuvj420p(pc, bt470bg/unknown/unknown)`); `width` x `height` as stored."""
+    found = re.search(r",\s*([a-z][a-z0-9_]*)(?:\(([^()]*)\))?,", stream)
+    pix_fmt, details = (found.group(1), found.group(2) or "") if found else ("", "")
+    stated = {"range": None, "matrix": None, "primaries": None, "trc": None}
+    for item in (part.strip() for part in details.split(",")):
+        if item in ("tv", "pc"):
+            stated["range"] = item
+        elif item.count("/") == 2 or item in ("bt709", "smpte170m", "smpte240m"):
+            triple = item.split("/") if "/" in item else [item] * 3
+            for key, value in zip(("matrix", "primaries", "trc"), triple):
+                stated[key] = None if value in ("unknown", "reserved", "gbr") else value
+    rgb = bool(_RGB_FORMATS.match(pix_fmt))
+    if rgb:  # RGB is always full range: YCbCr made from it takes the usual limited range
+        stated["range"] = None
+    matrix = stated["matrix"] or ("bt709" if width >= 1280 or height > 576 else "smpte170m")
+    return Colors(matrix, stated["range"] or ("pc" if pix_fmt.startswith("yuvj") else "tv"),
+                  stated["primaries"], stated["trc"], stated["matrix"] is None, rgb)
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
     """`width` x `height`: the frames as decoded, i.e. as shown: a stream stored sideways
     with a display matrix (as phones write portrait video) is turned upright by ffmpeg's
     decoder, as still images follow their EXIF orientation. `sar`: the shape of a pixel,
-    width / height (1 but for anamorphic video)."""
+    width / height (1 but for anamorphic video). `colors`: how its YCbCr values stand for
+    colours (`Colors`)."""
     width: int
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
@@ -90,6 +160,7 @@ class VideoInfo:
     audio: bool
     subtitles: bool
     sar: Fraction = Fraction(1)
+    colors: Colors = Colors()
 
 
 def probe(path, ffmpeg=None):
@@ -126,7 +197,8 @@ def probe(path, ffmpeg=None):
     streams = header[header.find("Stream #"):]
     width, height, sar = first
     return VideoInfo(width, height, rate.group(1), int(frames[-1]), "Audio:" in streams,
-                     "Subtitle:" in streams, sar)
+                     "Subtitle:" in streams, sar,
+                     _colors(video.group(0), int(size.group(1)), int(size.group(2))))
 
 
 _FRAME_SHAPE = re.compile(r"\bsar:\s*(\d+)/(\d+)\s+s:\s*(\d+)x(\d+)")
@@ -166,7 +238,7 @@ class _Decoder:
     """ffmpeg decoding the first video stream of `source` into rgb24 frames, every decoded
     frame once (`-fps_mode passthrough`), with its timestamp and duration from `showinfo`."""
 
-    def __init__(self, ffmpeg, source, width, height, rate):
+    def __init__(self, ffmpeg, source, width, height, rate, colors=None):
         self.source, self.frame_bytes, self.shape = source, width * height * 3, (height,
                                                                                  width, 3)
         self.rate = Fraction(rate).limit_denominator(1001 * 1000)
@@ -178,7 +250,9 @@ class _Decoder:
         self.stderr_done = False
         self.process = subprocess.Popen(
             [ffmpeg, "-hide_banner", "-nostats", "-v", "info", "-i", source, "-map", "0:v:0",
-             "-vf", "showinfo=checksum=0", "-fps_mode", "passthrough", "-f", "rawvideo",
+             "-vf", ",".join(filter(None, ["showinfo=checksum=0",
+                                           colors and colors.decoding_filter()])),
+             "-fps_mode", "passthrough", "-f", "rawvideo",
              "-pix_fmt", "rgb24", "-"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames, self.stop = queue.Queue(QUEUE_FRAMES), threading.Event()
@@ -341,10 +415,11 @@ class Encoding:
         if self.crf is not None and highest is not None and self.crf > highest:
             raise ValueError(f"--crf {self.crf} is above {self.codec}'s highest, {highest}")
 
-    def arguments(self, width, height, sar=Fraction(1)):
-        """The encoder's options for frames of `width` x `height` whose pixels are `sar`
-        (width / height) in shape: written into the stream, so that anamorphic video keeps
-        its display shape."""
+    def arguments(self, width, height, sar=Fraction(1), colors=None):
+        """The encoder's options for RGB frames of `width` x `height` whose pixels are `sar`
+        (width / height) in shape, converted with `colors`' matrix and range (`Colors`):
+        both written into the stream, so that the video shows at the source's shape and
+        colours."""
         quality = ["-crf", str(DEFAULT_CRF if self.crf is None else self.crf)] \
             if self.codec in CRF_CODECS or self.crf is not None else []
         filters = []
@@ -354,8 +429,10 @@ class Encoding:
             filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
         if sar != 1:
             filters.append(f"setsar={sar.numerator}/{sar.denominator}")
+        conversion, tags = colors.encoding(self.pix_fmt) if colors else ([], [])
+        filters += conversion
         return [*(["-vf", ",".join(filters)] if filters else []), "-c:v", self.codec,
-                *quality, "-pix_fmt", self.pix_fmt]
+                *quality, "-pix_fmt", self.pix_fmt, *tags]
 
 
 def encoding_for(target, codec=None, crf=None, pix_fmt=None):
@@ -370,7 +447,7 @@ def segment_format(codec):
     return "mp4" if re.search(r"vp9|av1|aom|rav1e", codec) else "mov"
 
 
-def check_encoding(ffmpeg, encoding, target, width, height):
+def check_encoding(ffmpeg, encoding, target, width, height, sar=Fraction(1), colors=None):
     """Encodes two black frames of the output size as a segment, then copies them into the
     target's container, as a run does: a codec, pixel format or container that refuses them
     is named before any frame is upscaled."""
@@ -381,7 +458,7 @@ def check_encoding(ffmpeg, encoding, target, width, height):
         segment = os.path.join(folder, "segment")
         for command in (
                 ["-f", "lavfi", "-i", f"color=black:size={width}x{height}:rate=1", "-frames:v",
-                 "2", *encoding.arguments(width, height), "-f",
+                 "2", *encoding.arguments(width, height, sar, colors), "-f",
                  segment_format(encoding.codec), segment],
                 ["-i", segment, "-c", "copy", "-f", formats.get(extension, "matroska"),
                  os.path.join(folder, "check")]):
@@ -401,7 +478,7 @@ class _SegmentEncoder:
     demuxer assumes; MOV keeps the source's time base exactly and starts at 0 whatever the
     codec's reordering delay); `finish` renames it `<first>-<end>.mov` once written whole."""
 
-    def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, sar,
+    def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, sar, colors,
                  time_base):
         self.parts, self.first, self.count, self.start_ns = parts, first, 0, start_ns
         self.partial = os.path.join(parts, f"{first:08d}.partial.mov")
@@ -409,7 +486,7 @@ class _SegmentEncoder:
             [ffmpeg, "-v", "error", "-y", "-f", "matroska", "-i", "-", "-map", "0:v:0",
              "-fps_mode", "passthrough", "-copyts", "-enc_time_base",
              f"{time_base.numerator}:{time_base.denominator}",
-             *encoding.arguments(width, height, sar), "-video_track_timescale",
+             *encoding.arguments(width, height, sar, colors), "-video_track_timescale",
              str(time_base.denominator), "-f", segment_format(encoding.codec), self.partial],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.process.stdin.write(_Matroska.header(width, height))
@@ -624,11 +701,11 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     info = probe(source, ffmpeg)
     out_width, out_height = round(info.width * scale), round(info.height * scale)
     encoding = encoding_for(target, codec, crf, pix_fmt)
-    check_encoding(ffmpeg, encoding, target, out_width, out_height)
+    check_encoding(ffmpeg, encoding, target, out_width, out_height, info.sar, info.colors)
     segment_frames = max(1, math.ceil(segment_seconds * float(info.rate)))
     parts, done = _prepare_parts(target, _source_state(source, encoding, settings,
                                                        segment_frames), resume, log)
-    decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate)
+    decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate, info.colors)
     boundaries, pending, total = {}, [], 0
     state = {"segment": None, "first_pts": None}
 
@@ -656,7 +733,7 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         if segment is None:
             segment = state["segment"] = _SegmentEncoder(
                 ffmpeg, parts, index, time_ns, encoding, out_width, out_height, info.sar,
-                decoder.time_base)
+                info.colors, decoder.time_base)
         try:
             segment.write(time_ns, _ticks(duration, 10**9), result)
         except BrokenPipeError:

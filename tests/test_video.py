@@ -611,3 +611,63 @@ def test_the_command_queues_8_bit_frames_for_the_writer(model_file, tmp_path, mo
                          "--model", str(weights), "--precision", "float32", "--no-progress",
                          "--tile", tile, *LOSSLESS]) == 0
     assert queued == [np.dtype(np.uint8)] * 20
+
+
+def shown_colour(path, conversion=None):
+    """The mean RGB of a clip's first frame as ffmpeg shows it: with the conversion its stream
+    states, or with `conversion` (a scale filter's in_ options) where a player would assume it."""
+    data = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-frames:v", "1",
+                           *(["-vf", f"scale={conversion}"] if conversion else []), "-f",
+                           "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True,
+                          check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(-1, 3).mean(axis=0)
+
+
+@pytest.mark.parametrize("size,source_matrix,source_range,tagged,expected", [
+    ("640x8", "bt470", "tv", False, "smpte170m"),  # no tags, SD: BT.601, as players assume
+    ("1280x8", "bt709", "tv", False, "bt709"),  # no tags, 1280 wide: BT.709
+    ("640x8", "bt709", "tv", True, "bt709"),  # stated: kept, though the size says BT.601
+    ("640x8", "bt709", "pc", True, "bt709"),  # full range, stated
+])
+def test_colours_are_kept_and_the_output_states_how_to_show_them(tmp_path, size, source_matrix,
+                                                                 source_range, tagged,
+                                                                 expected):
+    """A saturated colour comes out as a player showed the source. Every output here is 1280
+    wide, where a player takes an unstated matrix for BT.709: the upscaled stream states its
+    matrix and range, or an SD source shown as BT.601 would shift hue."""
+    source = tmp_path / "colour.mp4"
+    tags = ["-colorspace", "bt709", "-color_range", source_range] if tagged else []
+    unstated = "" if tagged else ",setparams=colorspace=unknown:range=unknown"
+    ffmpeg("-f", "lavfi", "-i", f"color=c=0xD02060:size={size}:rate=10:duration=0.5", "-vf",
+           f"scale=out_color_matrix={source_matrix}:out_range={source_range}{unstated}",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", *tags, source)
+    before = shown_colour(source, f"in_color_matrix={source_matrix}:in_range={source_range}")
+    info = video.probe(str(source))
+    assert (info.colors.matrix, info.colors.range, info.colors.assumed) == (
+        expected, source_range, not tagged)
+    target = tmp_path / "out.mp4"
+    assert video.upscale_video(str(source), str(target), nearest_x2, 2, log=print) == 5
+    header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(target)], capture_output=True,
+                            text=True).stderr
+    stated = re.search(r"yuvj?420p\((tv|pc), (\w+)", header)
+    after = shown_colour(target, None if stated else "in_color_matrix=bt709:in_range=tv")
+    assert np.abs(after - before).max() <= 3
+    assert stated and stated.groups() == (source_range, expected)
+
+
+def test_an_hdr_sources_primaries_and_transfer_are_stated_in_the_output(tmp_path):
+    """BT.2020 primaries with the PQ transfer (HDR10): the frames go through the model as
+    8-bit RGB of the same signal, so the output must say the same, or a player shows the PQ
+    signal as SDR, washed out."""
+    source = tmp_path / "hdr.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=24x16:rate=10:duration=0.5", "-vf",
+           "scale=out_color_matrix=bt2020:out_range=tv,format=yuv420p,setparams="
+           "colorspace=bt2020nc:color_primaries=bt2020:color_trc=smpte2084", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", source)
+    colors = video.probe(str(source)).colors
+    assert (colors.matrix, colors.primaries, colors.trc) == ("bt2020nc", "bt2020", "smpte2084")
+    target = tmp_path / "out.mp4"
+    assert video.upscale_video(str(source), str(target), nearest_x2, 2, log=print) == 5
+    header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(target)], capture_output=True,
+                            text=True).stderr
+    assert "yuv420p(tv, bt2020nc/bt2020/smpte2084" in header
