@@ -157,8 +157,8 @@ class VideoInfo:
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
     frames: int
-    audio: bool
-    subtitles: bool
+    audio: int  # how many audio streams
+    subtitles: int  # how many subtitle streams
     sar: Fraction = Fraction(1)
     colors: Colors = Colors()
 
@@ -196,8 +196,9 @@ def probe(path, ffmpeg=None):
         raise VideoError(f"{path}: no decodable video frame (truncated or empty?)")
     streams = header[header.find("Stream #"):]
     width, height, sar = first
-    return VideoInfo(width, height, rate.group(1), int(frames[-1]), "Audio:" in streams,
-                     "Subtitle:" in streams, sar,
+    return VideoInfo(width, height, rate.group(1), int(frames[-1]),
+                     len(re.findall(r"Stream #.*?: Audio:", streams)),
+                     len(re.findall(r"Stream #.*?: Subtitle:", streams)), sar,
                      _colors(video.group(0), int(size.group(1)), int(size.group(2))))
 
 
@@ -637,7 +638,20 @@ def _ticks(seconds, per_second):
     return math.floor(seconds * per_second + Fraction(1, 2))
 
 
-def _mux(ffmpeg, parts, segments, boundaries, start, source, target, log):
+def _source_metadata(audio, subtitles):
+    """ffmpeg's options that give the output the source's title, dates and tags, its
+    chapters, and each stream's language and title (the segments have none of them; a
+    mapping of one stream's turns off ffmpeg's own copying for all, so each is mapped), for
+    `audio` and `subtitles` streams mapped after the video in the source's order."""
+    streams = [("v", 0)] + [("a", index) for index in range(audio)] \
+        + [("s", index) for index in range(subtitles)]
+    return ["-map_metadata", "1", "-map_chapters", "1",
+            *[option for kind, index in streams
+              for option in (f"-map_metadata:s:{kind}:{index}", f"1:s:{kind}:{index}")],
+            "-metadata:s:v:0", "encoder=", "-disposition:v:0", "default"]
+
+
+def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log):
     """`target`: the segments' video one after another (ffmpeg's concat demuxer; each
     segment's duration is given to the microsecond so that every timestamp lands back
     exactly on the source's), the source's audio and subtitles, copied when the container
@@ -661,10 +675,11 @@ def _mux(ffmpeg, parts, segments, boundaries, start, source, target, log):
             streams = ["-map", "1:a?"] + (["-map", "1:s?"] if subtitles else [])
             codecs = (["-c:a", audio] if audio else []) + (["-c:s", subtitles]
                                                           if subtitles else [])
+            metadata = _source_metadata(info.audio, info.subtitles if subtitles else 0)
             result = subprocess.run(
                 [ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", *offset, "-i",
                  listing, "-i", source, "-map", "0:v:0", *streams, "-c:v", "copy", *codecs,
-                 partial], capture_output=True, stdin=subprocess.DEVNULL)
+                 *metadata, partial], capture_output=True, stdin=subprocess.DEVNULL)
             if result.returncode == 0:
                 if note:
                     log(f"{target}: {note}")
@@ -774,8 +789,8 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
             finish_segment()
         last_pts, last_duration = decoder.time_of(total - 1)
         boundaries[total] = last_pts + last_duration - state["first_pts"]
-        _mux(ffmpeg, parts, _segments(parts), boundaries, state["first_pts"], source, target,
-             log)
+        _mux(ffmpeg, parts, _segments(parts), boundaries, state["first_pts"], source, info,
+             target, log)
         shutil.rmtree(parts)
         return total
     except BaseException:

@@ -254,6 +254,38 @@ def test_batches_of_frames_equal_single_frames(model_file, tmp_path):
                   - upscaled(model, frames_of(source, 24, 16))).max() <= 1
 
 
+def test_titles_dates_chapters_and_each_streams_language_are_the_sources(model_file, tmp_path):
+    _, weights = model_file
+    (tmp_path / "lines.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhola\n")
+    plain = tmp_path / "plain.mkv"
+    make_clip(plain, seconds=1, subtitles=tmp_path / "lines.srt")
+    (tmp_path / "meta.txt").write_text(
+        ";FFMETADATA1\ntitle=Holiday\ncreation_time=2024-05-01T10:00:00Z\n"
+        "[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=500\ntitle=Intro\n"
+        "[CHAPTER]\nTIMEBASE=1/1000\nSTART=500\nEND=1000\ntitle=Main\n")
+    source = tmp_path / "tagged.mkv"
+    ffmpeg("-i", plain, "-f", "lavfi", "-i", "sine=frequency=880:duration=1", "-i",
+           tmp_path / "meta.txt", "-map", "0", "-map", "1:a", "-map_metadata", "2",
+           "-map_chapters", "2", "-c", "copy", "-c:a:1", "flac",
+           "-metadata:s:v:0", "language=jpn", "-metadata:s:v:0", "title=Camera",
+           "-metadata:s:a:0", "language=fra", "-metadata:s:a:1", "language=deu",
+           "-metadata:s:a:1", "title=Commentary", "-metadata:s:s:0", "language=spa", source)
+    target = tmp_path / "out.mkv"
+    assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                     "--no-progress"]) == 0
+    header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(target)], capture_output=True,
+                            text=True).stderr
+    assert re.findall(r"Stream #0:\d+\((\w+)\): (\w+):", header) == [
+        ("jpn", "Video"), ("fra", "Audio"), ("deu", "Audio"), ("spa", "Subtitle")]
+    assert re.search(r"title\s*: Camera", header) and re.search(r"title\s*: Commentary", header)
+    assert "encoder" not in header.split("Video:")[1].split("Stream #")[0].lower()
+    assert re.search(r"title\s*: Holiday", header)
+    assert re.search(r"creation_time\s*: 2024-05-01T10:00:00", header)
+    assert re.findall(r"start ([\d.]+), end ([\d.]+)\s+Metadata:\s+title\s*: (\w+)",
+                      header) == [("0.000000", "0.500000", "Intro"),
+                                  ("0.500000", "1.000000", "Main")]
+
+
 def test_a_sideways_phone_clip_is_upscaled_and_written_upright(model_file, tmp_path):
     """A stream stored 24 x 16 with a display matrix of 90 degrees (how phones write portrait
     video) shows 16 x 24: its frames are upscaled upright, as a still image follows its EXIF
