@@ -7,7 +7,7 @@ Below the networks: nothing here imports them (the conversion is imported when f
 Environment:
     KERAS_SR_CACHE: the cache folder (default `$XDG_CACHE_HOME/keras-sr`, `~/.cache/keras-sr`).
     KERAS_SR_WEIGHTS_URL: a mirror; every file is fetched from `<it>/<file name>` instead.
-    KERAS_SR_OFFLINE: 1 / true: never download; use what the cache holds.
+    KERAS_SR_OFFLINE: 1 / true / yes / on: never download; use what the cache holds.
 """
 
 import dataclasses
@@ -135,8 +135,25 @@ def canonical(name):
     return name if name in RELEASES else None
 
 
+OFFLINE_VARIABLE = "KERAS_SR_OFFLINE"
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def offline():
-    return os.environ.get("KERAS_SR_OFFLINE", "").lower() in ("1", "true", "yes")
+    """KERAS_SR_OFFLINE: on for 1 / true / yes / on, off for 0 / false / no / off or unset,
+    in any case and around spaces. Any other value warns (IgnoredSettingWarning) and counts
+    as on: it was set for a reason, and not downloading is the reading that does no harm."""
+    value = os.environ.get(OFFLINE_VARIABLE, "")
+    if value.strip().lower() in _OFF:
+        return False
+    if value.strip().lower() not in _ON:
+        import warnings
+
+        from keras_sr.precision import IgnoredSettingWarning
+
+        warnings.warn(f"{OFFLINE_VARIABLE}={value!r} is not one of 1, true, yes, on or 0, false, "
+                      "no, off: taken as on (no downloads)", IgnoredSettingWarning, stacklevel=2)
+    return True
 
 
 def source_url(release):

@@ -212,6 +212,26 @@ def test_a_server_that_never_answers_fails_within_the_timeout(zoo_server, monkey
     assert time.monotonic() - start < 10
 
 
+@pytest.mark.parametrize("value,expected", [
+    ("1", True), ("TRUE", True), (" yes ", True), ("On", True),
+    ("0", False), ("false", False), ("No", False), ("off", False), ("", False)])
+def test_offline_reads_the_usual_spellings_of_on_and_off(monkeypatch, recwarn, value, expected):
+    monkeypatch.setenv("KERAS_SR_OFFLINE", value)
+    assert zoo.offline() is expected
+    assert not recwarn.list
+
+
+def test_an_unknown_offline_value_is_named_and_taken_as_on(monkeypatch):
+    from keras_sr.precision import IgnoredSettingWarning
+
+    monkeypatch.setenv("KERAS_SR_OFFLINE", "offline please")
+    with pytest.warns(IgnoredSettingWarning, match=r"KERAS_SR_OFFLINE='offline please' is "
+                                                    r"not one of .*taken as on"):
+        assert zoo.offline() is True
+    monkeypatch.delenv("KERAS_SR_OFFLINE")
+    assert zoo.offline() is False
+
+
 def test_offline_names_the_url_the_hash_and_the_cache_path(zoo_server, monkeypatch):
     server, _ = zoo_server
     monkeypatch.setenv("KERAS_SR_OFFLINE", "1")
