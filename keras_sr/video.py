@@ -50,6 +50,10 @@ CRF_HIGHEST = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63,
 CRF_CODECS = tuple(CRF_HIGHEST)
 # Decoded frames waiting for the model (a few frames of memory, whatever the clip's length).
 QUEUE_FRAMES = 4
+# Interlaced frames: each made whole from its two fields (ffmpeg's bwdif, one frame out for
+# each frame in, so every timestamp stays), only where the frame says it is interlaced;
+# upscaled as they are, their combing would be upscaled with them.
+DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=interlaced"
 SEGMENT_SECONDS = 10.0
 STATE_FILE = "run.json"
 
@@ -123,15 +127,30 @@ class Colors:
         return filters, options
 
 
+def _pixel_format(stream):
+    """(pixel format, [what the file states about it]) from ffmpeg's line for a video stream:
+    the format and, in brackets after it, whatever of range, matrix / primaries / transfer,
+    field order and chroma position the file states (`yuv420p(tv, bt709, progressive)`,
+    `yuvj420p(pc, bt470bg/unknown/unknown)`, `yuv420p(top coded first (swapped))`)."""
+    found = re.search(r",\s*([a-z][a-z0-9_]*)(?:\(((?:[^()]|\([^()]*\))*)\))?,", stream)
+    if found is None:
+        return "", []
+    return found.group(1), [part.strip() for part in (found.group(2) or "").split(",")]
+
+
+def _interlaced(stream):
+    """Whether the stream says its frames are interlaced (a field order: `top first`,
+    `bottom coded first (swapped)`, ...)."""
+    return any(re.fullmatch(r"(top|bottom)( coded)? first.*", item)
+               for item in _pixel_format(stream)[1])
+
+
 def _colors(stream, width, height):
-    """`Colors` from ffmpeg's line for a video stream: its pixel format and, in brackets
-    after it, whatever of range, matrix / primaries / transfer, field order and chroma
-    position the file states (`yuv420p(tv, bt709, progressive)`,
-    `yuvj420p(pc, bt470bg/unknown/unknown)`); `width` x `height` as stored."""
-    found = re.search(r",\s*([a-z][a-z0-9_]*)(?:\(([^()]*)\))?,", stream)
-    pix_fmt, details = (found.group(1), found.group(2) or "") if found else ("", "")
+    """`Colors` from ffmpeg's line for a video stream (`_pixel_format`); `width` x `height`
+    as stored."""
+    pix_fmt, details = _pixel_format(stream)
     stated = {"range": None, "matrix": None, "primaries": None, "trc": None}
-    for item in (part.strip() for part in details.split(",")):
+    for item in details:
         if item in ("tv", "pc"):
             stated["range"] = item
         elif item.count("/") == 2 or item in ("bt709", "smpte170m", "smpte240m"):
@@ -152,7 +171,7 @@ class VideoInfo:
     with a display matrix (as phones write portrait video) is turned upright by ffmpeg's
     decoder, as still images follow their EXIF orientation. `sar`: the shape of a pixel,
     width / height (1 but for anamorphic video). `colors`: how its YCbCr values stand for
-    colours (`Colors`)."""
+    colours (`Colors`). `interlaced`: the stream says its frames hold two fields each."""
     width: int
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
@@ -161,6 +180,7 @@ class VideoInfo:
     subtitles: int  # how many subtitle streams
     sar: Fraction = Fraction(1)
     colors: Colors = Colors()
+    interlaced: bool = False
 
 
 def probe(path, ffmpeg=None):
@@ -199,7 +219,8 @@ def probe(path, ffmpeg=None):
     return VideoInfo(width, height, rate.group(1), int(frames[-1]),
                      len(re.findall(r"Stream #.*?: Audio:", streams)),
                      len(re.findall(r"Stream #.*?: Subtitle:", streams)), sar,
-                     _colors(video.group(0), int(size.group(1)), int(size.group(2))))
+                     _colors(video.group(0), int(size.group(1)), int(size.group(2))),
+                     _interlaced(video.group(0)))
 
 
 _FRAME_SHAPE = re.compile(r"\bsar:\s*(\d+)/(\d+)\s+s:\s*(\d+)x(\d+)")
@@ -239,7 +260,7 @@ class _Decoder:
     """ffmpeg decoding the first video stream of `source` into rgb24 frames, every decoded
     frame once (`-fps_mode passthrough`), with its timestamp and duration from `showinfo`."""
 
-    def __init__(self, ffmpeg, source, width, height, rate, colors=None):
+    def __init__(self, ffmpeg, source, width, height, rate, colors=None, deinterlace=False):
         self.source, self.frame_bytes, self.shape = source, width * height * 3, (height,
                                                                                  width, 3)
         self.rate = Fraction(rate).limit_denominator(1001 * 1000)
@@ -252,6 +273,7 @@ class _Decoder:
         self.process = subprocess.Popen(
             [ffmpeg, "-hide_banner", "-nostats", "-v", "info", "-i", source, "-map", "0:v:0",
              "-vf", ",".join(filter(None, ["showinfo=checksum=0",
+                                           deinterlace and DEINTERLACE,
                                            colors and colors.decoding_filter()])),
              "-fps_mode", "passthrough", "-f", "rawvideo",
              "-pix_fmt", "rgb24", "-"],
@@ -720,7 +742,10 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
     segment_frames = max(1, math.ceil(segment_seconds * float(info.rate)))
     parts, done = _prepare_parts(target, _source_state(source, encoding, settings,
                                                        segment_frames), resume, log)
-    decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate, info.colors)
+    if info.interlaced:
+        log(f"{source}: interlaced: each frame deinterlaced (bwdif) before the model")
+    decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate, info.colors,
+                       info.interlaced)
     boundaries, pending, total = {}, [], 0
     state = {"segment": None, "first_pts": None}
 
