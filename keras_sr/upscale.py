@@ -249,7 +249,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
             alpha = inference.quantize(resize(decoded.alpha, size), out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
     atomic.write_bytes(target, encode_image(out, fmt, bits, getattr(
-        args, "png_compression", outputs.DEFAULT_PNG_COMPRESSION)))
+        args, "png_compression", outputs.DEFAULT_PNG_COMPRESSION), decoded.metadata))
 
 
 def main(args):

@@ -122,6 +122,50 @@ def test_exif_orientation_is_applied(model_files, tmp_path, rng):
     assert Image.open(tmp_path / "out" / "rotated.jpg").size == (20, 40)
 
 
+def an_icc_profile():
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_the_icc_profile_exif_and_resolution_are_kept(model_files, tmp_path, rng, suffix):
+    """A camera's photo (its colour profile, its EXIF: make, date, pixel size, turned 90
+    degrees; 300 dpi) keeps them upscaled: the profile byte for byte, the EXIF with the new
+    pixel size and no orientation (the pixels are turned), the resolution where the format
+    holds one."""
+    _, folder = model_files
+    image = Image.fromarray((photo(rng, 10, 20) * 255).astype(np.uint8))
+    exif = image.getexif()
+    exif[0x010F], exif[0x0132], exif[0x0112] = "Camera Maker", "2024:05:01 10:00:00", 6
+    exif.get_ifd(0x8769).update({0xA002: 20, 0xA003: 10})
+    profile = an_icc_profile()
+    image.save(tmp_path / "photo.jpg", exif=exif, icc_profile=profile, dpi=(300, 300))
+    target = tmp_path / f"out{suffix}"
+    assert upscale(tmp_path / "photo.jpg", "-o", target, "--model", folder / "g.keras") == 0
+    with Image.open(target) as result:
+        assert result.size == (20, 40) and result.info.get("icc_profile") == profile
+        kept = result.getexif()
+        assert kept[0x010F] == "Camera Maker" and kept[0x0132] == "2024:05:01 10:00:00"
+        assert kept.get(0x0112, 1) == 1
+        assert kept.get_ifd(0x8769)[0xA002] == 20 and kept.get_ifd(0x8769)[0xA003] == 40
+        if suffix != ".webp":
+            assert np.allclose(result.info["dpi"], (300, 300), atol=0.1)
+
+
+def test_a_16_bit_png_keeps_its_profile_and_resolution(model_files, tmp_path, rng):
+    _, folder = model_files
+    deep = (photo(rng, 10, 14)[..., 0] * 65535).astype(np.uint16)
+    profile = an_icc_profile()
+    Image.fromarray(deep).save(tmp_path / "deep.png", icc_profile=profile, dpi=(600, 600))
+    assert upscale(tmp_path / "deep.png", "-o", tmp_path / "out", "--model",
+                   folder / "g.keras") == 0
+    with Image.open(tmp_path / "out" / "deep.png") as result:
+        assert result.mode.startswith("I") and result.size == (28, 20)
+        assert result.info.get("icc_profile") == profile
+        assert np.allclose(result.info["dpi"], (600, 600), atol=0.1)
+
+
 def test_scale_out_resizes_the_result(model_files, tmp_path, rng):
     _, folder = model_files
     Image.fromarray((photo(rng, 20, 10) * 255).astype(np.uint8)).save(tmp_path / "a.png")

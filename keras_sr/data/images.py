@@ -9,8 +9,11 @@ EXIF orientation applied. Colour handling, documented once here:
 - 16-bit images are scaled to 8 bits (round(v / 257)).
 """
 
+import dataclasses
 import glob
 import os
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -136,12 +139,35 @@ def write_image(path, array):
         Image.fromarray(np.asarray(array, dtype=np.uint8)).save(temporary)
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageMetadata:
+    """What an upscaled image keeps of its source, as ImageMagick and GIMP keep it when they
+    resize: `icc_profile` (bytes: without it a wide-gamut photo, Display P3 or Adobe RGB,
+    shows desaturated in colour-managed viewers), `exif` (bytes, its orientation already
+    applied to the pixels and so left out) and `dpi` ((x, y), kept as it is)."""
+    icc_profile: object = None
+    exif: object = None
+    dpi: object = None
+
+
+def _metadata_of(image):
+    """ImageMetadata of a Pillow image after `ImageOps.exif_transpose` (which drops the
+    orientation it applied)."""
+    exif = image.getexif()
+    dpi = image.info.get("dpi")
+    return ImageMetadata(image.info.get("icc_profile") or None,
+                         exif.tobytes() if len(exif) else None,
+                         tuple(dpi) if dpi and all(value > 0 for value in dpi) else None)
+
+
 class DecodedImage:
     """What `keras-sr upscale` needs of a file: `color` (H, W, 3) float32 in [0, 1], `alpha`
-    (H, W) float32 or None, whether it was grayscale, and its bit depth (8 or 16)."""
+    (H, W) float32 or None, whether it was grayscale, its bit depth (8 or 16) and the
+    `metadata` its output keeps (ImageMetadata)."""
 
-    def __init__(self, color, alpha, gray, bits):
+    def __init__(self, color, alpha, gray, bits, metadata=None):
         self.color, self.alpha, self.gray, self.bits = color, alpha, gray, bits
+        self.metadata = metadata or ImageMetadata()
 
 
 def read_image_exact(path):
@@ -155,9 +181,10 @@ def read_image_exact(path):
                 with open(path, "rb") as handle:
                     array = tf.io.decode_png(handle.read(), channels=0, dtype=tf.uint16).numpy()
                 color, alpha = array[..., :3], array[..., 3] if array.shape[-1] == 4 else None
-                return _decoded(color, alpha, False, 16)
+                return _decoded(color, alpha, False, 16, _metadata_of(image))
             image.load()
             image = ImageOps.exif_transpose(image)
+            metadata = _metadata_of(image)
             mode = image.mode
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -165,35 +192,78 @@ def read_image_exact(path):
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
                 array = np.asarray(image).astype(np.uint16) if mode != "I" else \
                     np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-                return _decoded(np.repeat(array[..., None], 3, -1), None, True, 16)
+                return _decoded(np.repeat(array[..., None], 3, -1), None, True, 16, metadata)
             if mode in ("L", "1", "LA", "La"):
                 gray = np.asarray(image.convert("LA"))
                 alpha = gray[..., 1] if mode in ("LA", "La") else None
-                return _decoded(np.repeat(gray[..., :1], 3, -1), alpha, True, 8)
+                return _decoded(np.repeat(gray[..., :1], 3, -1), alpha, True, 8, metadata)
             if mode in ("RGBA", "RGBa"):
                 array = np.asarray(image.convert("RGBA"))
-                return _decoded(array[..., :3], array[..., 3], False, 8)
-            return _decoded(np.asarray(image.convert("RGB")), None, False, 8)
+                return _decoded(array[..., :3], array[..., 3], False, 8, metadata)
+            if mode not in ("RGB", "RGBX") and metadata.icc_profile:
+                # CMYK, LAB, ...: its profile describes the source's channels, not RGB.
+                metadata = dataclasses.replace(metadata, icc_profile=None)
+            return _decoded(np.asarray(image.convert("RGB")), None, False, 8, metadata)
     except FileNotFoundError:
         raise UnreadableImageError(path, "no such file") from None
     except PILLOW_ERRORS as error:
         raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
 
 
-def _decoded(color, alpha, gray, bits):
+def _decoded(color, alpha, gray, bits, metadata=None):
     peak = 65535.0 if bits == 16 else 255.0
     alpha = None if alpha is None else np.asarray(alpha, np.float32) / peak
-    return DecodedImage(np.ascontiguousarray(color, np.float32) / peak, alpha, gray, bits)
+    return DecodedImage(np.ascontiguousarray(color, np.float32) / peak, alpha, gray, bits,
+                        metadata)
 
 
-def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
+_EXIF_IFD, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA002, 0xA003
+
+
+def _exif_for_size(exif_bytes, width, height):
+    """`exif_bytes` with the pixel size it states (if any) made `width` x `height`."""
+    exif = Image.Exif()
+    exif.load(exif_bytes)
+    details = exif.get_ifd(_EXIF_IFD)
+    if _PIXEL_X in details or _PIXEL_Y in details:
+        details[_PIXEL_X], details[_PIXEL_Y] = width, height
+    return exif.tobytes()
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _with_png_metadata(png, metadata, exif):
+    """`png` (bytes) with the profile, EXIF and resolution chunks Pillow would write (iCCP,
+    eXIf, pHYs), placed after IHDR, where every reader looks for them."""
+    chunks = b""
+    if metadata.icc_profile:
+        chunks += _png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(metadata.icc_profile))
+    if exif:
+        chunks += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    if metadata.dpi:
+        chunks += _png_chunk(b"pHYs", struct.pack(">IIB", *(round(value / 0.0254)
+                                                             for value in metadata.dpi), 1))
+    end_of_header = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, data, CRC
+    return png[:end_of_header] + chunks + png[end_of_header:]
+
+
+def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION,
+                 metadata=None):
     """Encodes `(H, W)`, `(H, W, 1|3|4)` pixels (uint8, or uint16 with bits=16 for PNG) as
-    "png", "jpg" or "webp" bytes; `png_compression`: zlib's level for PNG (0-9). 16-bit goes
+    "png", "jpg" or "webp" bytes; `png_compression`: zlib's level for PNG (0-9); `metadata`
+    (ImageMetadata): the source's ICC profile, EXIF (its pixel size made the new one) and
+    resolution, written where the format holds them (WebP has no resolution). 16-bit goes
     through TF's PNG encoder, which Pillow lacks for colour."""
     import io
 
     if png_compression not in PNG_COMPRESSION_LEVELS:
         raise ValueError(f"PNG compression must be 0-9, got {png_compression!r}")
+    metadata = metadata or ImageMetadata()
+    exif = _exif_for_size(metadata.exif, pixels.shape[1], pixels.shape[0]) \
+        if metadata.exif else None
     if bits == 16:
         if format != "png":
             raise ValueError("16-bit output is PNG only")
@@ -201,13 +271,16 @@ def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION
 
         if pixels.ndim == 2:
             pixels = pixels[..., None]
-        return tf.io.encode_png(np.ascontiguousarray(pixels, np.uint16),
-                                compression=png_compression).numpy()
+        return _with_png_metadata(tf.io.encode_png(np.ascontiguousarray(pixels, np.uint16),
+                                                   compression=png_compression).numpy(),
+                                  metadata, exif)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     image = Image.fromarray(np.ascontiguousarray(pixels, np.uint8))
     buffer = io.BytesIO()
     options = {"jpg": {"format": "JPEG", "quality": 95}, "webp": {"format": "WEBP",
                "quality": 95}, "png": {"format": "PNG", "compress_level": png_compression}}[format]
-    image.save(buffer, **options)
+    kept = {"icc_profile": metadata.icc_profile, "exif": exif,
+            "dpi": metadata.dpi if format != "webp" else None}
+    image.save(buffer, **options, **{key: value for key, value in kept.items() if value})
     return buffer.getvalue()
