@@ -71,7 +71,7 @@ def build_parser():
         "SavedModel (or TF-Serving model folder), a .tflite file or a preset. Grayscale stays "
         "grayscale, alpha is resized bicubic beside the model's RGB, 16-bit PNG stays 16-bit, "
         "EXIF orientation is applied (and a video's display rotation); the ICC profile, EXIF "
-        "and dpi are kept. Images whose "
+        "and dpi are kept; animated PNG / WebP stay animated. Images whose "
         "activations would exceed --memory-budget are processed in tiles with --tile-pad "
         "pixels of overlap.")
     upscale.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")

@@ -8,8 +8,10 @@ import numpy as np
 from keras_sr import atomic, inference, outputs, video
 from keras_sr.data.images import (
     UnreadableImageError,
+    encode_animation,
     encode_image,
     list_images,
+    read_animation,
     read_image_exact,
 )
 from keras_sr.precision import describe_device
@@ -210,13 +212,36 @@ def clock(seconds):
 
 
 def upscale_file(upscaler, source, target, fmt, args, log):
+    compression = getattr(args, "png_compression", outputs.DEFAULT_PNG_COMPRESSION)
+    animation = read_animation(source)
+    if animation and fmt == "jpg":
+        log(f"{source}: animated ({animation.count} frames), but JPEG holds one picture: only "
+            "the first is written (--format png or webp keeps them all)")
+    elif animation:
+        frames = (upscaled_pixels(upscaler, decoded, f"{source} frame {index + 1}",
+                                  fmt, args, log, frames=animation.count)
+                  for index, decoded in enumerate(animation.frames))
+        atomic.write_bytes(target, encode_animation(frames, fmt, animation.durations,
+                                                    animation.loop, compression,
+                                                    animation.metadata))
+        return
     decoded = read_image_exact(source)
+    out = upscaled_pixels(upscaler, decoded, source, fmt, args, log)
+    atomic.write_bytes(target, encode_image(out, fmt, 16 if out.dtype == np.uint16 else 8,
+                                            compression, decoded.metadata))
+
+
+def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
+    """The output's pixels (uint8 or uint16, with alpha where the source has it and `fmt`
+    holds it) of one decoded image, or one of an animation's `frames`."""
     height, width = decoded.color.shape[:2]
     scale = upscaler.scale
     resized = args.scale_out is not None and args.scale_out != scale
-    # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array.
+    # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array;
+    # an animation holds every frame's.
     check_result_fits(source, height, width, args.scale_out or scale,
-                      3 + (decoded.alpha is not None), 8 if resized else decoded.bits // 8)
+                      (3 + (decoded.alpha is not None)) * frames,
+                      8 if resized else decoded.bits // 8)
     tile, pad = tile_for(upscaler, height, width, args)
     bits = 16 if decoded.bits == 16 and fmt == "png" else 8
     out_dtype = np.uint16 if bits == 16 else np.uint8
@@ -248,8 +273,7 @@ def upscale_file(upscaler, source, target, fmt, args, log):
         else:
             alpha = inference.quantize(resize(decoded.alpha, size), out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
-    atomic.write_bytes(target, encode_image(out, fmt, bits, getattr(
-        args, "png_compression", outputs.DEFAULT_PNG_COMPRESSION), decoded.metadata))
+    return out
 
 
 def main(args):

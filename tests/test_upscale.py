@@ -1,5 +1,7 @@
 """`keras-sr upscale` end to end with every model form and the image kinds it must keep."""
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -164,6 +166,55 @@ def test_a_16_bit_png_keeps_its_profile_and_resolution(model_files, tmp_path, rn
         assert result.mode.startswith("I") and result.size == (28, 20)
         assert result.info.get("icc_profile") == profile
         assert np.allclose(result.info["dpi"], (600, 600), atol=0.1)
+
+
+def frames_of(path):
+    """[(RGBA pixels, duration ms)] of every frame of an image file, and its loop count."""
+    with Image.open(path) as image:
+        frames = []
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            image.load()
+            frames.append((np.asarray(image.convert("RGBA")), image.info.get("duration")))
+        return frames, image.info.get("loop")
+
+
+@pytest.mark.parametrize("suffix,tolerance", [(".png", 1), (".webp", None)])
+def test_an_animation_keeps_every_frame_its_timing_and_transparency(model_files, tmp_path, rng,
+                                                                    capsys, suffix, tolerance):
+    """An animated PNG or WebP (a sticker: three frames of 50 / 100 / 150 ms, half
+    transparent, played twice) comes out animated the same way, each frame the model's
+    (WebP at quality 95, as for still images: lossy, and this random model's output is
+    noise to it, so each frame is held to the error of the same frame written as a still
+    WebP); JPEG holds one picture: the first, and a line says so."""
+    from keras_sr.data.images import encode_image
+
+    model, folder = model_files
+    pictures = [(photo(rng, 12, 10) * 255).astype(np.uint8) for _ in range(3)]
+    alpha = np.full((12, 10, 1), 128, np.uint8)
+    stills = [Image.fromarray(np.concatenate([picture, alpha], -1), "RGBA")
+              for picture in pictures]
+    source = tmp_path / f"sticker{suffix}"
+    stills[0].save(source, save_all=True, append_images=stills[1:], duration=[50, 100, 150],
+                   loop=2, lossless=True)
+    assert upscale(source, "-o", tmp_path / "out", "--model", folder / "g.keras") == 0
+    frames, loop = frames_of(tmp_path / "out" / source.name)
+    assert loop == 2 and [duration for _, duration in frames] == [50, 100, 150]
+    for (result, _), picture in zip(frames, pictures, strict=True):
+        expected = np.round(np.clip(model(picture[None].astype(np.float32) / 255).numpy()[0],
+                                    0, 1) * 255)
+        assert result.shape == (24, 20, 4)
+        error = np.abs(result[..., :3].astype(int) - expected)
+        if tolerance:
+            assert error.max() <= tolerance
+        else:
+            still = np.asarray(Image.open(io.BytesIO(encode_image(
+                expected.astype(np.uint8), "webp"))))[..., :3].astype(int)
+            assert error.mean() <= 1.1 * np.abs(still - expected).mean() + 0.5
+        assert np.abs(result[..., 3].astype(int) - 128).max() <= 1
+    assert upscale(source, "-o", tmp_path / "first.jpg", "--model", folder / "g.keras") == 0
+    assert "animated (3 frames), but JPEG holds one picture" in capsys.readouterr().err
+    assert Image.open(tmp_path / "first.jpg").size == (20, 24)
 
 
 def test_scale_out_resizes_the_result(model_files, tmp_path, rng):

@@ -210,6 +210,53 @@ def read_image_exact(path):
         raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
 
 
+@dataclasses.dataclass
+class Animation:
+    """An animated PNG or WebP: `count` frames, each shown `durations[i]` ms, played `loop`
+    times (0: forever), with the file's `metadata` (ImageMetadata); `frames` an iterator of
+    DecodedImage, each the whole picture as shown (Pillow composites the frames), decoded one
+    at a time as it is read, with alpha unless every frame is opaque."""
+    count: int
+    durations: list
+    loop: int
+    metadata: ImageMetadata
+    frames: object
+
+
+def read_animation(path):
+    """The Animation in `path`, or None for a still image. Raises UnreadableImageError."""
+    try:
+        with Image.open(path) as image:
+            count = getattr(image, "n_frames", 1)
+            if count < 2:
+                return None
+            metadata, durations, opaque = _metadata_of(image), [], True
+            for index in range(count):
+                image.seek(index)
+                image.load()
+                durations.append(int(image.info.get("duration") or 100))
+                opaque = opaque and image.convert("RGBA").getextrema()[3][0] == 255
+            loop = int(image.info.get("loop", 0))
+    except FileNotFoundError:
+        raise UnreadableImageError(path, "no such file") from None
+    except PILLOW_ERRORS as error:
+        raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
+
+    def frames():
+        try:
+            with Image.open(path) as image:
+                for index in range(count):
+                    image.seek(index)
+                    image.load()
+                    rgba = np.asarray(image.convert("RGBA"))
+                    yield _decoded(rgba[..., :3], None if opaque else rgba[..., 3], False, 8,
+                                   metadata)
+        except PILLOW_ERRORS as error:
+            raise UnreadableImageError(path, f"{type(error).__name__}: {error}") from None
+
+    return Animation(count, durations, loop, metadata, frames())
+
+
 def _decoded(color, alpha, gray, bits, metadata=None):
     peak = 65535.0 if bits == 16 else 255.0
     alpha = None if alpha is None else np.asarray(alpha, np.float32) / peak
@@ -248,6 +295,31 @@ def _with_png_metadata(png, metadata, exif):
                                                              for value in metadata.dpi), 1))
     end_of_header = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, data, CRC
     return png[:end_of_header] + chunks + png[end_of_header:]
+
+
+def encode_animation(frames, format, durations, loop, png_compression=DEFAULT_PNG_COMPRESSION,
+                     metadata=None):
+    """An animated PNG or WebP (bytes) of `frames` (an iterable of uint8 (H, W, 3|4) arrays,
+    read one at a time), each shown `durations[i]` ms, played `loop` times (0: forever),
+    with `metadata`'s ICC profile (and EXIF for WebP)."""
+    import io
+
+    if format not in ("png", "webp"):
+        raise ValueError(f"an animation is written as PNG or WebP, not {format}")
+    images = (Image.fromarray(np.ascontiguousarray(frame, np.uint8)) for frame in frames)
+    first = next(images)
+    metadata = metadata or ImageMetadata()
+    options = {"png": {"format": "PNG", "compress_level": png_compression},
+               "webp": {"format": "WEBP", "quality": 95}}[format]
+    kept = {"icc_profile": metadata.icc_profile,
+            "exif": _exif_for_size(metadata.exif, first.width, first.height)
+            if metadata.exif and format == "webp" else None}
+    if format == "png":  # Pillow's APNG writer reads its frames twice; WebP's takes a stream
+        images = list(images)
+    buffer = io.BytesIO()
+    first.save(buffer, **options, save_all=True, append_images=images, duration=durations,
+               loop=loop, **{key: value for key, value in kept.items() if value})
+    return buffer.getvalue()
 
 
 def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION,
