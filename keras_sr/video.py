@@ -86,7 +86,8 @@ def ffmpeg_executable():
 _SCALE_MATRICES = {"bt709": "bt709", "smpte170m": "smpte170m", "bt470bg": "bt470",
                    "fcc": "fcc", "smpte240m": "smpte240m", "bt2020nc": "bt2020",
                    "bt2020c": "bt2020"}
-_RGB_FORMATS = re.compile(r"(rgb|bgr|gbr|argb|abgr|0rgb|0bgr|x2rgb|x2bgr|pal8|mono)")
+# Pixel formats without a YCbCr matrix (gray is taken as it comes, as ffmpeg takes it).
+_RGB_FORMATS = re.compile(r"(rgb|bgr|gbr|argb|abgr|0rgb|0bgr|x2rgb|x2bgr|pal8|mono|gray|ya)")
 
 
 @dataclasses.dataclass(frozen=True)

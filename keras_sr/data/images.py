@@ -153,10 +153,13 @@ class ImageMetadata:
 def _metadata_of(image):
     """ImageMetadata of a Pillow image after `ImageOps.exif_transpose` (which drops the
     orientation it applied)."""
-    exif = image.getexif()
+    try:
+        exif = image.getexif()
+        exif = exif.tobytes() if len(exif) else None
+    except Exception:  # noqa: BLE001 - EXIF that Pillow cannot rewrite is left behind
+        exif = None
     dpi = image.info.get("dpi")
-    return ImageMetadata(image.info.get("icc_profile") or None,
-                         exif.tobytes() if len(exif) else None,
+    return ImageMetadata(image.info.get("icc_profile") or None, exif,
                          tuple(dpi) if dpi and all(value > 0 for value in dpi) else None)
 
 
@@ -268,13 +271,17 @@ _EXIF_IFD, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA002, 0xA003
 
 
 def _exif_for_size(exif_bytes, width, height):
-    """`exif_bytes` with the pixel size it states (if any) made `width` x `height`."""
-    exif = Image.Exif()
-    exif.load(exif_bytes)
-    details = exif.get_ifd(_EXIF_IFD)
-    if _PIXEL_X in details or _PIXEL_Y in details:
-        details[_PIXEL_X], details[_PIXEL_Y] = width, height
-    return exif.tobytes()
+    """`exif_bytes` with the pixel size it states (if any) made `width` x `height`; as they
+    are where Pillow cannot rewrite them."""
+    try:
+        exif = Image.Exif()
+        exif.load(exif_bytes)
+        details = exif.get_ifd(_EXIF_IFD)
+        if _PIXEL_X in details or _PIXEL_Y in details:
+            details[_PIXEL_X], details[_PIXEL_Y] = width, height
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001 - odd maker notes and the like: kept unchanged
+        return exif_bytes
 
 
 def _png_chunk(kind, data):

@@ -92,3 +92,20 @@ def test_list_images_from_folders_files_and_globs(tmp_path, rgb):
         list_images(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no image files"):
         list_images(tmp_path / "sub")
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_a_cut_off_exif_block_does_not_stop_the_image_being_written(fmt):
+    """EXIF whose first IFD is cut off (Pillow reads it as empty, with a warning): the image
+    is still written, with its profile."""
+    import io
+
+    from keras_sr.data.images import ImageMetadata, encode_image
+
+    broken = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\xff\xff\x00"
+    pixels = np.full((4, 6, 3), 90, np.uint8)
+    written = encode_image(pixels, fmt, metadata=ImageMetadata(icc_profile=b"profile",
+                                                                exif=broken))
+    with Image.open(io.BytesIO(written)) as image:
+        assert image.size == (6, 4) and image.info.get("icc_profile") == b"profile"
+        assert np.asarray(image.convert("RGB")).mean() == pytest.approx(90, abs=2)
