@@ -69,7 +69,7 @@ def build_parser():
         description="Upscale PNG/JPEG/WebP/BMP files and videos (mp4, mkv, mov, webm, avi, "
         "m4v: through ffmpeg, audio and subtitles copied), folders or globs with a .keras model, a "
         "SavedModel (or TF-Serving model folder), a .tflite file or a preset. Grayscale stays "
-        "grayscale, alpha is resized bicubic beside the model's RGB, 16-bit PNG stays 16-bit, "
+        "grayscale, alpha goes through the model too (--alpha-upscaler), 16-bit PNG stays 16-bit, "
         "EXIF orientation is applied (and a video's display rotation); the ICC profile, EXIF "
         "and dpi are kept; animated PNG / WebP stay animated. Images whose "
         "activations would exceed --memory-budget are processed in tiles with --tile-pad "
@@ -92,6 +92,10 @@ def build_parser():
                          metavar="MB", help="activation memory one tile may use (default 1024)")
     upscale.add_argument("--format", choices=("png", "jpg", "webp"),
                          help="output format (default: the input's if png/jpg/webp, else png)")
+    upscale.add_argument("--alpha-upscaler", choices=("model", "bicubic"), default="model",
+                         help="how a transparent image's alpha channel is upscaled: by the "
+                         "model, as Real-ESRGAN does by default (sharper edges; the model runs "
+                         "twice), or resized bicubic (default model)")
     upscale.add_argument("--png-compression", type=int, choices=outputs.PNG_COMPRESSION_LEVELS,
                          default=outputs.DEFAULT_PNG_COMPRESSION, metavar="0-9",
                          help="zlib level of PNG outputs: 9 for the smallest files, 0 for "

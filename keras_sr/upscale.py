@@ -239,8 +239,10 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
     resized = args.scale_out is not None and args.scale_out != scale
     # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array;
     # an animation holds every frame's.
+    model_alpha = decoded.alpha is not None and fmt != "jpg" \
+        and getattr(args, "alpha_upscaler", "model") == "model"
     check_result_fits(source, height, width, args.scale_out or scale,
-                      (3 + (decoded.alpha is not None)) * frames,
+                      (3 + (decoded.alpha is not None) + 3 * model_alpha) * frames,
                       8 if resized else decoded.bits // 8)
     tile, pad = tile_for(upscaler, height, width, args)
     bits = 16 if decoded.bits == 16 and fmt == "png" else 8
@@ -271,9 +273,32 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
         if fmt == "jpg":
             log(f"{source}: JPEG has no alpha channel; the transparency is dropped")
         else:
-            alpha = inference.quantize(resize(decoded.alpha, size), out_dtype, overwrite=True)
+            alpha = upscaled_alpha(upscaler, decoded.alpha, tile, pad) if model_alpha \
+                else decoded.alpha
+            if alpha.shape[::-1] != size:
+                alpha = resize(alpha, size)
+            alpha = inference.quantize(alpha, out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
     return out
+
+
+# ITU-R BT.601 luma, what OpenCV's BGR2GRAY takes (Real-ESRGAN folds the model's three
+# outputs for an alpha channel into one with it).
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def upscaled_alpha(upscaler, alpha, tile, pad):
+    """An alpha channel (H, W) float in [0, 1] upscaled by the model, as Real-ESRGAN's
+    default `--alpha_upsampler realesrgan` does: given as gray RGB, the model's output
+    clipped to [0, 1] and folded back into one channel with BT.601 luma weights. Tiled as the
+    colour is, into 16-bit levels (6 bytes a pixel rather than float32's 12)."""
+    height, width = alpha.shape
+    scale = upscaler.scale
+    levels = inference.upscale_image(
+        upscaler, np.repeat(np.asarray(alpha, np.float32)[..., None], 3, axis=-1),
+        tile=tile or None, tile_pad=pad,
+        out=np.empty((height * scale, width * scale, 3), np.uint16))
+    return levels @ (LUMA / np.float32(65535))
 
 
 def main(args):

@@ -99,7 +99,9 @@ def test_gray_alpha_16_bit_and_formats_are_kept(model_files, tmp_path, rng):
     Image.fromarray(deep).save(inputs / "deep.png")
     Image.fromarray((photo(rng, 8, 8) * 255).astype(np.uint8)).save(inputs / "photo.jpg")
     out = tmp_path / "out"
-    assert upscale(inputs, "-o", out, "--model", folder / "g.keras") == 0
+    # The random model would not keep alpha's mean; through the model: the test below.
+    assert upscale(inputs, "-o", out, "--model", folder / "g.keras", "--alpha-upscaler",
+                   "bicubic") == 0
     assert Image.open(out / "gray.png").mode == "L"
     with Image.open(out / "rgba.png") as result:
         assert result.mode == "RGBA" and result.size == (24, 32)
@@ -197,7 +199,8 @@ def test_an_animation_keeps_every_frame_its_timing_and_transparency(model_files,
     source = tmp_path / f"sticker{suffix}"
     stills[0].save(source, save_all=True, append_images=stills[1:], duration=[50, 100, 150],
                    loop=2, lossless=True)
-    assert upscale(source, "-o", tmp_path / "out", "--model", folder / "g.keras") == 0
+    assert upscale(source, "-o", tmp_path / "out", "--model", folder / "g.keras",
+                   "--alpha-upscaler", "bicubic") == 0  # a random model changes alpha
     frames, loop = frames_of(tmp_path / "out" / source.name)
     assert loop == 2 and [duration for _, duration in frames] == [50, 100, 150]
     for (result, _), picture in zip(frames, pictures, strict=True):
@@ -215,6 +218,29 @@ def test_an_animation_keeps_every_frame_its_timing_and_transparency(model_files,
     assert upscale(source, "-o", tmp_path / "first.jpg", "--model", folder / "g.keras") == 0
     assert "animated (3 frames), but JPEG holds one picture" in capsys.readouterr().err
     assert Image.open(tmp_path / "first.jpg").size == (20, 24)
+
+
+def test_alpha_goes_through_the_model_as_in_real_esrgan_or_is_resized_bicubic(model_files,
+                                                                              tmp_path, rng):
+    """Real-ESRGAN's default (`--alpha_upsampler realesrgan`): the alpha channel as gray RGB
+    through the model, clipped, folded back with BT.601 luma; `--alpha-upscaler bicubic`: the
+    alpha resized bicubic (the model runs once)."""
+    model, folder = model_files
+    rgba = (photo(rng, 14, 12, channels=4) * 255).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    alpha = rgba[..., 3].astype(np.float32) / 255
+    through_model = np.clip(model(np.repeat(alpha[None, ..., None], 3, -1)).numpy()[0], 0, 1)
+    expected = np.round(through_model @ np.array([0.299, 0.587, 0.114]) * 255)
+    assert upscale(tmp_path / "in.png", "-o", tmp_path / "model.png", "--model",
+                   folder / "g.keras") == 0
+    result = np.asarray(Image.open(tmp_path / "model.png"))[..., 3].astype(int)
+    assert result.shape == (28, 24) and np.abs(result - expected).max() <= 1
+    assert upscale(tmp_path / "in.png", "-o", tmp_path / "bicubic.png", "--model",
+                   folder / "g.keras", "--alpha-upscaler", "bicubic") == 0
+    resized = np.asarray(Image.fromarray(alpha, "F").resize((24, 28), Image.BICUBIC))
+    result = np.asarray(Image.open(tmp_path / "bicubic.png"))[..., 3].astype(int)
+    assert np.abs(result - np.round(np.clip(resized, 0, 1) * 255)).max() <= 1
+    assert np.abs(expected - np.round(np.clip(resized, 0, 1) * 255)).max() > 10
 
 
 def test_scale_out_resizes_the_result(model_files, tmp_path, rng):
