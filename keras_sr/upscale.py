@@ -239,8 +239,10 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
     resized = args.scale_out is not None and args.scale_out != scale
     # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array;
     # an animation holds every frame's.
+    # A uniform alpha (an opaque RGBA screenshot) stays uniform: the model would only blur it.
     model_alpha = decoded.alpha is not None and fmt != "jpg" \
-        and getattr(args, "alpha_upscaler", "model") == "model"
+        and getattr(args, "alpha_upscaler", "model") == "model" \
+        and decoded.alpha.min() != decoded.alpha.max()
     check_result_fits(source, height, width, args.scale_out or scale,
                       (3 + (decoded.alpha is not None) + 3 * model_alpha) * frames,
                       8 if resized else decoded.bits // 8)

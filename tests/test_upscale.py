@@ -241,6 +241,12 @@ def test_alpha_goes_through_the_model_as_in_real_esrgan_or_is_resized_bicubic(mo
     result = np.asarray(Image.open(tmp_path / "bicubic.png"))[..., 3].astype(int)
     assert np.abs(result - np.round(np.clip(resized, 0, 1) * 255)).max() <= 1
     assert np.abs(expected - np.round(np.clip(resized, 0, 1) * 255)).max() > 10
+    # An opaque RGBA image (a screenshot) stays opaque: a uniform alpha skips the model.
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "opaque.png")
+    assert upscale(tmp_path / "opaque.png", "-o", tmp_path / "out", "--model",
+                   folder / "g.keras") == 0
+    assert (np.asarray(Image.open(tmp_path / "out" / "opaque.png"))[..., 3] == 255).all()
 
 
 def test_scale_out_resizes_the_result(model_files, tmp_path, rng):
