@@ -159,7 +159,7 @@ def _colors(stream, width, height):
             for key, value in zip(("matrix", "primaries", "trc"), triple):
                 stated[key] = None if value in ("unknown", "reserved", "gbr") else value
     rgb = bool(_RGB_FORMATS.match(pix_fmt))
-    if rgb:  # RGB is always full range: YCbCr made from it takes the usual limited range
+    if rgb:  # RGB and gray state no YCbCr range: YCbCr made from them takes the usual, limited
         stated["range"] = None
     matrix = stated["matrix"] or ("bt709" if width >= 1280 or height > 576 else "smpte170m")
     return Colors(matrix, stated["range"] or ("pc" if pix_fmt.startswith("yuvj") else "tv"),
@@ -212,8 +212,9 @@ def probe(path, ffmpeg=None):
                               "-c", "copy", "-f", "null", "-"], capture_output=True, text=True,
                              errors="replace", stdin=subprocess.DEVNULL)
     frames = re.findall(r"frame=\s*(\d+)", counted.stderr)
-    first = _first_frame(ffmpeg, path)
-    if counted.returncode != 0 or not frames or int(frames[-1]) == 0 or first is None:
+    first = _first_frame(ffmpeg, path) \
+        if counted.returncode == 0 and frames and int(frames[-1]) > 0 else None
+    if first is None:
         raise VideoError(f"{path}: no decodable video frame (truncated or empty?)")
     streams = header[header.find("Stream #"):]
     width, height, sar = first

@@ -144,9 +144,10 @@ def offline():
     in any case and around spaces. Any other value warns (IgnoredSettingWarning) and counts
     as on: it was set for a reason, and not downloading is the reading that does no harm."""
     value = os.environ.get(OFFLINE_VARIABLE, "")
-    if value.strip().lower() in _OFF:
+    setting = value.strip().lower()
+    if setting in _OFF:
         return False
-    if value.strip().lower() not in _ON:
+    if setting not in _ON:
         import warnings
 
         from keras_sr.precision import IgnoredSettingWarning

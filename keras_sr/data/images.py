@@ -316,17 +316,22 @@ def encode_animation(frames, format, durations, loop, png_compression=DEFAULT_PN
     images = (Image.fromarray(np.ascontiguousarray(frame, np.uint8)) for frame in frames)
     first = next(images)
     metadata = metadata or ImageMetadata()
-    options = {"png": {"format": "PNG", "compress_level": png_compression},
-               "webp": {"format": "WEBP", "quality": 95}}[format]
-    kept = {"icc_profile": metadata.icc_profile,
-            "exif": _exif_for_size(metadata.exif, first.width, first.height)
-            if metadata.exif and format == "webp" else None}
+    exif = _exif_for_size(metadata.exif, first.width, first.height) \
+        if metadata.exif and format == "webp" else None
     if format == "png":  # Pillow's APNG writer reads its frames twice; WebP's takes a stream
         images = list(images)
     buffer = io.BytesIO()
-    first.save(buffer, **options, save_all=True, append_images=images, duration=durations,
-               loop=loop, **{key: value for key, value in kept.items() if value})
+    first.save(buffer, **_save_options(format, png_compression, metadata.icc_profile, exif),
+               save_all=True, append_images=images, duration=durations, loop=loop)
     return buffer.getvalue()
+
+
+def _save_options(format, png_compression, icc_profile=None, exif=None, dpi=None):
+    """Pillow's options for writing `format`, with the profile, EXIF and resolution given."""
+    options = {"jpg": {"format": "JPEG", "quality": 95}, "webp": {"format": "WEBP",
+               "quality": 95}, "png": {"format": "PNG", "compress_level": png_compression}}[format]
+    kept = {"icc_profile": icc_profile, "exif": exif, "dpi": dpi}
+    return {**options, **{key: value for key, value in kept.items() if value}}
 
 
 def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION,
@@ -357,9 +362,6 @@ def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION
         pixels = pixels[..., 0]
     image = Image.fromarray(np.ascontiguousarray(pixels, np.uint8))
     buffer = io.BytesIO()
-    options = {"jpg": {"format": "JPEG", "quality": 95}, "webp": {"format": "WEBP",
-               "quality": 95}, "png": {"format": "PNG", "compress_level": png_compression}}[format]
-    kept = {"icc_profile": metadata.icc_profile, "exif": exif,
-            "dpi": metadata.dpi if format != "webp" else None}
-    image.save(buffer, **options, **{key: value for key, value in kept.items() if value})
+    image.save(buffer, **_save_options(format, png_compression, metadata.icc_profile, exif,
+                                       metadata.dpi if format != "webp" else None))
     return buffer.getvalue()
