@@ -115,8 +115,9 @@ def build_parser():
                          help="video quality for libx264 / libx265 (0-51) and libvpx-vp9 / "
                          "AV1 (0-63), lower is better (default 18)")
     upscale.add_argument("--pix-fmt", metavar="FMT",
-                         help="video pixel format (default yuv420p, which every player takes; "
-                         "an odd output size is padded by a pixel for it)")
+                         help="video pixel format (default yuv420p, which every player takes, "
+                         "or yuv420p10le from a source deeper than 8 bits; an odd output size "
+                         "is padded by a pixel for 4:2:0 / 4:2:2)")
     upscale.add_argument("--batch", type=outputs.int_at_least(1), default=1, metavar="N",
                          help="video frames per model call when frames are not tiled "
                          "(default 1; more helps on a GPU)")

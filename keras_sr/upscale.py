@@ -133,32 +133,35 @@ def upscale_video_file(upscaler, source, target, args, log):
     out_scale = args.scale_out or scale
     tiles = {}
 
-    def as_uint8(result, height, width):
-        """A frame's SR result (uint8 when written so by upscale_image, else float) resized to
-        --scale-out and quantized. Quantized here, not on the video writer's thread: a float
-        frame is four times the bytes in its queue (a 480p frame at x4: 79 MB), and
-        quantizing in place takes ~1% of a frame's time (~2 ms at 1704 x 960 on a Zen 5)."""
+    def as_levels(result, height, width, dtype):
+        """A frame's SR result (in `dtype` when written so by upscale_image, else float)
+        resized to --scale-out and quantized to `dtype`, the frames' (uint8, or uint16 for
+        deep video). Quantized here, not on the video writer's thread: a float frame is four
+        times the bytes in its queue (a 480p frame at x4: 79 MB), and quantizing in place
+        takes ~1% of a frame's time (~2 ms at 1704 x 960 on a Zen 5)."""
         if out_scale != scale:
             result = resize(result, (round(width * out_scale), round(height * out_scale)))
-        return result if result.dtype == np.uint8 else inference.quantize(result,
-                                                                          overwrite=True)
+        return result if result.dtype == dtype else inference.quantize(result, dtype,
+                                                                       overwrite=True)
 
     def upscale_frames(frames):
         height, width = frames[0].shape[:2]
+        dtype = frames[0].dtype
+        peak = np.float32(np.iinfo(dtype).max)
         if (height, width) not in tiles:
             check_result_fits(source, height, width, out_scale, 3, 8)
             tiles[height, width] = tile_for(upscaler, height, width, args)
         tile, pad = tiles[height, width]
         if not tile and upscaler.batches and len(frames) > 1:
-            results = upscaler(np.stack(frames).astype(np.float32) / 255.0)
-            return [as_uint8(result, height, width) for result in results]
+            results = upscaler(np.stack(frames).astype(np.float32) / peak)
+            return [as_levels(result, height, width, dtype) for result in results]
         outputs = []
         for frame in frames:
-            out = np.empty((height * scale, width * scale, 3), np.uint8) \
+            out = np.empty((height * scale, width * scale, 3), dtype) \
                 if out_scale == scale else None
-            result = inference.upscale_image(upscaler, frame.astype(np.float32) / 255.0,
+            result = inference.upscale_image(upscaler, frame.astype(np.float32) / peak,
                                              tile=tile or None, tile_pad=pad, out=out)
-            outputs.append(as_uint8(result, height, width))
+            outputs.append(as_levels(result, height, width, dtype))
         return outputs
 
     start = time.monotonic()

@@ -19,6 +19,7 @@ audio and subtitle streams.
 
 import collections
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -39,6 +40,9 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 # The encoder and pixel format when --codec / --pix-fmt are not given: what every player
 # takes (WebM holds only VP8 / VP9 / AV1).
 DEFAULT_CODEC, DEFAULT_PIX_FMT, DEFAULT_CRF = "libx264", "yuv420p", 18
+# The default for a source of more than 8 bits a component (10-bit anime encodes, phones' HDR):
+# as ffmpeg itself keeps a source's depth where the encoder takes it; 8 bits would band.
+DEEP_PIX_FMT = "yuv420p10le"
 CONTAINER_CODECS = {".webm": "libvpx-vp9"}
 # The subtitle codec a container takes when it cannot hold the source's (text subtitles).
 TEXT_SUBTITLES = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".webm": "webvtt",
@@ -79,6 +83,38 @@ def ffmpeg_executable():
         raise VideoError("videos need ffmpeg: pip install 'keras-sr[video]' (imageio-ffmpeg, "
                          "which ships it) or put ffmpeg on PATH")
     return found
+
+
+@functools.lru_cache(maxsize=None)
+def _bit_depths(ffmpeg):
+    """{pixel format: its deepest component's bits} from `ffmpeg -pix_fmts` (empty from an
+    ffmpeg too old to list depths)."""
+    listed = subprocess.run([ffmpeg, "-hide_banner", "-pix_fmts"], capture_output=True,
+                            text=True, errors="replace", stdin=subprocess.DEVNULL).stdout
+    return {found.group(1): max(int(bits) for bits in found.group(2).split("-"))
+            for found in re.finditer(r"^[A-Z.]{5} (\w+)\s+\d+\s+\d+\s+([\d-]+)\s*$", listed,
+                                     re.MULTILINE)}
+
+
+def pixel_depth(pix_fmt, ffmpeg):
+    """Bits of `pix_fmt`'s deepest component (8 for yuv420p, 10 for yuv420p10le / p010le,
+    16 for rgb48le), as ffmpeg lists it, else as the name says (`...10le`, `p016`)."""
+    depth = _bit_depths(ffmpeg).get(pix_fmt)
+    if depth is None:
+        named = re.search(r"(\d+)(le|be)$", pix_fmt)
+        bits = int(named.group(1)) if named else 8
+        depth = 16 if bits in (48, 64) else bits if 8 < bits <= 16 else 8
+    return depth
+
+
+@functools.lru_cache(maxsize=None)
+def _encoder_formats(ffmpeg, codec):
+    """The pixel formats ffmpeg's `codec` encoder lists (empty where it lists none)."""
+    described = subprocess.run([ffmpeg, "-hide_banner", "-h", f"encoder={codec}"],
+                               capture_output=True, text=True, errors="replace",
+                               stdin=subprocess.DEVNULL).stdout
+    found = re.search(r"Supported pixel formats:(.*)", described)
+    return tuple(found.group(1).split()) if found else ()
 
 
 # ffmpeg's names of YCbCr matrices as its scale filter takes them (older releases know only
@@ -172,7 +208,8 @@ class VideoInfo:
     with a display matrix (as phones write portrait video) is turned upright by ffmpeg's
     decoder, as still images follow their EXIF orientation. `sar`: the shape of a pixel,
     width / height (1 but for anamorphic video). `colors`: how its YCbCr values stand for
-    colours (`Colors`). `interlaced`: the stream says its frames hold two fields each."""
+    colours (`Colors`). `interlaced`: the stream says its frames hold two fields each.
+    `depth`: bits of the source's deepest component (8, or 10 / 12 / 16 for deep video)."""
     width: int
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
@@ -182,6 +219,7 @@ class VideoInfo:
     sar: Fraction = Fraction(1)
     colors: Colors = Colors()
     interlaced: bool = False
+    depth: int = 8
 
 
 def probe(path, ffmpeg=None):
@@ -222,7 +260,8 @@ def probe(path, ffmpeg=None):
                      len(re.findall(r"Stream #.*?: Audio:", streams)),
                      len(re.findall(r"Stream #.*?: Subtitle:", streams)), sar,
                      _colors(video.group(0), int(size.group(1)), int(size.group(2))),
-                     _interlaced(video.group(0)))
+                     _interlaced(video.group(0)),
+                     pixel_depth(_pixel_format(video.group(0))[0] or "yuv420p", ffmpeg))
 
 
 _FRAME_SHAPE = re.compile(r"\bsar:\s*(\d+)/(\d+)\s+s:\s*(\d+)x(\d+)")
@@ -259,12 +298,15 @@ _TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 
 
 class _Decoder:
-    """ffmpeg decoding the first video stream of `source` into rgb24 frames, every decoded
-    frame once (`-fps_mode passthrough`), with its timestamp and duration from `showinfo`."""
+    """ffmpeg decoding the first video stream of `source` into rgb24 frames (uint8), or
+    rgb48le (uint16) when `deep`, every decoded frame once (`-fps_mode passthrough`), with
+    its timestamp and duration from `showinfo`."""
 
-    def __init__(self, ffmpeg, source, width, height, rate, colors=None, deinterlace=False):
-        self.source, self.frame_bytes, self.shape = source, width * height * 3, (height,
-                                                                                 width, 3)
+    def __init__(self, ffmpeg, source, width, height, rate, colors=None, deinterlace=False,
+                 deep=False):
+        self.source, self.shape = source, (height, width, 3)
+        self.dtype = np.dtype("<u2" if deep else np.uint8)
+        self.frame_bytes = width * height * 3 * self.dtype.itemsize
         self.rate = Fraction(rate).limit_denominator(1001 * 1000)
         self.time_base = None
         self.times = []  # (pts, duration) of each frame, in the stream's time base
@@ -278,7 +320,7 @@ class _Decoder:
                                            deinterlace and DEINTERLACE,
                                            colors and colors.decoding_filter()])),
              "-fps_mode", "passthrough", "-f", "rawvideo",
-             "-pix_fmt", "rgb24", "-"],
+             "-pix_fmt", "rgb48le" if deep else "rgb24", "-"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames, self.stop = queue.Queue(QUEUE_FRAMES), threading.Event()
         self.threads = [threading.Thread(target=self._read_frames, daemon=True),
@@ -341,7 +383,7 @@ class _Decoder:
         """(index, frame) of every frame, in order."""
         index = 0
         while (data := self.frames.get()) is not None:
-            yield index, np.frombuffer(data, np.uint8).reshape(self.shape)
+            yield index, np.frombuffer(data, self.dtype).reshape(self.shape)
             index += 1
 
     def finish(self):
@@ -392,11 +434,12 @@ def _unsigned(element_id, value):
 
 
 class _Matroska:
-    """The smallest Matroska stream ffmpeg reads: one uncompressed rgb24 video track with a
-    nanosecond time scale, each frame a cluster holding its exact timestamp and duration."""
+    """The smallest Matroska stream ffmpeg reads: one uncompressed rgb24 (or, `deep`, rgb48le)
+    video track with a nanosecond time scale, each frame a cluster holding its exact
+    timestamp and duration."""
 
     @staticmethod
-    def header(width, height):
+    def header(width, height, deep=False):
         ebml = _element(b"\x1a\x45\xdf\xa3", _unsigned(b"\x42\x86", 1) + _unsigned(b"\x42\xf7", 1)
                         + _unsigned(b"\x42\xf2", 4) + _unsigned(b"\x42\xf3", 8)
                         + _element(b"\x42\x82", b"matroska") + _unsigned(b"\x42\x87", 4)
@@ -405,7 +448,8 @@ class _Matroska:
         info = _element(b"\x15\x49\xa9\x66", _unsigned(b"\x2a\xd7\xb1", 1)  # 1 ns per tick
                         + _element(b"\x4d\x80", b"keras-sr") + _element(b"\x57\x41", b"keras-sr"))
         video = _element(b"\xe0", _unsigned(b"\xb0", width) + _unsigned(b"\xba", height)
-                         + _element(b"\x2e\xb5\x24", b"RGB\x18"))  # rawvideo's rgb24 tag
+                         + _element(b"\x2e\xb5\x24", b"RGB" + bytes([48 if deep else 24])))
+        # (rawvideo's tags for rgb48le and rgb24: "RGB" and the bits a pixel)
         track = _element(b"\xae", _unsigned(b"\xd7", 1) + _unsigned(b"\x73\xc5", 1)
                          + _unsigned(b"\x83", 1) + _unsigned(b"\x9c", 0)
                          + _element(b"\x86", b"V_UNCOMPRESSED") + video)
@@ -460,10 +504,16 @@ class Encoding:
                 *quality, "-pix_fmt", self.pix_fmt, *tags]
 
 
-def encoding_for(target, codec=None, crf=None, pix_fmt=None):
+def encoding_for(target, codec=None, crf=None, pix_fmt=None, depth=8, ffmpeg=None):
+    """The `Encoding` of `target`: the codec given or the container's default; the pixel
+    format given, else yuv420p, or for a source of `depth` > 8 bits `DEEP_PIX_FMT` where the
+    encoder takes it (asked of `ffmpeg`)."""
     extension = os.path.splitext(target)[1].lower()
-    return Encoding(codec or CONTAINER_CODECS.get(extension, DEFAULT_CODEC), crf,
-                    pix_fmt or DEFAULT_PIX_FMT)
+    codec = codec or CONTAINER_CODECS.get(extension, DEFAULT_CODEC)
+    if pix_fmt is None and depth > 8 \
+            and DEEP_PIX_FMT in _encoder_formats(ffmpeg or ffmpeg_executable(), codec):
+        pix_fmt = DEEP_PIX_FMT
+    return Encoding(codec, crf, pix_fmt or DEFAULT_PIX_FMT)
 
 
 def segment_format(codec):
@@ -501,11 +551,13 @@ class _SegmentEncoder:
     """One segment: frames from `first` on, encoded into `<parts>/<first>.partial.mov`, its
     timestamps counted from its first frame (so that every segment starts at 0, as the concat
     demuxer assumes; MOV keeps the source's time base exactly and starts at 0 whatever the
-    codec's reordering delay); `finish` renames it `<first>-<end>.mov` once written whole."""
+    codec's reordering delay); `finish` renames it `<first>-<end>.mov` once written whole.
+    Frames are uint8, or uint16 when `deep`."""
 
     def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, sar, colors,
-                 time_base):
+                 time_base, deep=False):
         self.parts, self.first, self.count, self.start_ns = parts, first, 0, start_ns
+        self.dtype = np.dtype("<u2" if deep else np.uint8)
         self.partial = os.path.join(parts, f"{first:08d}.partial.mov")
         self.process = subprocess.Popen(
             [ffmpeg, "-v", "error", "-y", "-f", "matroska", "-i", "-", "-map", "0:v:0",
@@ -514,10 +566,10 @@ class _SegmentEncoder:
              *encoding.arguments(width, height, sar, colors), "-video_track_timescale",
              str(time_base.denominator), "-f", segment_format(encoding.codec), self.partial],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.process.stdin.write(_Matroska.header(width, height))
+        self.process.stdin.write(_Matroska.header(width, height, deep))
 
     def write(self, time_ns, duration_ns, frame):
-        pixels = memoryview(np.ascontiguousarray(frame, np.uint8)).cast("B")
+        pixels = memoryview(np.ascontiguousarray(frame, self.dtype)).cast("B")
         prefix, suffix = _Matroska.frame_around(time_ns - self.start_ns, duration_ns,
                                                 pixels.nbytes)
         self.process.stdin.write(prefix)
@@ -723,10 +775,14 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
                   progress=None, ffmpeg=None, *, settings=None, resume=False, batch=1,
                   segment_seconds=SEGMENT_SECONDS, log=print):
     """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, 3)
-    uint8 frames, at most `batch` -> the list of their (sH, sW, 3) results, uint8, or float in
-    [0, 1], which the writer's thread quantizes at four times the bytes in its queue; `scale`
-    the ratio of sizes), each at its source timestamp, encoded with `codec` (default H.264,
-    CRF 18, yuv420p; VP9 for .webm), then the source's audio and subtitle streams added.
+    frames, at most `batch` -> the list of their (sH, sW, 3) results; `scale` the ratio of
+    sizes), each at its source timestamp, encoded with `codec` (default H.264, CRF 18,
+    yuv420p; VP9 for .webm), then the source's audio and subtitle streams added.
+
+    Frames are uint8, or uint16 (65535 for white) when the source or `pix_fmt` is deeper than
+    8 bits ("deep": a 10-bit source then defaults to `DEEP_PIX_FMT`, and one line says so);
+    results come back in the frames' dtype, or float in [0, 1], which the writer's thread
+    quantizes at four times the bytes in its queue (another integer depth is converted).
 
     `settings`: what else decides the frames (model, tiles, precision), kept with the parts
     so that `resume=True` continues only a run made the same way. `progress(done, total)`
@@ -739,15 +795,20 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         raise VideoError(f"{source}: the output would overwrite the input")
     info = probe(source, ffmpeg)
     out_width, out_height = round(info.width * scale), round(info.height * scale)
-    encoding = encoding_for(target, codec, crf, pix_fmt)
+    encoding = encoding_for(target, codec, crf, pix_fmt, info.depth, ffmpeg)
+    deep = max(info.depth, pixel_depth(encoding.pix_fmt, ffmpeg)) > 8
+    levels = np.dtype(np.uint16 if deep else np.uint8)
     check_encoding(ffmpeg, encoding, target, out_width, out_height, info.sar, info.colors)
     segment_frames = max(1, math.ceil(segment_seconds * float(info.rate)))
     parts, done = _prepare_parts(target, _source_state(source, encoding, settings,
                                                        segment_frames), resume, log)
     if info.interlaced:
         log(f"{source}: interlaced: each frame deinterlaced (bwdif) before the model")
+    if info.depth > 8 and pix_fmt is None:
+        log(f"{source}: {info.depth}-bit source: upscaled in 16-bit levels and encoded as "
+            f"{encoding.pix_fmt} (--pix-fmt yuv420p for 8-bit)")
     decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate, info.colors,
-                       info.interlaced)
+                       info.interlaced, deep)
     boundaries, pending, total = {}, [], 0
     state = {"segment": None, "first_pts": None}
 
@@ -764,18 +825,20 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
 
     def write_frame(index, result):
         """On the writer's thread: one upscaled frame quantized, timed and encoded."""
-        if result.dtype != np.uint8 and np.issubdtype(result.dtype, np.floating):
-            result = quantize(result)
-        if result.shape != (out_height, out_width, 3) or result.dtype != np.uint8:
+        if np.issubdtype(result.dtype, np.floating):
+            result = quantize(result, levels)
+        elif result.dtype in (np.uint8, np.uint16) and result.dtype != levels:
+            result = quantize(result / np.float32(np.iinfo(result.dtype).max), levels)
+        if result.shape != (out_height, out_width, 3) or result.dtype != levels:
             raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
-                             f"not ({out_height}, {out_width}, 3) uint8")
+                             f"not ({out_height}, {out_width}, 3) {levels}")
         pts, duration = decoder.time_of(index)
         time_ns = _ticks(pts - state["first_pts"], 10**9)
         segment = state["segment"]
         if segment is None:
             segment = state["segment"] = _SegmentEncoder(
                 ffmpeg, parts, index, time_ns, encoding, out_width, out_height, info.sar,
-                info.colors, decoder.time_base)
+                info.colors, decoder.time_base, deep)
         try:
             segment.write(time_ns, _ticks(duration, 10**9), result)
         except BrokenPipeError:

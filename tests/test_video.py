@@ -569,8 +569,10 @@ def test_frame_clusters_wrap_the_pixels_as_nested_matroska_elements(time_ns, dur
 
 
 def nearest_x2(frames):
-    """A stand-in model for `video.upscale_video`: each pixel doubled, as floats in [0, 1]."""
-    return [np.repeat(np.repeat(frame, 2, 0), 2, 1).astype(np.float32) / 255 for frame in frames]
+    """A stand-in model for `video.upscale_video`: each pixel doubled, as floats in [0, 1]
+    (from uint8 or, for deep video, uint16 frames)."""
+    return [np.repeat(np.repeat(frame, 2, 0), 2, 1).astype(np.float32)
+            / np.iinfo(frame.dtype).max for frame in frames]
 
 
 def test_the_model_thread_runs_ahead_while_the_encoder_is_busy(tmp_path, monkeypatch):
@@ -625,12 +627,8 @@ def test_a_frame_the_writer_refuses_is_named_and_nothing_is_left(tmp_path, capsy
     assert not target.exists() and ffmpeg_children() == []
 
 
-def test_the_command_queues_8_bit_frames_for_the_writer(model_file, tmp_path, monkeypatch):
-    """A float frame would hold four times the bytes in the writer's queue (79 MB for a 480p
-    frame at x4): `keras-sr upscale` quantizes on the model's thread, untiled or tiled."""
-    _, weights = model_file
-    source = tmp_path / "clip.mkv"
-    make_clip(source, seconds=1)
+def queued_dtypes(monkeypatch):
+    """The dtype of every frame put in the video writer's queue, in order, as a list."""
     real_put, queued = video._Writer.put, []
 
     def recording_put(self, index, frame):
@@ -638,6 +636,16 @@ def test_the_command_queues_8_bit_frames_for_the_writer(model_file, tmp_path, mo
         return real_put(self, index, frame)
 
     monkeypatch.setattr(video._Writer, "put", recording_put)
+    return queued
+
+
+def test_the_command_queues_8_bit_frames_for_the_writer(model_file, tmp_path, monkeypatch):
+    """A float frame would hold four times the bytes in the writer's queue (79 MB for a 480p
+    frame at x4): `keras-sr upscale` quantizes on the model's thread, untiled or tiled."""
+    _, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    queued = queued_dtypes(monkeypatch)
     for tile in ("0", "16"):
         assert cli.main(["upscale", str(source), "-o", str(tmp_path / f"t{tile}.mkv"),
                          "--model", str(weights), "--precision", "float32", "--no-progress",
@@ -734,3 +742,107 @@ def test_an_interlaced_source_is_deinterlaced_frame_for_frame(tmp_path, capsys):
     plain = tmp_path / "progressive.mp4"
     ffmpeg("-f", "lavfi", "-i", progressive, "-c:v", "libx264", "-pix_fmt", "yuv420p", plain)
     assert not video.probe(str(plain)).interlaced
+
+
+def make_10_bit_clip(path, codec="ffv1", pix_fmt="gbrp10le", width=64, height=16, frames=3):
+    """A lossless 10-bit RGB clip of ramps in steps of one 10-bit level (4 to a level of 8-bit
+    video, which holds none of the three between): 1024 levels of each component."""
+    levels = (np.arange(width * height).reshape(height, width) * 7 + np.arange(3)[:, None, None]
+              * 301) % 1024
+    pictures = np.stack([np.roll(np.moveaxis(levels, 0, -1), shift, 1)
+                         for shift in range(frames)])
+    sixteen = (pictures << 6) | (pictures >> 4)  # as ffmpeg widens 10 bits to 16
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s",
+                    f"{width}x{height}", "-r", "10", "-i", "-", "-c:v", codec, "-pix_fmt",
+                    pix_fmt, str(path)], input=sixteen.astype("<u2").tobytes(), check=True)
+    return sixteen
+
+
+def deep_frames(path, width, height):
+    data = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-f",
+                           "rawvideo", "-pix_fmt", "rgb48le", "-"], capture_output=True,
+                          check=True).stdout
+    return np.frombuffer(data, "<u2").reshape(-1, height, width, 3)
+
+
+def test_a_10_bit_source_goes_through_the_model_in_16_bit_levels(tmp_path):
+    """Every one of a 10-bit source's 1024 levels reaches the model and the output (8-bit
+    frames would have kept one in four), and a 10-bit output is written without loss."""
+    source = tmp_path / "deep.mkv"
+    pictures = make_10_bit_clip(source)
+    info = video.probe(str(source))
+    assert info.depth == 10 and info.colors.rgb_source
+    target = tmp_path / "out.mkv"
+    seen = []
+
+    def recording(frames):
+        seen.extend(frame.dtype for frame in frames)
+        return nearest_x2(frames)
+
+    assert video.upscale_video(str(source), str(target), recording, 2, codec="ffv1",
+                               pix_fmt="gbrp10le", log=print) == 3
+    assert seen == [np.dtype(np.uint16)] * 3
+    out = deep_frames(target, 128, 32)
+    assert np.array_equal(out, pictures.repeat(2, 1).repeat(2, 2))
+    assert len(np.unique(out >> 6)) == 1024
+
+
+def test_a_10_bit_source_is_encoded_in_10_bits_unless_asked_otherwise(tmp_path, capsys):
+    """As ffmpeg keeps a source's depth where the encoder takes it: H.264 High 10 from a
+    10-bit source, with one line saying so; `pix_fmt="yuv420p"` still gives 8 bits."""
+    source = tmp_path / "deep.mp4"
+    make_10_bit_clip(source, "libx264", "yuv420p10le")
+    assert video.probe(str(source)).depth == 10
+    for name, pix_fmt, stated in (("default.mp4", None, "yuv420p10le"),
+                                  ("eight.mp4", "yuv420p", "yuv420p(")):
+        assert video.upscale_video(str(source), str(tmp_path / name), nearest_x2, 2,
+                                   pix_fmt=pix_fmt, log=print) == 3
+        header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(tmp_path / name)],
+                                capture_output=True, text=True).stderr
+        assert stated in header
+    said = capsys.readouterr().out
+    assert said.count("10-bit source: upscaled in 16-bit levels and encoded as yuv420p10le") \
+        == 1
+    assert video.probe(str(tmp_path / "default.mp4")).depth == 10
+    assert video.probe(str(tmp_path / "eight.mp4")).depth == 8
+
+
+def test_the_command_runs_a_deep_video_through_the_model_in_16_bits(model_file, tmp_path):
+    """`keras-sr upscale` on a 10-bit source into 16-bit lossless RGB: each frame is the model's
+    output on the frame's own 16-bit levels, within a level of 65535."""
+    model, weights = model_file
+    source = tmp_path / "deep.mkv"
+    pictures = make_10_bit_clip(source, width=24, height=16)
+    for tile in ("0", "16"):
+        target = tmp_path / f"out{tile}.mkv"
+        assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                         "--precision", "float32", "--no-progress", "--tile", tile, "--codec",
+                         "ffv1", "--pix-fmt", "gbrp16le"]) == 0
+        expected = np.round(np.clip(model(pictures.astype(np.float32) / 65535).numpy(), 0, 1)
+                            * 65535)
+        assert np.abs(deep_frames(target, 48, 32).astype(int) - expected).max() <= 1
+
+
+def test_an_8_bit_source_into_a_10_bit_format_keeps_the_models_levels(model_file, tmp_path,
+                                                                         monkeypatch):
+    """Asked for a 10-bit output, the model's results reach the encoder in 16-bit levels, not
+    rounded to 8 bits first."""
+    _, weights = model_file
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    queued = queued_dtypes(monkeypatch)
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "ten.mkv"), "--model",
+                     str(weights), "--precision", "float32", "--no-progress", "--codec",
+                     "ffv1", "--pix-fmt", "gbrp10le"]) == 0
+    assert queued == [np.dtype(np.uint16)] * 10
+    out = deep_frames(tmp_path / "ten.mkv", 48, 32)
+    assert np.count_nonzero((out >> 6) % 4) > out.size // 2  # levels 8 bits cannot hold
+
+
+@pytest.mark.parametrize("pix_fmt,depth", [("yuv420p", 8), ("yuv420p10le", 10),
+                                           ("p010le", 10), ("gbrp12le", 12), ("rgb48le", 16),
+                                           ("gray", 8), ("rgb565le", 6)])
+def test_pixel_formats_name_their_depth(pix_fmt, depth, monkeypatch):
+    assert video.pixel_depth(pix_fmt, FFMPEG) == depth
+    monkeypatch.setattr(video, "_bit_depths", lambda ffmpeg: {})  # an ffmpeg that lists none
+    assert video.pixel_depth(pix_fmt, FFMPEG) == max(depth, 8)
