@@ -96,6 +96,10 @@ def build_parser():
                          help="how a transparent image's alpha channel is upscaled: by the "
                          "model, as Real-ESRGAN does by default (sharper edges; the model runs "
                          "twice), or resized bicubic (default model)")
+    upscale.add_argument("--quality", type=outputs.int_at_least(1, most=100), metavar="1-100",
+                         help="JPEG and WebP quality (default: JPEG "
+                         f"{outputs.DEFAULT_JPEG_QUALITY}; WebP lossless, as Real-ESRGAN and "
+                         "realesrgan-ncnn-vulkan write it; a quality makes WebP lossy)")
     upscale.add_argument("--png-compression", type=int, choices=outputs.PNG_COMPRESSION_LEVELS,
                          default=outputs.DEFAULT_PNG_COMPRESSION, metavar="0-9",
                          help="zlib level of PNG outputs: 9 for the smallest files, 0 for "

@@ -16,6 +16,13 @@ import tempfile
 # in ~210 ms in bfloat16.
 DEFAULT_PNG_COMPRESSION = 1
 PNG_COMPRESSION_LEVELS = range(10)
+# JPEG's quality when --quality is not given: OpenCV's default, which Real-ESRGAN writes with.
+DEFAULT_JPEG_QUALITY = 95
+# WebP without --quality is lossless, as OpenCV's imwrite (and so Real-ESRGAN's scripts) and
+# realesrgan-ncnn-vulkan write it; at libwebp's method 1 and effort 10, where OpenCV's 4 and 70
+# took 2.3-2.6x as long for files 0-7% smaller: 203-227 against 476-560 ms for the bundled
+# photos at 1704 x 960 (`benchmarks.png_compression --webp`, AMD EPYC Zen 5).
+WEBP_LOSSLESS = {"method": 1, "quality": 10}
 
 
 def physical_memory_bytes():
@@ -29,8 +36,9 @@ def first_paragraph(text):
     return " ".join(text.split("\n\n")[0].split())
 
 
-def int_at_least(minimum, *, or_zero=False):
-    """An argparse type: an integer >= `minimum` (or exactly 0 when `or_zero`)."""
+def int_at_least(minimum, *, or_zero=False, most=None):
+    """An argparse type: an integer >= `minimum` (or exactly 0 when `or_zero`), and <= `most`
+    where given."""
     def parse(text):
         try:
             value = int(text)
@@ -39,6 +47,8 @@ def int_at_least(minimum, *, or_zero=False):
         if value < minimum and not (or_zero and value == 0):
             raise argparse.ArgumentTypeError(
                 f"{value} is too small: at least {minimum}" + (" (or 0)" if or_zero else ""))
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"{value} is too large: at most {most}")
         return value
     parse.__name__ = "integer"
     return parse

@@ -216,6 +216,7 @@ def clock(seconds):
 
 def upscale_file(upscaler, source, target, fmt, args, log):
     compression = getattr(args, "png_compression", outputs.DEFAULT_PNG_COMPRESSION)
+    quality = getattr(args, "quality", None)
     animation = read_animation(source)
     if animation and fmt == "jpg":
         log(f"{source}: animated ({animation.count} frames), but JPEG holds one picture: only "
@@ -226,12 +227,12 @@ def upscale_file(upscaler, source, target, fmt, args, log):
                   for index, decoded in enumerate(animation.frames))
         atomic.write_bytes(target, encode_animation(frames, fmt, animation.durations,
                                                     animation.loop, compression,
-                                                    animation.metadata))
+                                                    animation.metadata, quality))
         return
     decoded = read_image_exact(source)
     out = upscaled_pixels(upscaler, decoded, source, fmt, args, log)
     atomic.write_bytes(target, encode_image(out, fmt, 16 if out.dtype == np.uint16 else 8,
-                                            compression, decoded.metadata))
+                                            compression, decoded.metadata, quality))
 
 
 def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
@@ -321,6 +322,10 @@ def main(args):
         if fmt == "video":  # a --crf its encoder cannot take is said now, not per video
             video.encoding_for(target, getattr(args, "codec", None), getattr(args, "crf", None),
                                getattr(args, "pix_fmt", None))
+    if getattr(args, "quality", None) is not None \
+            and not any(fmt in ("jpg", "webp") for _, _, fmt in jobs):
+        log("keras-sr upscale: warning: --quality is for JPEG and WebP outputs; it changes "
+            "nothing here (PNG is lossless: --png-compression sets its size; videos: --crf)")
     inference.check_model_spec(args.model)
     from keras_sr import engines, presets, zoo
 

@@ -1,6 +1,5 @@
 """`keras-sr upscale` end to end with every model form and the image kinds it must keep."""
 
-import io
 
 import numpy as np
 import pytest
@@ -115,6 +114,38 @@ def test_gray_alpha_16_bit_and_formats_are_kept(model_files, tmp_path, rng):
     assert Image.open(out / "photo.webp").format == "WEBP"
 
 
+def test_webp_is_lossless_and_quality_makes_webp_lossy_and_jpeg_smaller(model_files, tmp_path,
+                                                                       rng, capsys):
+    """WebP is written lossless, as Real-ESRGAN's OpenCV and realesrgan-ncnn-vulkan write it
+    (keras-sr wrote quality 95 before: up to 76 levels off on this
+    random model's noisy output); `--quality` makes it lossy and sets
+    JPEG's (default 95); a value outside 1-100 is refused naming the option, and given for
+    PNG it says it changes nothing."""
+    model, folder = model_files
+    image = (photo(rng, 30, 41) * 255).round().astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    expected = np.round(np.clip(model(image[None].astype(np.float32) / 255).numpy()[0], 0, 1)
+                        * 255)
+
+    def written(name, *options):
+        assert upscale(tmp_path / "in.png", "-o", tmp_path / name, "--model",
+                       folder / "g.keras", *options) == 0
+        with Image.open(tmp_path / name) as result:
+            return np.abs(np.asarray(result.convert("RGB")).astype(int) - expected)
+
+    assert written("lossless.webp").max() <= 1
+    assert written("lossy.webp", "--quality", "60").mean() > 1
+    assert written("default.jpg").mean() < written("rough.jpg", "--quality", "20").mean()
+    assert (tmp_path / "rough.jpg").stat().st_size < (tmp_path / "default.jpg").stat().st_size
+    written("same.png", "--quality", "50")
+    assert "--quality is for JPEG and WebP outputs" in capsys.readouterr().err
+    for bad in ("0", "101"):
+        with pytest.raises(SystemExit):
+            upscale(tmp_path / "in.png", "-o", tmp_path / "x.webp", "--model",
+                    folder / "g.keras", "--quality", bad)
+        assert "--quality" in capsys.readouterr().err
+
+
 def test_exif_orientation_is_applied(model_files, tmp_path, rng):
     _, folder = model_files
     image = Image.fromarray((photo(rng, 10, 20) * 255).astype(np.uint8))
@@ -181,16 +212,13 @@ def frames_of(path):
         return frames, image.info.get("loop")
 
 
-@pytest.mark.parametrize("suffix,tolerance", [(".png", 1), (".webp", None)])
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
 def test_an_animation_keeps_every_frame_its_timing_and_transparency(model_files, tmp_path, rng,
-                                                                    capsys, suffix, tolerance):
+                                                                    capsys, suffix):
     """An animated PNG or WebP (a sticker: three frames of 50 / 100 / 150 ms, half
     transparent, played twice) comes out animated the same way, each frame the model's
-    (WebP at quality 95, as for still images: lossy, and this random model's output is
-    noise to it, so each frame is held to the error of the same frame written as a still
-    WebP); JPEG holds one picture: the first, and a line says so."""
-    from keras_sr.data.images import encode_image
-
+    (WebP lossless, as still images); JPEG holds one picture: the first, and a line says
+    so."""
     model, folder = model_files
     pictures = [(photo(rng, 12, 10) * 255).astype(np.uint8) for _ in range(3)]
     alpha = np.full((12, 10, 1), 128, np.uint8)
@@ -207,13 +235,7 @@ def test_an_animation_keeps_every_frame_its_timing_and_transparency(model_files,
         expected = np.round(np.clip(model(picture[None].astype(np.float32) / 255).numpy()[0],
                                     0, 1) * 255)
         assert result.shape == (24, 20, 4)
-        error = np.abs(result[..., :3].astype(int) - expected)
-        if tolerance:
-            assert error.max() <= tolerance
-        else:
-            still = np.asarray(Image.open(io.BytesIO(encode_image(
-                expected.astype(np.uint8), "webp"))))[..., :3].astype(int)
-            assert error.mean() <= 1.1 * np.abs(still - expected).mean() + 0.5
+        assert np.abs(result[..., :3].astype(int) - expected).max() <= 1
         assert np.abs(result[..., 3].astype(int) - 128).max() <= 1
     assert upscale(source, "-o", tmp_path / "first.jpg", "--model", folder / "g.keras") == 0
     assert "animated (3 frames), but JPEG holds one picture" in capsys.readouterr().err

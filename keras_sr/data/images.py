@@ -19,7 +19,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from keras_sr import _quiet
-from keras_sr.outputs import DEFAULT_PNG_COMPRESSION, PNG_COMPRESSION_LEVELS
+from keras_sr.outputs import (
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_PNG_COMPRESSION,
+    PNG_COMPRESSION_LEVELS,
+    WEBP_LOSSLESS,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 # What Pillow raises for a file that is not an image, truncated, corrupt or absurdly large.
@@ -305,10 +310,11 @@ def _with_png_metadata(png, metadata, exif):
 
 
 def encode_animation(frames, format, durations, loop, png_compression=DEFAULT_PNG_COMPRESSION,
-                     metadata=None):
+                     metadata=None, quality=None):
     """An animated PNG or WebP (bytes) of `frames` (an iterable of uint8 (H, W, 3|4) arrays,
     read one at a time), each shown `durations[i]` ms, played `loop` times (0: forever),
-    with `metadata`'s ICC profile (and EXIF for WebP)."""
+    with `metadata`'s ICC profile (and EXIF for WebP); WebP lossless, or lossy at `quality`
+    (1-100)."""
     import io
 
     if format not in ("png", "webp"):
@@ -321,23 +327,31 @@ def encode_animation(frames, format, durations, loop, png_compression=DEFAULT_PN
     if format == "png":  # Pillow's APNG writer reads its frames twice; WebP's takes a stream
         images = list(images)
     buffer = io.BytesIO()
-    first.save(buffer, **_save_options(format, png_compression, metadata.icc_profile, exif),
+    first.save(buffer, **_save_options(format, png_compression, metadata.icc_profile, exif,
+                                       quality=quality),
                save_all=True, append_images=images, duration=durations, loop=loop)
     return buffer.getvalue()
 
 
-def _save_options(format, png_compression, icc_profile=None, exif=None, dpi=None):
-    """Pillow's options for writing `format`, with the profile, EXIF and resolution given."""
-    options = {"jpg": {"format": "JPEG", "quality": 95}, "webp": {"format": "WEBP",
-               "quality": 95}, "png": {"format": "PNG", "compress_level": png_compression}}[format]
+def _save_options(format, png_compression, icc_profile=None, exif=None, dpi=None,
+                  quality=None):
+    """Pillow's options for writing `format`, with the profile, EXIF and resolution given:
+    JPEG at `quality` (default 95), WebP lossy at `quality` or, without one, lossless."""
+    if quality is not None and not 1 <= quality <= 100:
+        raise ValueError(f"quality must be 1-100, got {quality!r}")
+    webp = {"quality": quality} if quality is not None else {"lossless": True, **WEBP_LOSSLESS}
+    options = {"jpg": {"format": "JPEG", "quality": quality or DEFAULT_JPEG_QUALITY},
+               "webp": {"format": "WEBP", **webp},
+               "png": {"format": "PNG", "compress_level": png_compression}}[format]
     kept = {"icc_profile": icc_profile, "exif": exif, "dpi": dpi}
     return {**options, **{key: value for key, value in kept.items() if value}}
 
 
 def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION,
-                 metadata=None):
+                 metadata=None, quality=None):
     """Encodes `(H, W)`, `(H, W, 1|3|4)` pixels (uint8, or uint16 with bits=16 for PNG) as
-    "png", "jpg" or "webp" bytes; `png_compression`: zlib's level for PNG (0-9); `metadata`
+    "png", "jpg" or "webp" bytes; `png_compression`: zlib's level for PNG (0-9); `quality`:
+    JPEG's (1-100, default 95) and WebP's (1-100: lossy; default lossless); `metadata`
     (ImageMetadata): the source's ICC profile, EXIF (its pixel size made the new one) and
     resolution, written where the format holds them (WebP has no resolution). 16-bit goes
     through TF's PNG encoder, which Pillow lacks for colour."""
@@ -363,5 +377,5 @@ def encode_image(pixels, format, bits=8, png_compression=DEFAULT_PNG_COMPRESSION
     image = Image.fromarray(np.ascontiguousarray(pixels, np.uint8))
     buffer = io.BytesIO()
     image.save(buffer, **_save_options(format, png_compression, metadata.icc_profile, exif,
-                                       metadata.dpi if format != "webp" else None))
+                                       metadata.dpi if format != "webp" else None, quality))
     return buffer.getvalue()
