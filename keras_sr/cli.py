@@ -93,9 +93,9 @@ def build_parser():
     upscale.add_argument("--format", choices=("png", "jpg", "webp"),
                          help="output format (default: the input's if png/jpg/webp, else png)")
     upscale.add_argument("--alpha-upscaler", choices=("model", "bicubic"), default="model",
-                         help="how a transparent image's alpha channel is upscaled: by the "
-                         "model, as Real-ESRGAN does by default (sharper edges; the model runs "
-                         "twice), or resized bicubic (default model)")
+                         help="how a transparent image's or video's alpha channel is "
+                         "upscaled: by the model, as Real-ESRGAN does by default (sharper "
+                         "edges; the model runs twice), or resized bicubic (default model)")
     upscale.add_argument("--quality", type=outputs.int_at_least(1, most=100), metavar="1-100",
                          help="JPEG and WebP quality (default: JPEG "
                          f"{outputs.DEFAULT_JPEG_QUALITY}; WebP lossless, as Real-ESRGAN and "

@@ -145,23 +145,30 @@ def upscale_video_file(upscaler, source, target, args, log):
                                                                        overwrite=True)
 
     def upscale_frames(frames):
-        height, width = frames[0].shape[:2]
+        height, width, channels = frames[0].shape
         dtype = frames[0].dtype
         peak = np.float32(np.iinfo(dtype).max)
         if (height, width) not in tiles:
-            check_result_fits(source, height, width, out_scale, 3, 8)
+            check_result_fits(source, height, width, out_scale, channels, 8)
             tiles[height, width] = tile_for(upscaler, height, width, args)
         tile, pad = tiles[height, width]
-        if not tile and upscaler.batches and len(frames) > 1:
+        if not tile and upscaler.batches and len(frames) > 1 and channels == 3:
             results = upscaler(np.stack(frames).astype(np.float32) / peak)
             return [as_levels(result, height, width, dtype) for result in results]
         outputs = []
         for frame in frames:
             out = np.empty((height * scale, width * scale, 3), dtype) \
                 if out_scale == scale else None
-            result = inference.upscale_image(upscaler, frame.astype(np.float32) / peak,
+            result = inference.upscale_image(upscaler, frame[..., :3].astype(np.float32) / peak,
                                              tile=tile or None, tile_pad=pad, out=out)
-            outputs.append(as_levels(result, height, width, dtype))
+            result = as_levels(result, height, width, dtype)
+            if channels == 4:  # alpha as a still image's: by the model, or bicubic
+                alpha = upscaled_alpha_channel(
+                    upscaler, frame[..., 3].astype(np.float32) / peak, tile, pad,
+                    result.shape[1::-1], getattr(args, "alpha_upscaler", "model"))
+                result = np.concatenate(
+                    [result, inference.quantize(alpha, dtype, overwrite=True)[..., None]], -1)
+            outputs.append(result)
         return outputs
 
     start = time.monotonic()
@@ -279,10 +286,8 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
         if fmt == "jpg":
             log(f"{source}: JPEG has no alpha channel; the transparency is dropped")
         else:
-            alpha = upscaled_alpha(upscaler, decoded.alpha, tile, pad) if model_alpha \
-                else decoded.alpha
-            if alpha.shape[::-1] != size:
-                alpha = resize(alpha, size)
+            alpha = upscaled_alpha_channel(upscaler, decoded.alpha, tile, pad, size,
+                                           "model" if model_alpha else "bicubic")
             alpha = inference.quantize(alpha, out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
     return out
@@ -291,6 +296,15 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
 # ITU-R BT.601 luma, what OpenCV's BGR2GRAY takes (Real-ESRGAN folds the model's three
 # outputs for an alpha channel into one with it).
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def upscaled_alpha_channel(upscaler, alpha, tile, pad, size, how):
+    """An alpha channel (H, W) float in [0, 1] made `size` (w, h): through the model
+    (`upscaled_alpha`) when `how` is "model", unless it is uniform (an opaque picture: the
+    model would only make it slightly transparent), else resized bicubic."""
+    if how == "model" and alpha.min() != alpha.max():
+        alpha = upscaled_alpha(upscaler, alpha, tile, pad)
+    return alpha if alpha.shape[::-1] == tuple(size) else resize(alpha, tuple(size))
 
 
 def upscaled_alpha(upscaler, alpha, tile, pad):

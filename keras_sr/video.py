@@ -43,6 +43,17 @@ DEFAULT_CODEC, DEFAULT_PIX_FMT, DEFAULT_CRF = "libx264", "yuv420p", 18
 # The default for a source of more than 8 bits a component (10-bit anime encodes, phones' HDR):
 # as ffmpeg itself keeps a source's depth where the encoder takes it; 8 bits would band.
 DEEP_PIX_FMT = "yuv420p10le"
+# A source with an alpha channel (VP9 / VP8 with alpha in WebM, as Telegram's video stickers;
+# ProRes 4444, PNG or QuickTime Animation in MOV) keeps it where the container can: VP9 in
+# WebM and Matroska, ProRes 4444 in MOV, each in the first of these formats its encoder takes
+# (MP4 and AVI hold no alpha with the codecs players take: there it is dropped, and one line
+# says so).
+ALPHA_CODECS = {".webm": "libvpx-vp9", ".mkv": "libvpx-vp9", ".mov": "prores_ks"}
+ALPHA_PIX_FMTS = ("yuva420p", "yuva444p10le", "rgba", "argb", "bgra", "gbrap")
+DEEP_ALPHA_PIX_FMTS = ("yuva420p10le", "yuva444p10le", "gbrap10le", "rgba64le")
+# Decoders that give VP8 / VP9 their alpha (stored beside the picture, which ffmpeg's own
+# decoders skip).
+ALPHA_DECODERS = {"vp9": "libvpx-vp9", "vp8": "libvpx"}
 CONTAINER_CODECS = {".webm": "libvpx-vp9"}
 # The subtitle codec a container takes when it cannot hold the source's (text subtitles).
 TEXT_SUBTITLES = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".webm": "webvtt",
@@ -86,25 +97,43 @@ def ffmpeg_executable():
 
 
 @functools.lru_cache(maxsize=None)
-def _bit_depths(ffmpeg):
-    """{pixel format: its deepest component's bits} from `ffmpeg -pix_fmts` (empty from an
-    ffmpeg too old to list depths)."""
+def _pixel_formats(ffmpeg):
+    """{pixel format: (its components, its deepest component's bits)} from `ffmpeg
+    -pix_fmts` (empty from an ffmpeg too old to list depths)."""
     listed = subprocess.run([ffmpeg, "-hide_banner", "-pix_fmts"], capture_output=True,
                             text=True, errors="replace", stdin=subprocess.DEVNULL).stdout
-    return {found.group(1): max(int(bits) for bits in found.group(2).split("-"))
-            for found in re.finditer(r"^[A-Z.]{5} (\w+)\s+\d+\s+\d+\s+([\d-]+)\s*$", listed,
-                                     re.MULTILINE)}
+    return {found.group(1): (int(found.group(2)),
+                             max(int(bits) for bits in found.group(3).split("-")))
+            for found in re.finditer(r"^[A-Z.]{5} (\w+)\s+(\d+)\s+\d+\s+([\d-]+)\s*$",
+                                     listed, re.MULTILINE)}
+
+
+def has_alpha(pix_fmt, ffmpeg):
+    """Whether `pix_fmt` holds an alpha channel (4 components, or gray with alpha), as ffmpeg
+    lists it, else as the name says (`yuva420p`, `rgba`, `gbrap10le`, `ya16le`)."""
+    listed = _pixel_formats(ffmpeg).get(pix_fmt)
+    if listed is not None:
+        return listed[0] in (2, 4)
+    return bool(re.match(r"(yuva|rgba|bgra|argb|abgr|gbrap|ya\d)", pix_fmt))
 
 
 def pixel_depth(pix_fmt, ffmpeg):
     """Bits of `pix_fmt`'s deepest component (8 for yuv420p, 10 for yuv420p10le / p010le,
     16 for rgb48le), as ffmpeg lists it, else as the name says (`...10le`, `p016`)."""
-    depth = _bit_depths(ffmpeg).get(pix_fmt)
+    depth = (_pixel_formats(ffmpeg).get(pix_fmt) or (None, None))[1]
     if depth is None:
         named = re.search(r"(\d+)(le|be)$", pix_fmt)
         bits = int(named.group(1)) if named else 8
         depth = 16 if bits in (48, 64) else bits if 8 < bits <= 16 else 8
     return depth
+
+
+@functools.lru_cache(maxsize=None)
+def _has_decoder(ffmpeg, name):
+    described = subprocess.run([ffmpeg, "-hide_banner", "-h", f"decoder={name}"],
+                               capture_output=True, text=True, errors="replace",
+                               stdin=subprocess.DEVNULL).stdout
+    return f"Decoder {name} " in described
 
 
 @functools.lru_cache(maxsize=None)
@@ -209,7 +238,9 @@ class VideoInfo:
     decoder, as still images follow their EXIF orientation. `sar`: the shape of a pixel,
     width / height (1 but for anamorphic video). `colors`: how its YCbCr values stand for
     colours (`Colors`). `interlaced`: the stream says its frames hold two fields each.
-    `depth`: bits of the source's deepest component (8, or 10 / 12 / 16 for deep video)."""
+    `depth`: bits of the source's deepest component (8, or 10 / 12 / 16 for deep video).
+    `alpha`: the frames have an alpha channel; `alpha_decoder` the decoder that gives it
+    (VP8 / VP9), None where ffmpeg's own does."""
     width: int
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
@@ -220,6 +251,8 @@ class VideoInfo:
     colors: Colors = Colors()
     interlaced: bool = False
     depth: int = 8
+    alpha: bool = False
+    alpha_decoder: object = None
 
 
 def probe(path, ffmpeg=None):
@@ -256,12 +289,31 @@ def probe(path, ffmpeg=None):
         raise VideoError(f"{path}: no decodable video frame (truncated or empty?)")
     streams = header[header.find("Stream #"):]
     width, height, sar = first
+    pix_fmt = _pixel_format(video.group(0))[0] or "yuv420p"
+    alpha, alpha_decoder = _alpha(ffmpeg, video, header, pix_fmt)
     return VideoInfo(width, height, rate.group(1), int(frames[-1]),
                      len(re.findall(r"Stream #.*?: Audio:", streams)),
                      len(re.findall(r"Stream #.*?: Subtitle:", streams)), sar,
                      _colors(video.group(0), int(size.group(1)), int(size.group(2))),
-                     _interlaced(video.group(0)),
-                     pixel_depth(_pixel_format(video.group(0))[0] or "yuv420p", ffmpeg))
+                     _interlaced(video.group(0)), pixel_depth(pix_fmt, ffmpeg), alpha,
+                     alpha_decoder)
+
+
+def _alpha(ffmpeg, video, header, pix_fmt):
+    """(whether the video stream has alpha, the decoder that gives it or None) from ffmpeg's
+    line for the stream (`video`, a match in `header`) and the metadata under it: a pixel
+    format with alpha, or VP8 / VP9 marked `alpha_mode: 1` (whose alpha only libvpx's
+    decoders read; without them, none)."""
+    if has_alpha(pix_fmt, ffmpeg):
+        return True, None
+    following = header[video.end():]
+    block = following[:following.find("Stream #")] if "Stream #" in following else following
+    codec = re.search(r"Video: (\w+)", video.group(0))
+    decoder = ALPHA_DECODERS.get(codec.group(1)) if codec else None
+    if decoder and re.search(r"^\s*alpha_mode\s*:\s*1\s*$", block, re.MULTILINE | re.IGNORECASE) \
+            and _has_decoder(ffmpeg, decoder):
+        return True, decoder
+    return False, None
 
 
 _FRAME_SHAPE = re.compile(r"\bsar:\s*(\d+)/(\d+)\s+s:\s*(\d+)x(\d+)")
@@ -299,14 +351,16 @@ _TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 
 class _Decoder:
     """ffmpeg decoding the first video stream of `source` into rgb24 frames (uint8), or
-    rgb48le (uint16) when `deep`, every decoded frame once (`-fps_mode passthrough`), with
+    rgb48le (uint16) when `deep`, with alpha (rgba / rgba64le) when `alpha` (decoded by
+    `alpha_decoder` where given), every decoded frame once (`-fps_mode passthrough`), with
     its timestamp and duration from `showinfo`."""
 
     def __init__(self, ffmpeg, source, width, height, rate, colors=None, deinterlace=False,
-                 deep=False):
-        self.source, self.shape = source, (height, width, 3)
+                 deep=False, alpha=False, alpha_decoder=None):
+        channels = 4 if alpha else 3
+        self.source, self.shape = source, (height, width, channels)
         self.dtype = np.dtype("<u2" if deep else np.uint8)
-        self.frame_bytes = width * height * 3 * self.dtype.itemsize
+        self.frame_bytes = width * height * channels * self.dtype.itemsize
         self.rate = Fraction(rate).limit_denominator(1001 * 1000)
         self.time_base = None
         self.times = []  # (pts, duration) of each frame, in the stream's time base
@@ -315,12 +369,14 @@ class _Decoder:
         self.changed = threading.Condition()
         self.stderr_done = False
         self.process = subprocess.Popen(
-            [ffmpeg, "-hide_banner", "-nostats", "-v", "info", "-i", source, "-map", "0:v:0",
+            [ffmpeg, "-hide_banner", "-nostats", "-v", "info",
+             *(["-c:v", alpha_decoder] if alpha and alpha_decoder else []), "-i", source,
+             "-map", "0:v:0",
              "-vf", ",".join(filter(None, ["showinfo=checksum=0",
                                            deinterlace and DEINTERLACE,
                                            colors and colors.decoding_filter()])),
              "-fps_mode", "passthrough", "-f", "rawvideo",
-             "-pix_fmt", "rgb48le" if deep else "rgb24", "-"],
+             "-pix_fmt", _RAW_FORMATS[deep, alpha][0], "-"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames, self.stop = queue.Queue(QUEUE_FRAMES), threading.Event()
         self.threads = [threading.Thread(target=self._read_frames, daemon=True),
@@ -433,13 +489,18 @@ def _unsigned(element_id, value):
     return _element(element_id, value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
 
 
+# (ffmpeg's name, rawvideo's tag in Matroska) of the frames in the pipes, by (deep, alpha).
+_RAW_FORMATS = {(False, False): ("rgb24", b"RGB\x18"), (True, False): ("rgb48le", b"RGB\x30"),
+                (False, True): ("rgba", b"RGBA"), (True, True): ("rgba64le", b"RBA\x40")}
+
+
 class _Matroska:
-    """The smallest Matroska stream ffmpeg reads: one uncompressed rgb24 (or, `deep`, rgb48le)
-    video track with a nanosecond time scale, each frame a cluster holding its exact
-    timestamp and duration."""
+    """The smallest Matroska stream ffmpeg reads: one uncompressed rgb24 (or, `deep`, rgb48le;
+    with `alpha`, rgba / rgba64le) video track with a nanosecond time scale, each frame a
+    cluster holding its exact timestamp and duration."""
 
     @staticmethod
-    def header(width, height, deep=False):
+    def header(width, height, deep=False, alpha=False):
         ebml = _element(b"\x1a\x45\xdf\xa3", _unsigned(b"\x42\x86", 1) + _unsigned(b"\x42\xf7", 1)
                         + _unsigned(b"\x42\xf2", 4) + _unsigned(b"\x42\xf3", 8)
                         + _element(b"\x42\x82", b"matroska") + _unsigned(b"\x42\x87", 4)
@@ -448,8 +509,7 @@ class _Matroska:
         info = _element(b"\x15\x49\xa9\x66", _unsigned(b"\x2a\xd7\xb1", 1)  # 1 ns per tick
                         + _element(b"\x4d\x80", b"keras-sr") + _element(b"\x57\x41", b"keras-sr"))
         video = _element(b"\xe0", _unsigned(b"\xb0", width) + _unsigned(b"\xba", height)
-                         + _element(b"\x2e\xb5\x24", b"RGB" + bytes([48 if deep else 24])))
-        # (rawvideo's tags for rgb48le and rgb24: "RGB" and the bits a pixel)
+                         + _element(b"\x2e\xb5\x24", _RAW_FORMATS[deep, alpha][1]))
         track = _element(b"\xae", _unsigned(b"\xd7", 1) + _unsigned(b"\x73\xc5", 1)
                          + _unsigned(b"\x83", 1) + _unsigned(b"\x9c", 0)
                          + _element(b"\x86", b"V_UNCOMPRESSED") + video)
@@ -504,25 +564,37 @@ class Encoding:
                 *quality, "-pix_fmt", self.pix_fmt, *tags]
 
 
-def encoding_for(target, codec=None, crf=None, pix_fmt=None, depth=8, ffmpeg=None):
-    """The `Encoding` of `target`: the codec given or the container's default; the pixel
-    format given, else yuv420p, or for a source of `depth` > 8 bits `DEEP_PIX_FMT` where the
-    encoder takes it (asked of `ffmpeg`)."""
+def encoding_for(target, codec=None, crf=None, pix_fmt=None, depth=8, ffmpeg=None,
+                 alpha=False):
+    """The `Encoding` of `target`: the codec given or the container's default (for a source
+    with `alpha`, where neither codec nor pixel format is given, `ALPHA_CODECS`' for the
+    container); the pixel format given, else the first of `ALPHA_PIX_FMTS` (or, `depth` > 8
+    bits, `DEEP_ALPHA_PIX_FMTS`) the encoder takes for a source with `alpha`, else
+    `DEEP_PIX_FMT` for a source of `depth` > 8 where the encoder takes it, else yuv420p
+    (asked of `ffmpeg`)."""
     extension = os.path.splitext(target)[1].lower()
+    if alpha and codec is None and pix_fmt is None:
+        codec = ALPHA_CODECS.get(extension)
     codec = codec or CONTAINER_CODECS.get(extension, DEFAULT_CODEC)
-    if pix_fmt is None and depth > 8 \
-            and DEEP_PIX_FMT in _encoder_formats(ffmpeg or ffmpeg_executable(), codec):
-        pix_fmt = DEEP_PIX_FMT
+    if pix_fmt is None and (alpha or depth > 8):
+        taken = _encoder_formats(ffmpeg or ffmpeg_executable(), codec)
+        wanted = ((DEEP_ALPHA_PIX_FMTS if depth > 8 else ()) + ALPHA_PIX_FMTS if alpha
+                  else ()) + ((DEEP_PIX_FMT,) if depth > 8 else ())
+        pix_fmt = next((name for name in wanted if name in taken), None)
     return Encoding(codec, crf, pix_fmt or DEFAULT_PIX_FMT)
 
 
-def segment_format(codec):
+def segment_format(codec, alpha=False):
     """The container of the run's segments: MOV keeps any time base and starts at 0 whatever
-    the codec's reordering delay; ffmpeg writes VP9 and AV1 only in its MP4 mode."""
+    the codec's reordering delay; ffmpeg writes VP9 and AV1 only in its MP4 mode, and VP8 /
+    VP9's alpha only in Matroska (VP9 has no reordering delay)."""
+    if alpha and re.search(r"vp8|vp9|libvpx", codec):
+        return "matroska"
     return "mp4" if re.search(r"vp9|av1|aom|rav1e", codec) else "mov"
 
 
-def check_encoding(ffmpeg, encoding, target, width, height, sar=Fraction(1), colors=None):
+def check_encoding(ffmpeg, encoding, target, width, height, sar=Fraction(1), colors=None,
+                   alpha=False):
     """Encodes two black frames of the output size as a segment, then copies them into the
     target's container, as a run does: a codec, pixel format or container that refuses them
     is named before any frame is upscaled."""
@@ -534,7 +606,7 @@ def check_encoding(ffmpeg, encoding, target, width, height, sar=Fraction(1), col
         for command in (
                 ["-f", "lavfi", "-i", f"color=black:size={width}x{height}:rate=1", "-frames:v",
                  "2", *encoding.arguments(width, height, sar, colors), "-f",
-                 segment_format(encoding.codec), segment],
+                 segment_format(encoding.codec, alpha), segment],
                 ["-i", segment, "-c", "copy", "-f", formats.get(extension, "matroska"),
                  os.path.join(folder, "check")]):
             checked = subprocess.run([ffmpeg, "-v", "error", *command], capture_output=True,
@@ -552,21 +624,25 @@ class _SegmentEncoder:
     timestamps counted from its first frame (so that every segment starts at 0, as the concat
     demuxer assumes; MOV keeps the source's time base exactly and starts at 0 whatever the
     codec's reordering delay); `finish` renames it `<first>-<end>.mov` once written whole.
-    Frames are uint8, or uint16 when `deep`."""
+    Frames are uint8, or uint16 when `deep`; RGBA when `alpha`. (VP8 / VP9 with alpha are
+    written as Matroska under the same name: `segment_format`.)"""
 
     def __init__(self, ffmpeg, parts, first, start_ns, encoding, width, height, sar, colors,
-                 time_base, deep=False):
+                 time_base, deep=False, alpha=False):
         self.parts, self.first, self.count, self.start_ns = parts, first, 0, start_ns
         self.dtype = np.dtype("<u2" if deep else np.uint8)
         self.partial = os.path.join(parts, f"{first:08d}.partial.mov")
+        container = segment_format(encoding.codec, alpha)
+        timescale = ["-video_track_timescale", str(time_base.denominator)] \
+            if container != "matroska" else []  # Matroska counts in milliseconds
         self.process = subprocess.Popen(
             [ffmpeg, "-v", "error", "-y", "-f", "matroska", "-i", "-", "-map", "0:v:0",
              "-fps_mode", "passthrough", "-copyts", "-enc_time_base",
              f"{time_base.numerator}:{time_base.denominator}",
-             *encoding.arguments(width, height, sar, colors), "-video_track_timescale",
-             str(time_base.denominator), "-f", segment_format(encoding.codec), self.partial],
+             *encoding.arguments(width, height, sar, colors), *timescale, "-f",
+             container, self.partial],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.process.stdin.write(_Matroska.header(width, height, deep))
+        self.process.stdin.write(_Matroska.header(width, height, deep, alpha))
 
     def write(self, time_ns, duration_ns, frame):
         pixels = memoryview(np.ascontiguousarray(frame, self.dtype)).cast("B")
@@ -727,11 +803,14 @@ def _source_metadata(audio, subtitles):
             "-metadata:s:v:0", "encoder=", "-disposition:v:0", "default"]
 
 
-def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log):
+def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log,
+         alpha_mode=False):
     """`target`: the segments' video one after another (ffmpeg's concat demuxer; each
     segment's duration is given to the microsecond so that every timestamp lands back
     exactly on the source's), the source's audio and subtitles, copied when the container
-    holds their codecs, else in its default codecs (one line says so)."""
+    holds their codecs, else in its default codecs (one line says so). `alpha_mode`: the
+    video is VP8 / VP9 with alpha, which the stream must say (the source's tags replace the
+    segments')."""
     listing = os.path.join(parts, "segments.ffconcat")
     with open(listing, "w") as file:
         file.write("ffconcat version 1.0\n")
@@ -751,7 +830,8 @@ def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log):
             streams = ["-map", "1:a?"] + (["-map", "1:s?"] if subtitles else [])
             codecs = (["-c:a", audio] if audio else []) + (["-c:s", subtitles]
                                                           if subtitles else [])
-            metadata = _source_metadata(info.audio, info.subtitles if subtitles else 0)
+            metadata = _source_metadata(info.audio, info.subtitles if subtitles else 0) \
+                + (["-metadata:s:v:0", "alpha_mode=1"] if alpha_mode else [])
             result = subprocess.run(
                 [ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", *offset, "-i",
                  listing, "-i", source, "-map", "0:v:0", *streams, "-c:v", "copy", *codecs,
@@ -774,15 +854,17 @@ def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log):
 def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, pix_fmt=None,
                   progress=None, ffmpeg=None, *, settings=None, resume=False, batch=1,
                   segment_seconds=SEGMENT_SECONDS, log=print):
-    """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, 3)
-    frames, at most `batch` -> the list of their (sH, sW, 3) results; `scale` the ratio of
+    """Writes `target`: every frame of `source` through `upscale_frames` (a list of (H, W, C)
+    frames, at most `batch` -> the list of their (sH, sW, C) results; `scale` the ratio of
     sizes), each at its source timestamp, encoded with `codec` (default H.264, CRF 18,
     yuv420p; VP9 for .webm), then the source's audio and subtitle streams added.
 
-    Frames are uint8, or uint16 (65535 for white) when the source or `pix_fmt` is deeper than
-    8 bits ("deep": a 10-bit source then defaults to `DEEP_PIX_FMT`, and one line says so);
-    results come back in the frames' dtype, or float in [0, 1], which the writer's thread
-    quantizes at four times the bytes in its queue (another integer depth is converted).
+    Frames are RGB, or RGBA when the source has alpha and the encoding keeps it (by default
+    in .webm / .mkv / .mov: `ALPHA_CODECS`; else one line says it is dropped); uint8, or
+    uint16 (65535 for white) when the source or `pix_fmt` is deeper than 8 bits ("deep": a
+    10-bit source then defaults to `DEEP_PIX_FMT`, and one line says so); results come back
+    in the frames' dtype, or float in [0, 1], which the writer's thread quantizes at four
+    times the bytes in its queue (another integer depth is converted).
 
     `settings`: what else decides the frames (model, tiles, precision), kept with the parts
     so that `resume=True` continues only a run made the same way. `progress(done, total)`
@@ -795,10 +877,12 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         raise VideoError(f"{source}: the output would overwrite the input")
     info = probe(source, ffmpeg)
     out_width, out_height = round(info.width * scale), round(info.height * scale)
-    encoding = encoding_for(target, codec, crf, pix_fmt, info.depth, ffmpeg)
+    encoding = encoding_for(target, codec, crf, pix_fmt, info.depth, ffmpeg, info.alpha)
     deep = max(info.depth, pixel_depth(encoding.pix_fmt, ffmpeg)) > 8
-    levels = np.dtype(np.uint16 if deep else np.uint8)
-    check_encoding(ffmpeg, encoding, target, out_width, out_height, info.sar, info.colors)
+    alpha = info.alpha and has_alpha(encoding.pix_fmt, ffmpeg)
+    levels, channels = np.dtype(np.uint16 if deep else np.uint8), 4 if alpha else 3
+    check_encoding(ffmpeg, encoding, target, out_width, out_height, info.sar, info.colors,
+                   alpha)
     segment_frames = max(1, math.ceil(segment_seconds * float(info.rate)))
     parts, done = _prepare_parts(target, _source_state(source, encoding, settings,
                                                        segment_frames), resume, log)
@@ -806,9 +890,15 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         log(f"{source}: interlaced: each frame deinterlaced (bwdif) before the model")
     if info.depth > 8 and pix_fmt is None:
         log(f"{source}: {info.depth}-bit source: upscaled in 16-bit levels and encoded as "
-            f"{encoding.pix_fmt} (--pix-fmt yuv420p for 8-bit)")
+            f"{encoding.pix_fmt}" + ("" if alpha else " (--pix-fmt yuv420p for 8-bit)"))
+    if info.alpha and not alpha:
+        log(f"{source}: its alpha channel is dropped: {encoding.codec} / {encoding.pix_fmt} "
+            f"holds none (.webm, .mkv and .mov keep it by default)")
+    elif alpha and pix_fmt is None:
+        log(f"{source}: has an alpha channel: kept, encoded with {encoding.codec} / "
+            f"{encoding.pix_fmt}")
     decoder = _Decoder(ffmpeg, source, info.width, info.height, info.rate, info.colors,
-                       info.interlaced, deep)
+                       info.interlaced, deep, alpha, info.alpha_decoder)
     boundaries, pending, total = {}, [], 0
     state = {"segment": None, "first_pts": None}
 
@@ -829,16 +919,16 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
             result = quantize(result, levels)
         elif result.dtype in (np.uint8, np.uint16) and result.dtype != levels:
             result = quantize(result / np.float32(np.iinfo(result.dtype).max), levels)
-        if result.shape != (out_height, out_width, 3) or result.dtype != levels:
+        if result.shape != (out_height, out_width, channels) or result.dtype != levels:
             raise VideoError(f"{source}: a frame came back {result.shape} {result.dtype}, "
-                             f"not ({out_height}, {out_width}, 3) {levels}")
+                             f"not ({out_height}, {out_width}, {channels}) {levels}")
         pts, duration = decoder.time_of(index)
         time_ns = _ticks(pts - state["first_pts"], 10**9)
         segment = state["segment"]
         if segment is None:
             segment = state["segment"] = _SegmentEncoder(
                 ffmpeg, parts, index, time_ns, encoding, out_width, out_height, info.sar,
-                info.colors, decoder.time_base, deep)
+                info.colors, decoder.time_base, deep, alpha)
         try:
             segment.write(time_ns, _ticks(duration, 10**9), result)
         except BrokenPipeError:
@@ -880,7 +970,7 @@ def upscale_video(source, target, upscale_frames, scale, codec=None, crf=None, p
         last_pts, last_duration = decoder.time_of(total - 1)
         boundaries[total] = last_pts + last_duration - state["first_pts"]
         _mux(ffmpeg, parts, _segments(parts), boundaries, state["first_pts"], source, info,
-             target, log)
+             target, log, alpha and segment_format(encoding.codec, alpha) == "matroska")
         shutil.rmtree(parts)
         return total
     except BaseException:

@@ -844,5 +844,97 @@ def test_an_8_bit_source_into_a_10_bit_format_keeps_the_models_levels(model_file
                                            ("gray", 8), ("rgb565le", 6)])
 def test_pixel_formats_name_their_depth(pix_fmt, depth, monkeypatch):
     assert video.pixel_depth(pix_fmt, FFMPEG) == depth
-    monkeypatch.setattr(video, "_bit_depths", lambda ffmpeg: {})  # an ffmpeg that lists none
+    monkeypatch.setattr(video, "_pixel_formats", lambda ffmpeg: {})  # an ffmpeg that lists none
     assert video.pixel_depth(pix_fmt, FFMPEG) == max(depth, 8)
+
+
+def make_alpha_clip(path, codec, pix_fmt, size="32x24", seconds=1):
+    """A test pattern whose left half is opaque and right half a quarter opaque, a sine
+    tone beside it."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate=10:duration={seconds},format=rgba,"
+           "geq=r='r(X,Y)':g='g(X,Y)':b='b(X,Y)':a='if(lt(X,W/2),255,64)'", "-f", "lavfi",
+           "-i", f"sine=duration={seconds}", "-c:v", codec, "-pix_fmt", pix_fmt, "-c:a",
+           "libopus" if str(path).endswith(".webm") else "aac", path)
+
+
+def alpha_of(path, width, height, decoder=None):
+    data = subprocess.run([FFMPEG, "-v", "error", *(["-c:v", decoder] if decoder else []),
+                           "-i", str(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt",
+                           "rgba", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(-1, height, width, 4)
+
+
+def test_a_vp9_sticker_keeps_its_alpha_and_mp4_says_it_drops_it(tmp_path, capsys):
+    """VP9 with alpha in WebM (Telegram's video stickers): the alpha, which only libvpx's
+    decoder reads, is upscaled with the picture and written back as VP9 alpha; MP4 with
+    H.264 holds none: dropped, and one line says so."""
+    source = tmp_path / "sticker.webm"
+    make_alpha_clip(source, "libvpx-vp9", "yuva420p")
+    info = video.probe(str(source))
+    assert info.alpha and info.alpha_decoder == "libvpx-vp9"
+    target = tmp_path / "out.webm"
+    assert video.upscale_video(str(source), str(target), nearest_x2, 2, log=print) == 10
+    assert "has an alpha channel: kept, encoded with libvpx-vp9 / yuva420p" \
+        in capsys.readouterr().out
+    assert video.probe(str(target)).alpha
+    before = alpha_of(source, 32, 24, "libvpx-vp9")[..., 3].repeat(2, 1).repeat(2, 2)
+    after = alpha_of(target, 64, 48, "libvpx-vp9")[..., 3]
+    assert np.abs(after.astype(int) - before).mean() < 1 and after[:, :, :28].min() > 240
+    assert np.abs(after[:, :, 36:].astype(int) - 64).max() <= 4
+    assert stream_md5(target, "a") == stream_md5(source, "a")
+    plain = tmp_path / "out.mp4"
+    assert video.upscale_video(str(source), str(plain), nearest_x2, 2, log=print) == 10
+    assert "its alpha channel is dropped: libx264 / yuv420p holds none" \
+        in capsys.readouterr().out
+    assert not video.probe(str(plain)).alpha
+
+
+def test_the_command_upscales_a_videos_alpha_as_a_still_images(model_file, tmp_path):
+    """An RGBA clip (PNG in MOV, lossless) into lossless RGBA: the colour is the model's on
+    the colour, the alpha the model's on the alpha as gray RGB folded with BT.601 luma, as
+    for a still image (Real-ESRGAN's default), or bicubic with --alpha-upscaler bicubic."""
+    from PIL import Image
+
+    from keras_sr.upscale import LUMA
+
+    model, weights = model_file
+    source = tmp_path / "rgba.mov"
+    make_alpha_clip(source, "png", "rgba", size="24x16")
+    frames = alpha_of(source, 24, 16).astype(np.float32) / 255
+    for how in ("model", "bicubic"):
+        target = tmp_path / f"{how}.mov"
+        assert cli.main(["upscale", str(source), "-o", str(target), "--model", str(weights),
+                         "--precision", "float32", "--no-progress", "--codec", "png",
+                         "--alpha-upscaler", how]) == 0
+        out = alpha_of(target, 48, 32).astype(int)
+        assert out.shape == (10, 32, 48, 4)
+        colour = np.round(np.clip(model(frames[..., :3]).numpy(), 0, 1) * 255)
+        assert np.abs(out[..., :3] - colour).max() <= 1
+        if how == "model":
+            gray = np.repeat(frames[..., 3:], 3, -1)
+            expected = np.clip(model(gray).numpy(), 0, 1) @ LUMA * 255
+        else:
+            expected = np.stack([np.asarray(Image.fromarray(alpha, "F").resize(
+                (48, 32), Image.BICUBIC)) for alpha in frames[..., 3]]) * 255
+        assert np.abs(out[..., 3] - np.round(np.clip(expected, 0, 255))).max() <= 1
+
+
+@pytest.mark.parametrize("target,depth,codec,pix_fmt", [
+    ("a.webm", 8, "libvpx-vp9", "yuva420p"), ("a.mkv", 8, "libvpx-vp9", "yuva420p"),
+    ("a.webm", 10, "libvpx-vp9", "yuva420p10le"), ("a.mov", 12, "prores_ks", "yuva444p10le"),
+    ("a.mp4", 8, "libx264", "yuv420p")])
+def test_a_source_with_alpha_gets_an_encoding_that_keeps_it_where_the_container_can(
+        target, depth, codec, pix_fmt):
+    encoding = video.encoding_for(target, depth=depth, ffmpeg=FFMPEG, alpha=True)
+    assert (encoding.codec, encoding.pix_fmt) == (codec, pix_fmt)
+    assert video.encoding_for(target, codec="png", ffmpeg=FFMPEG, alpha=True).pix_fmt == "rgba"
+
+
+@pytest.mark.parametrize("pix_fmt,alpha", [("yuva420p", True), ("rgba", True),
+                                           ("gbrap10le", True), ("ya16le", True),
+                                           ("yuv420p", False), ("rgb24", False),
+                                           ("gray", False), ("argb", True)])
+def test_pixel_formats_say_whether_they_hold_alpha(pix_fmt, alpha, monkeypatch):
+    assert video.has_alpha(pix_fmt, FFMPEG) is alpha
+    monkeypatch.setattr(video, "_pixel_formats", lambda ffmpeg: {})  # an ffmpeg that lists none
+    assert video.has_alpha(pix_fmt, FFMPEG) is alpha
