@@ -240,7 +240,10 @@ class VideoInfo:
     colours (`Colors`). `interlaced`: the stream says its frames hold two fields each.
     `depth`: bits of the source's deepest component (8, or 10 / 12 / 16 for deep video).
     `alpha`: the frames have an alpha channel; `alpha_decoder` the decoder that gives it
-    (VP8 / VP9), None where ffmpeg's own does."""
+    (VP8 / VP9), None where ffmpeg's own does. `covers` and `attachments`: pictures attached
+    to the file (cover art, as yt-dlp embeds it) and other attached files (the fonts that
+    Matroska subtitles are drawn with), which the output keeps where its container can.
+    The video stream is the first that is not an attached picture."""
     width: int
     height: int
     rate: str  # the average frame rate as ffmpeg writes it: "25", "29.97"
@@ -253,6 +256,8 @@ class VideoInfo:
     depth: int = 8
     alpha: bool = False
     alpha_decoder: object = None
+    covers: tuple = ()  # (index among video streams, codec) of each attached picture
+    attachments: int = 0  # files attached to a Matroska file (fonts for its subtitles)
 
 
 def probe(path, ffmpeg=None):
@@ -266,7 +271,8 @@ def probe(path, ffmpeg=None):
         raise VideoError(f"no such video file: {path}")
     header = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True,
                             text=True, errors="replace", stdin=subprocess.DEVNULL).stderr
-    video = re.search(r"Stream #\S+.*?: Video: .*", header)
+    # The first video stream that is not a picture attached to the file (cover art).
+    video = re.search(r"Stream #\S+.*?: Video: (?!.*\(attached pic\)).*", header)
     if video is None:
         reason = "no video stream" if "Stream #" in header else "not a video ffmpeg can read"
         raise VideoError(f"{path}: {reason}")
@@ -279,7 +285,7 @@ def probe(path, ffmpeg=None):
     if limit and int(size.group(1)) * int(size.group(2)) > limit:
         raise VideoError(f"{path}: its {size.group(1)}x{size.group(2)} frames are above the "
                          f"limit of {limit} pixels that still images get")
-    counted = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-i", path, "-map", "0:v:0",
+    counted = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-i", path, "-map", "0:V:0",
                               "-c", "copy", "-f", "null", "-"], capture_output=True, text=True,
                              errors="replace", stdin=subprocess.DEVNULL)
     frames = re.findall(r"frame=\s*(\d+)", counted.stderr)
@@ -296,7 +302,11 @@ def probe(path, ffmpeg=None):
                      len(re.findall(r"Stream #.*?: Subtitle:", streams)), sar,
                      _colors(video.group(0), int(size.group(1)), int(size.group(2))),
                      _interlaced(video.group(0)), pixel_depth(pix_fmt, ffmpeg), alpha,
-                     alpha_decoder)
+                     alpha_decoder,
+                     tuple((index, codec) for index, (codec, rest) in enumerate(
+                         re.findall(r"Stream #.*?: Video: (\w+)(.*)", streams))
+                         if "(attached pic)" in rest),
+                     len(re.findall(r"Stream #.*?: Attachment:", streams)))
 
 
 def _alpha(ffmpeg, video, header, pix_fmt):
@@ -324,7 +334,7 @@ def _first_frame(ffmpeg, path):
     decoding, with its automatic rotation), from `showinfo`; None when none decodes. An
     unknown pixel shape (0/1) counts as square."""
     shown = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-v", "info", "-i", path,
-                            "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo=checksum=0",
+                            "-map", "0:V:0", "-frames:v", "1", "-vf", "showinfo=checksum=0",
                             "-f", "null", "-"], capture_output=True, text=True,
                            errors="replace", stdin=subprocess.DEVNULL)
     found = _FRAME_SHAPE.search(shown.stderr)
@@ -371,7 +381,7 @@ class _Decoder:
         self.process = subprocess.Popen(
             [ffmpeg, "-hide_banner", "-nostats", "-v", "info",
              *(["-c:v", alpha_decoder] if alpha and alpha_decoder else []), "-i", source,
-             "-map", "0:v:0",
+             "-map", "0:V:0",
              "-vf", ",".join(filter(None, ["showinfo=checksum=0",
                                            deinterlace and DEINTERLACE,
                                            colors and colors.decoding_filter()])),
@@ -790,17 +800,64 @@ def _ticks(seconds, per_second):
     return math.floor(seconds * per_second + Fraction(1, 2))
 
 
-def _source_metadata(audio, subtitles):
+def _source_metadata(audio, subtitles, attachments=0):
     """ffmpeg's options that give the output the source's title, dates and tags, its
     chapters, and each stream's language and title (the segments have none of them; a
     mapping of one stream's turns off ffmpeg's own copying for all, so each is mapped), for
-    `audio` and `subtitles` streams mapped after the video in the source's order."""
+    `audio` and `subtitles` streams mapped after the video in the source's order, and
+    `attachments` attached files (whose file name and type are such tags)."""
     streams = [("v", 0)] + [("a", index) for index in range(audio)] \
-        + [("s", index) for index in range(subtitles)]
+        + [("s", index) for index in range(subtitles)] \
+        + [("t", index) for index in range(attachments)]
     return ["-map_metadata", "1", "-map_chapters", "1",
             *[option for kind, index in streams
-              for option in (f"-map_metadata:s:{kind}:{index}", f"1:s:{kind}:{index}")],
+              for option in (f"-map_metadata:s:{kind}:{index}",
+                             f"1:s:{'V' if kind == 'v' else kind}:{index}")],
             "-metadata:s:v:0", "encoder=", "-disposition:v:0", "default"]
+
+
+# The containers that hold pictures attached to the file as ffmpeg writes them (MP4 and MOV
+# as cover art, Matroska as attached files), and the one that holds other attached files.
+COVER_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv")
+COVER_TYPES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png"),
+               "bmp": ("bmp", "image/bmp"), "webp": ("webp", "image/webp")}
+
+
+def _attached(ffmpeg, parts, source, info, target, log):
+    """ffmpeg's options that carry the source's attached pictures (cover art) and attached
+    files (fonts) into `target` where its container holds them (one line says what is
+    dropped). ffmpeg writes a cover into Matroska as a one-frame video track, not as the
+    attached file it was: there each is copied out into `parts` and attached."""
+    extension = os.path.splitext(target)[1].lower()
+    options, dropped = [], []
+    if info.attachments and extension == ".mkv":
+        options += ["-map", "1:t"]
+    elif info.attachments:
+        dropped.append(f"{info.attachments} attached files (fonts, ...)")
+    if info.covers and extension == ".mkv":
+        attached = info.attachments
+        for index, (stream, codec) in enumerate(info.covers):
+            suffix, mimetype = COVER_TYPES.get(codec, ("bin", "application/octet-stream"))
+            name = f"cover.{suffix}" if index == 0 else f"cover{index + 1}.{suffix}"
+            path = os.path.join(parts, name)
+            copied = subprocess.run(
+                [ffmpeg, "-v", "error", "-y", "-i", source, "-map", f"0:v:{stream}",
+                 "-c", "copy", "-frames:v", "1", "-f", "image2", path],
+                capture_output=True, stdin=subprocess.DEVNULL)
+            if copied.returncode != 0:
+                dropped.append(f"cover {name}")
+                continue
+            options += ["-attach", path, f"-metadata:s:t:{attached}", f"mimetype={mimetype}",
+                        f"-metadata:s:t:{attached}", f"filename={name}"]
+            attached += 1
+    elif info.covers and extension in COVER_CONTAINERS:
+        options += ["-map", "1:v", "-map", "-1:V"]
+    elif info.covers:
+        dropped.append(f"{len(info.covers)} cover pictures")
+    if dropped:
+        log(f"{target}: {extension or 'this container'} cannot hold the source's "
+            f"{' and '.join(dropped)}: dropped")
+    return options
 
 
 def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log,
@@ -821,6 +878,7 @@ def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log,
     partial = f"{stem}.partial{extension}"
     offset = ["-itsoffset", f"{float(start):.6f}"] if start else []
     text = TEXT_SUBTITLES.get(extension.lower())
+    extras = _attached(ffmpeg, parts, source, info, target, log)
     attempts = [("copy", "copy", None),
                 (None, text, "the container cannot hold the source's audio or subtitle codec: "
                              "re-encoded into its default codecs"),
@@ -830,12 +888,13 @@ def _mux(ffmpeg, parts, segments, boundaries, start, source, info, target, log,
             streams = ["-map", "1:a?"] + (["-map", "1:s?"] if subtitles else [])
             codecs = (["-c:a", audio] if audio else []) + (["-c:s", subtitles]
                                                           if subtitles else [])
-            metadata = _source_metadata(info.audio, info.subtitles if subtitles else 0) \
+            metadata = _source_metadata(info.audio, info.subtitles if subtitles else 0,
+                                        info.attachments if "1:t" in extras else 0) \
                 + (["-metadata:s:v:0", "alpha_mode=1"] if alpha_mode else [])
             result = subprocess.run(
                 [ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", *offset, "-i",
-                 listing, "-i", source, "-map", "0:v:0", *streams, "-c:v", "copy", *codecs,
-                 *metadata, partial], capture_output=True, stdin=subprocess.DEVNULL)
+                 listing, "-i", source, "-map", "0:v:0", *streams, *extras, "-c:v", "copy",
+                 *codecs, *metadata, partial], capture_output=True, stdin=subprocess.DEVNULL)
             if result.returncode == 0:
                 if note:
                     log(f"{target}: {note}")

@@ -938,3 +938,53 @@ def test_pixel_formats_say_whether_they_hold_alpha(pix_fmt, alpha, monkeypatch):
     assert video.has_alpha(pix_fmt, FFMPEG) is alpha
     monkeypatch.setattr(video, "_pixel_formats", lambda ffmpeg: {})  # an ffmpeg that lists none
     assert video.has_alpha(pix_fmt, FFMPEG) is alpha
+
+
+def test_cover_art_and_attached_fonts_are_kept_where_the_container_holds_them(tmp_path,
+                                                                             capsys):
+    """A Matroska file as fansubs and yt-dlp write them: ASS subtitles with the font they are
+    drawn in attached, and a cover picture. MKV keeps both byte for byte (the font with its
+    name and type, without which the subtitles fall back to another font); MP4 keeps the
+    cover as its cover art; WebM holds neither; a line says what is dropped. The picture is
+    never taken for the video."""
+    (tmp_path / "lines.ass").write_text(
+        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize\n"
+        "Style: Default,Fancy,20\n\n[Events]\nFormat: Layer, Start, End, Style, Text\n"
+        "Dialogue: 0,0:00:00.00,0:00:01.00,Default,hello\n")
+    (tmp_path / "fancy.ttf").write_bytes(bytes(range(256)) * 8)
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=64x64", "-frames:v", "1", tmp_path / "cover.png")
+    source = tmp_path / "episode.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=24x16:rate=10:duration=1", "-f", "lavfi", "-i",
+           "sine=duration=1", "-i", tmp_path / "lines.ass", "-map", "0", "-map", "1", "-map",
+           "2", "-c:v", "libx264", "-c:a", "aac", "-c:s", "copy", "-attach",
+           tmp_path / "fancy.ttf", "-metadata:s:t:0", "mimetype=application/x-truetype-font",
+           "-attach", tmp_path / "cover.png", "-metadata:s:t:1", "mimetype=image/png", source)
+    info = video.probe(str(source))
+    assert (info.width, info.height, info.attachments, info.covers) == (24, 16, 1,
+                                                                        ((1, "png"),))
+
+    def cover_of(path):
+        ffmpeg("-i", path, "-map", "0:v:1", "-c", "copy", "-f", "image2", tmp_path / "got.png")
+        return (tmp_path / "got.png").read_bytes()
+
+    target = tmp_path / "out.mkv"
+    assert video.upscale_video(str(source), str(target), nearest_x2, 2, log=print) == 10
+    folder = tmp_path / "dumped"
+    folder.mkdir()
+    subprocess.run([FFMPEG, "-v", "error", "-dump_attachment:t", "", "-i", str(target)],
+                   cwd=folder)
+    assert (folder / "fancy.ttf").read_bytes() == (tmp_path / "fancy.ttf").read_bytes()
+    assert cover_of(target) == (tmp_path / "cover.png").read_bytes()
+    header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(target)], capture_output=True,
+                            text=True).stderr
+    assert "mimetype        : application/x-truetype-font" in header
+    assert (video.probe(str(target)).width, capsys.readouterr().out.count("dropped")) == (48, 0)
+    assert video.upscale_video(str(source), str(tmp_path / "out.mp4"), nearest_x2, 2,
+                               log=print) == 10
+    assert cover_of(tmp_path / "out.mp4") == (tmp_path / "cover.png").read_bytes()
+    assert "cannot hold the source's 1 attached files (fonts, ...): dropped" \
+        in capsys.readouterr().out
+    assert video.upscale_video(str(source), str(tmp_path / "out.webm"), nearest_x2, 2,
+                               log=print) == 10
+    assert "1 attached files (fonts, ...) and 1 cover pictures: dropped" \
+        in capsys.readouterr().out
