@@ -278,8 +278,12 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
     if resized:
         out = resize(out, size)
     if decoded.gray:
-        # The model saw the gray channel three times; its three outputs agree to rounding.
-        out = out.mean(axis=-1, keepdims=True) if out.dtype.kind == "f" else out[..., :1]
+        # The model saw the gray channel three times; its three outputs are folded into one
+        # with BT.601 luma, as Real-ESRGAN does (OpenCV's BGR2GRAY; they differ by a model's
+        # colour cast, up to a few levels for a trained one).
+        out = (out @ LUMA)[..., None] if out.dtype.kind == "f" else inference.quantize(
+            (out @ (LUMA / np.float32(np.iinfo(out.dtype).max)))[..., None], out.dtype,
+            overwrite=True)
     if out.dtype.kind == "f":
         out = inference.quantize(out, out_dtype, overwrite=True)
     if decoded.alpha is not None:

@@ -146,6 +146,28 @@ def test_webp_is_lossless_and_quality_makes_webp_lossy_and_jpeg_smaller(model_fi
         assert "--quality" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_gray_image_is_the_models_three_outputs_folded_with_luma(model_files, tmp_path, rng,
+                                                                   bits):
+    """As Real-ESRGAN folds them (OpenCV's BGR2GRAY on the float output, then rounded); this
+    random model's three outputs differ by tens of levels, so taking one, or their mean,
+    would not pass."""
+    from keras_sr.upscale import LUMA
+
+    model, folder = model_files
+    peak = 2**bits - 1
+    gray = np.round(photo(rng, 12, 14, channels=1)[..., 0] * peak)
+    Image.fromarray(gray.astype(np.uint16 if bits == 16 else np.uint8)).save(tmp_path / "g.png")
+    assert upscale(tmp_path / "g.png", "-o", tmp_path / "out", "--model",
+                   folder / "g.keras", "--precision", "float32") == 0
+    result = np.asarray(Image.open(tmp_path / "out" / "g.png")).astype(float)
+    three = np.clip(model(np.repeat(gray[None, ..., None], 3, -1).astype(np.float32)
+                          / peak).numpy()[0], 0, 1)
+    assert result.shape == (24, 28)
+    assert np.abs(result - np.round(three @ LUMA * peak)).max() <= 1
+    assert np.abs(three[..., 0] - three.mean(-1)).max() * peak > 5
+
+
 def test_exif_orientation_is_applied(model_files, tmp_path, rng):
     _, folder = model_files
     image = Image.fromarray((photo(rng, 10, 20) * 255).astype(np.uint8))
