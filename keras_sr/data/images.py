@@ -178,6 +178,23 @@ class DecodedImage:
         self.metadata = metadata or ImageMetadata()
 
 
+def _through_profile(image, icc_profile):
+    """`image` (CMYK, LAB, ...) as sRGB uint8 through its ICC profile (perceptual intent, as
+    Pillow's and LittleCMS's default), or None where the profile cannot be used: then
+    Pillow's own conversion (CMYK's without any ink model: print colours shift) serves."""
+    import io
+
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"),
+                                              outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
+    return np.asarray(converted)
+
+
 def read_image_exact(path):
     """Decodes an image keeping what `read_image` folds away: alpha, grayscale and 16 bits.
     EXIF orientation is applied. Raises UnreadableImageError."""
@@ -209,8 +226,12 @@ def read_image_exact(path):
                 array = np.asarray(image.convert("RGBA"))
                 return _decoded(array[..., :3], array[..., 3], False, 8, metadata)
             if mode not in ("RGB", "RGBX") and metadata.icc_profile:
-                # CMYK, LAB, ...: its profile describes the source's channels, not RGB.
+                # CMYK, LAB, ...: its profile describes the source's channels, not RGB; the
+                # pixels are made sRGB through it (untagged, which viewers take for sRGB).
+                rgb = _through_profile(image, metadata.icc_profile)
                 metadata = dataclasses.replace(metadata, icc_profile=None)
+                if rgb is not None:
+                    return _decoded(rgb, None, False, 8, metadata)
             return _decoded(np.asarray(image.convert("RGB")), None, False, 8, metadata)
     except FileNotFoundError:
         raise UnreadableImageError(path, "no such file") from None

@@ -109,3 +109,65 @@ def test_a_cut_off_exif_block_does_not_stop_the_image_being_written(fmt):
     with Image.open(io.BytesIO(written)) as image:
         assert image.size == (6, 4) and image.info.get("icc_profile") == b"profile"
         assert np.asarray(image.convert("RGB")).mean() == pytest.approx(90, abs=2)
+
+
+def _s15(value):
+    import struct
+
+    return struct.pack(">i", round(value * 65536))
+
+
+def cmyk_profile(corner_lab):
+    """A minimal ICC v2 CMYK printer profile: its A2B0 (an 8-bit lut, two grid points a
+    channel) takes each CMYK corner (0 or 1 of each ink) to `corner_lab(c, m, y, k)`, an
+    (L*, a*, b*), and LittleCMS interpolates between them. No CMYK profile can be made with
+    Pillow or fetched here; this one has inks no press has, so that converting through it
+    and ignoring it differ by far."""
+    import struct
+
+    clut = bytes(round(value) for c in (0, 1) for m in (0, 1) for y in (0, 1) for k in (0, 1)
+                 for value in (lambda lab: (lab[0] * 2.55, lab[1] + 128, lab[2] + 128))(
+                     corner_lab(c, m, y, k)))
+    ramp = bytes(range(256))
+    lut = (b"mft1" + bytes(4) + bytes([4, 3, 2, 0])
+           + b"".join(_s15(value) for value in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + ramp * 4 + clut + ramp * 3)
+    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    text = b"inks for a test\0"
+    tags = [(b"A2B0", lut), (b"wtpt", b"XYZ " + bytes(4) + d50),
+            (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(78))]
+    start = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        data += bytes(-(start + len(data)) % 4)
+        table += signature + struct.pack(">II", start + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", start + len(data)) + bytes(4) + bytes([2, 0x10, 0, 0])
+              + b"prtrCMYKLab " + bytes(12) + b"acsp" + bytes(28) + d50 + bytes(48))
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_cmyk_jpeg_is_made_rgb_through_its_profile(tmp_path):
+    """A CMYK JPEG (print work) with its profile: its colours are the profile's, not Pillow's
+    profile-blind formula (here cyan ink is a red, which the formula makes cyan), and the
+    RGB result carries no CMYK profile. A profile LittleCMS cannot read, or none, leaves
+    Pillow's conversion."""
+    from keras_sr.data.images import read_image_exact
+
+    def red_cyan(c, m, y, k):
+        return (max(100 - 60 * max(c, m, y) - 90 * k, 0), 70 * (c - m),
+                max(min(60 * (c + y) - 30 * m, 127), -128))
+
+    patches = np.array([[[255, 0, 0, 0], [0, 0, 0, 0]]], np.uint8).repeat(8, 0).repeat(8, 1)
+    for name, profile in (("profiled", cmyk_profile(red_cyan)), ("broken", b"not a profile"),
+                          ("plain", None)):
+        Image.fromarray(patches, "CMYK").save(tmp_path / f"{name}.jpg", quality=100,
+                                              **({"icc_profile": profile} if profile else {}))
+        decoded = read_image_exact(tmp_path / f"{name}.jpg")
+        assert decoded.metadata.icc_profile is None
+        cyan, white = np.round(decoded.color[4, [4, 12]] * 255).astype(int)  # float in [0, 1]
+        assert np.abs(white - 255).max() <= 3
+        if name == "profiled":
+            assert cyan[0] > 150 and cyan[1] < 40 and cyan[2] < 110  # red, as its inks say
+        else:
+            assert cyan[0] < 20 and cyan[1] > 230 and cyan[2] > 230  # Pillow's cyan
