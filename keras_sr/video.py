@@ -81,19 +81,48 @@ def is_video(path):
     return os.fspath(path).lower().endswith(VIDEO_SUFFIXES)
 
 
+# The oldest ffmpeg videos are run with: 7.0 and 9.0 pass the tests; 5.1 (Debian 12's) drops
+# the last frame of a two-frame segment written in a millisecond time base, and reports no
+# frame durations; 4.x has no -fps_mode.
+MIN_FFMPEG = (7, 0)
+
+
 def ffmpeg_executable():
-    """ffmpeg from imageio-ffmpeg (`pip install keras-sr[video]`), else from PATH."""
+    """ffmpeg from imageio-ffmpeg (`pip install keras-sr[video]`, or the one its
+    IMAGEIO_FFMPEG_EXE names), else from PATH; VideoError when there is none or it is older
+    than `MIN_FFMPEG`."""
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        found = imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError):
-        pass
-    found = shutil.which("ffmpeg")
+        found = shutil.which("ffmpeg")
     if found is None:
         raise VideoError("videos need ffmpeg: pip install 'keras-sr[video]' (imageio-ffmpeg, "
                          "which ships it) or put ffmpeg on PATH")
+    version = _ffmpeg_version(found)
+    if version is not None and version < MIN_FFMPEG:
+        raise VideoError(f"{found} is ffmpeg {version[0]}.{version[1]}; videos need "
+                         f"{MIN_FFMPEG[0]}.{MIN_FFMPEG[1]} or later (older releases drop "
+                         "frames or lack options): "
+                         + ("unset IMAGEIO_FFMPEG_EXE, which names it, or name a newer one"
+                            if os.environ.get("IMAGEIO_FFMPEG_EXE") else
+                            "pip install 'keras-sr[video]' (imageio-ffmpeg ships one) or put "
+                            "a newer ffmpeg on PATH"))
     return found
+
+
+@functools.lru_cache(maxsize=None)
+def _ffmpeg_version(ffmpeg):
+    """(major, minor) from `ffmpeg -version` ("ffmpeg version 7.0.2-static", "n9.0.2-17-g..."),
+    or None for a build that names no release (a git snapshot: "N-112345-g...")."""
+    try:
+        said = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True,
+                              errors="replace", stdin=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise VideoError(f"{ffmpeg} does not run: {error}") from None
+    found = re.match(r"ffmpeg version n?(\d+)\.(\d+)", said)
+    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -285,19 +314,20 @@ def probe(path, ffmpeg=None):
     if limit and int(size.group(1)) * int(size.group(2)) > limit:
         raise VideoError(f"{path}: its {size.group(1)}x{size.group(2)} frames are above the "
                          f"limit of {limit} pixels that still images get")
-    counted = subprocess.run([ffmpeg, "-hide_banner", "-nostats", "-i", path, "-map", "0:V:0",
-                              "-c", "copy", "-f", "null", "-"], capture_output=True, text=True,
-                             errors="replace", stdin=subprocess.DEVNULL)
-    frames = re.findall(r"frame=\s*(\d+)", counted.stderr)
-    first = _first_frame(ffmpeg, path) \
-        if counted.returncode == 0 and frames and int(frames[-1]) > 0 else None
+    # One line a frame, without decoding (ffmpeg 7.0's closing statistics leave out the
+    # frame count of a stream copy).
+    counted = subprocess.run([ffmpeg, "-hide_banner", "-v", "error", "-i", path, "-map",
+                              "0:V:0", "-c", "copy", "-f", "framecrc", "-"], capture_output=True,
+                             stdin=subprocess.DEVNULL)
+    frames = sum(1 for line in counted.stdout.splitlines() if line and line[:1] != b"#")
+    first = _first_frame(ffmpeg, path) if counted.returncode == 0 and frames else None
     if first is None:
         raise VideoError(f"{path}: no decodable video frame (truncated or empty?)")
     streams = header[header.find("Stream #"):]
     width, height, sar = first
     pix_fmt = _pixel_format(video.group(0))[0] or "yuv420p"
     alpha, alpha_decoder = _alpha(ffmpeg, video, header, pix_fmt)
-    return VideoInfo(width, height, rate.group(1), int(frames[-1]),
+    return VideoInfo(width, height, rate.group(1), frames,
                      len(re.findall(r"Stream #.*?: Audio:", streams)),
                      len(re.findall(r"Stream #.*?: Subtitle:", streams)), sar,
                      _colors(video.group(0), int(size.group(1)), int(size.group(2))),
@@ -355,7 +385,8 @@ def frame_pixel_limit():
 
 # --- decoding ------------------------------------------------------------------------------
 
-_SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(\S+)\s+pts_time:\S*\s+duration:\s*(\S+)")
+# (ffmpeg before 6.0 writes no duration: each frame then lasts 1 / rate, see `time_of`)
+_SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(\S+)\s+pts_time:\S*(?:\s+duration:\s*(\S+))?")
 _TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 
 
@@ -410,7 +441,8 @@ class _Decoder:
             shown = _SHOWINFO.search(line)
             with self.changed:
                 if shown:
-                    self.times.append((_integer(shown.group(2)), _integer(shown.group(3))))
+                    self.times.append((_integer(shown.group(2)),
+                                       _integer(shown.group(3) or "NOPTS")))
                 elif (base := _TIME_BASE.search(line)) and self.time_base is None:
                     self.time_base = Fraction(int(base.group(1)), int(base.group(2)))
                 elif "showinfo" not in line and not line.startswith(" "):

@@ -17,10 +17,10 @@ from keras_sr.models import SRVGGNetCompact
 from tests.convert.test_ncnn import randomized
 
 try:
-    FFMPEG = video.ffmpeg_executable()
-except video.VideoError:
-    FFMPEG = None
-pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs ffmpeg: pip install -e '.[test]'")
+    FFMPEG, NO_FFMPEG = video.ffmpeg_executable(), None
+except video.VideoError as error:
+    FFMPEG, NO_FFMPEG = None, str(error)
+pytestmark = pytest.mark.skipif(FFMPEG is None, reason=f"{NO_FFMPEG} (pip install -e '.[test]')")
 LOSSLESS = ["--codec", "ffv1", "--pix-fmt", "bgr0"]
 
 
@@ -424,8 +424,10 @@ def test_a_killed_run_resumes_to_what_an_uninterrupted_run_writes(model_file, tm
     _, weights = model_file
     source = tmp_path / "clip.mkv"
     make_vfr_clip(source)
+    # Segments of 4 frames, whatever average rate this ffmpeg gives the clip (10 or 50).
+    seconds = 4 / float(video.probe(str(source)).rate)
     command = ["upscale", str(source), "--model", str(weights), "--precision", "float32",
-               "--no-progress", "--segment-seconds", "0.4", *LOSSLESS]
+               "--no-progress", "--segment-seconds", f"{seconds:.6f}", *LOSSLESS]
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN, "9", *command, "-o",
                              str(tmp_path / "a.mkv")], capture_output=True)
     assert killed.returncode == -signal.SIGKILL
@@ -925,6 +927,8 @@ def test_the_command_upscales_a_videos_alpha_as_a_still_images(model_file, tmp_p
     ("a.mp4", 8, "libx264", "yuv420p")])
 def test_a_source_with_alpha_gets_an_encoding_that_keeps_it_where_the_container_can(
         target, depth, codec, pix_fmt):
+    if pix_fmt not in video._encoder_formats(FFMPEG, codec):
+        pytest.skip(f"this ffmpeg's {codec} takes no {pix_fmt}")
     encoding = video.encoding_for(target, depth=depth, ffmpeg=FFMPEG, alpha=True)
     assert (encoding.codec, encoding.pix_fmt) == (codec, pix_fmt)
     assert video.encoding_for(target, codec="png", ffmpeg=FFMPEG, alpha=True).pix_fmt == "rgba"
@@ -988,3 +992,33 @@ def test_cover_art_and_attached_fonts_are_kept_where_the_container_holds_them(tm
                                log=print) == 10
     assert "1 attached files (fonts, ...) and 1 cover pictures: dropped" \
         in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("said,refused", [
+    ("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026", True),
+    ("ffmpeg version 4.2.2-static https://example.org", True),
+    ("ffmpeg version 7.0.2-static https://example.org", False),
+    ("ffmpeg version n9.0.2-17-g2a571b6068-20260930", False),
+    ("ffmpeg version N-112345-g0123456789 Copyright", False)])  # a git snapshot: no release
+def test_an_ffmpeg_older_than_7_is_refused_in_one_line(model_file, tmp_path, monkeypatch,
+                                                       capsys, said, refused):
+    """Debian 12's ffmpeg 5.1 drops the last frame of a two-frame segment and 4.x has no
+    -fps_mode: a video run on them would be wrong or fail midway, so they are refused
+    before any work, saying how to get a newer one."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\necho '{said}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    if not refused:
+        assert video.ffmpeg_executable() == str(fake)
+        return
+    with pytest.raises(video.VideoError, match=r"videos need 7\.0 or later .* unset "
+                                               "IMAGEIO_FFMPEG_EXE"):
+        video.ffmpeg_executable()
+    source = tmp_path / "clip.mkv"
+    make_clip(source, seconds=1)
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out.mkv"), "--model",
+                     str(model_file[1]), "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert "is ffmpeg 5.1; videos need 7.0" in error or "is ffmpeg 4.2" in error
+    assert not (tmp_path / "out.mkv").exists()
