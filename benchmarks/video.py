@@ -3,6 +3,7 @@ the image path, and its peak memory for a short and a long clip.
 
     python -m benchmarks.video [--preset realesr-animevideov3] [--size 426x240] [--rate 25]
         [--seconds 5] [--long-seconds 0] [--precision auto] [--torch] [--batch 1]
+        [--ten-bit 0]
 
 A test clip (ffmpeg's testsrc2 and a sine tone, H.264 + AAC) is made at `--size`, `--rate` and
 `--seconds`. The preset's network is built with random weights (`keras_sr.zoo.build`: the time
@@ -24,7 +25,10 @@ for anyone who used the model before; the line it logs names the engine the mode
 
 Wall time of the whole command (model load included), frames per second, and the process's
 peak RSS (for the loop, the largest of its three steps). `--long-seconds N` also runs stream on
-an N-second clip, to show that memory does not grow with the clip.
+an N-second clip, to show that memory does not grow with the clip. `--ten-bit N` also runs
+stream N times each, in turn, on the clip and on the same clip encoded 10-bit (yuv420p10le),
+which goes through the model in 16-bit levels and is written 10-bit: the medians show what
+the deep path costs.
 """
 
 import argparse
@@ -52,11 +56,11 @@ def run_measured(command):
     return seconds, max(peak, before) / 1024
 
 
-def make_clip(ffmpeg, path, size, rate, seconds):
+def make_clip(ffmpeg, path, size, rate, seconds, pix_fmt="yuv420p"):
     subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"testsrc2=size={size}:rate={rate}:duration={seconds}", "-f", "lavfi", "-i",
                     f"sine=frequency=440:duration={seconds}", "-c:v", "libx264", "-pix_fmt",
-                    "yuv420p", "-c:a", "aac", "-shortest", path], check=True)
+                    pix_fmt, "-c:a", "aac", "-shortest", path], check=True)
 
 
 def keras_sr(*args):
@@ -173,6 +177,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=1, help="keras-sr upscale --batch")
     parser.add_argument("--torch", action="store_true",
                         help="also time the PyTorch reference (Real-ESRGAN's video loop)")
+    parser.add_argument("--ten-bit", type=int, default=0, metavar="N",
+                        help="also time stream N times on the clip and on it in 10 bits")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -202,6 +208,19 @@ def main(argv=None):
             make_clip(ffmpeg, long_clip, args.size, args.rate, args.long_seconds)
             rows.append({"clip_seconds": args.long_seconds,
                          **measure(args, "stream", long_clip, model, workdir)})
+        if args.ten_bit:
+            deep_clip = os.path.join(workdir, "deep.mp4")
+            make_clip(ffmpeg, deep_clip, args.size, args.rate, args.seconds, "yuv420p10le")
+            runs = {"8-bit": [], "10-bit": []}
+            for _ in range(args.ten_bit):
+                for name, source in (("8-bit", clip), ("10-bit", deep_clip)):
+                    runs[name].append(measure(args, "stream", source, model, workdir))
+            for name, measured in runs.items():
+                middle = sorted(measured, key=lambda row: row["seconds"])[len(measured) // 2]
+                rows.append({"clip_seconds": args.seconds, **middle,
+                             "mode": f"stream, {name} source (median of {len(measured)}: "
+                                     + " / ".join(f"{row['seconds']:.1f}" for row in measured)
+                                     + " s)"})
     print(f"{args.preset} (random weights), {args.size} at {args.rate} fps, --precision "
           f"{args.precision}, --batch {args.batch}; {describe_device()}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs")
