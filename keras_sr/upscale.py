@@ -163,9 +163,10 @@ def upscale_video_file(upscaler, source, target, args, log):
                                              tile=tile or None, tile_pad=pad, out=out)
             result = as_levels(result, height, width, dtype)
             if channels == 4:  # alpha as a still image's: by the model, or bicubic
+                alpha = frame[..., 3].astype(np.float32) / peak
                 alpha = upscaled_alpha_channel(
-                    upscaler, frame[..., 3].astype(np.float32) / peak, tile, pad,
-                    result.shape[1::-1], getattr(args, "alpha_upscaler", "model"))
+                    upscaler, alpha, tile, pad, result.shape[1::-1],
+                    alpha_through_model(alpha, getattr(args, "alpha_upscaler", "model")))
                 result = np.concatenate(
                     [result, inference.quantize(alpha, dtype, overwrite=True)[..., None]], -1)
             outputs.append(result)
@@ -250,10 +251,8 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
     resized = args.scale_out is not None and args.scale_out != scale
     # The result (uint8 / uint16, or float32 twice when resized) is the one whole-image array;
     # an animation holds every frame's.
-    # A uniform alpha (an opaque RGBA screenshot) stays uniform: the model would only blur it.
     model_alpha = decoded.alpha is not None and fmt != "jpg" \
-        and getattr(args, "alpha_upscaler", "model") == "model" \
-        and decoded.alpha.min() != decoded.alpha.max()
+        and alpha_through_model(decoded.alpha, getattr(args, "alpha_upscaler", "model"))
     check_result_fits(source, height, width, args.scale_out or scale,
                       (3 + (decoded.alpha is not None) + 3 * model_alpha) * frames,
                       8 if resized else decoded.bits // 8)
@@ -291,7 +290,7 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
             log(f"{source}: JPEG has no alpha channel; the transparency is dropped")
         else:
             alpha = upscaled_alpha_channel(upscaler, decoded.alpha, tile, pad, size,
-                                           "model" if model_alpha else "bicubic")
+                                           model_alpha)
             alpha = inference.quantize(alpha, out_dtype, overwrite=True)
             out = np.concatenate([out, alpha[..., None]], axis=-1)
     return out
@@ -302,11 +301,17 @@ def upscaled_pixels(upscaler, decoded, source, fmt, args, log, frames=1):
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def upscaled_alpha_channel(upscaler, alpha, tile, pad, size, how):
+def alpha_through_model(alpha, how):
+    """Whether an alpha channel goes through the model: `how` (--alpha-upscaler) says
+    "model" and it is not uniform (an opaque RGBA screenshot stays uniform: the model would
+    only make it slightly transparent)."""
+    return how == "model" and alpha.min() != alpha.max()
+
+
+def upscaled_alpha_channel(upscaler, alpha, tile, pad, size, through_model):
     """An alpha channel (H, W) float in [0, 1] made `size` (w, h): through the model
-    (`upscaled_alpha`) when `how` is "model", unless it is uniform (an opaque picture: the
-    model would only make it slightly transparent), else resized bicubic."""
-    if how == "model" and alpha.min() != alpha.max():
+    (`upscaled_alpha`) when `through_model` (`alpha_through_model`), else resized bicubic."""
+    if through_model:
         alpha = upscaled_alpha(upscaler, alpha, tile, pad)
     return alpha if alpha.shape[::-1] == tuple(size) else resize(alpha, tuple(size))
 

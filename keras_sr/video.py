@@ -158,20 +158,19 @@ def pixel_depth(pix_fmt, ffmpeg):
 
 
 @functools.lru_cache(maxsize=None)
+def _help(ffmpeg, topic):
+    """What `ffmpeg -h <topic>` says ("decoder=libvpx-vp9", "encoder=libx264")."""
+    return subprocess.run([ffmpeg, "-hide_banner", "-h", topic], capture_output=True,
+                          text=True, errors="replace", stdin=subprocess.DEVNULL).stdout
+
+
 def _has_decoder(ffmpeg, name):
-    described = subprocess.run([ffmpeg, "-hide_banner", "-h", f"decoder={name}"],
-                               capture_output=True, text=True, errors="replace",
-                               stdin=subprocess.DEVNULL).stdout
-    return f"Decoder {name} " in described
+    return f"Decoder {name} " in _help(ffmpeg, f"decoder={name}")
 
 
-@functools.lru_cache(maxsize=None)
 def _encoder_formats(ffmpeg, codec):
     """The pixel formats ffmpeg's `codec` encoder lists (empty where it lists none)."""
-    described = subprocess.run([ffmpeg, "-hide_banner", "-h", f"encoder={codec}"],
-                               capture_output=True, text=True, errors="replace",
-                               stdin=subprocess.DEVNULL).stdout
-    found = re.search(r"Supported pixel formats:(.*)", described)
+    found = re.search(r"Supported pixel formats:(.*)", _help(ffmpeg, f"encoder={codec}"))
     return tuple(found.group(1).split()) if found else ()
 
 
@@ -385,8 +384,7 @@ def frame_pixel_limit():
 
 # --- decoding ------------------------------------------------------------------------------
 
-# (ffmpeg before 6.0 writes no duration: each frame then lasts 1 / rate, see `time_of`)
-_SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(\S+)\s+pts_time:\S*(?:\s+duration:\s*(\S+))?")
+_SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(\S+)\s+pts_time:\S*\s+duration:\s*(\S+)")
 _TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 
 
@@ -441,8 +439,7 @@ class _Decoder:
             shown = _SHOWINFO.search(line)
             with self.changed:
                 if shown:
-                    self.times.append((_integer(shown.group(2)),
-                                       _integer(shown.group(3) or "NOPTS")))
+                    self.times.append((_integer(shown.group(2)), _integer(shown.group(3))))
                 elif (base := _TIME_BASE.search(line)) and self.time_base is None:
                     self.time_base = Fraction(int(base.group(1)), int(base.group(2)))
                 elif "showinfo" not in line and not line.startswith(" "):
